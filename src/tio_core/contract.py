@@ -1,0 +1,227 @@
+"""The seed contract (tio_interfaces.go) in Python.
+
+Value types are immutable named tuples: cheap to build on the hot path and
+safe to share. Queue and QueueSet are abstract base classes; the optional
+interfaces CapsProvider and GSOWriter are structural Protocols, as in Go,
+so a backend opts in simply by defining the method.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from tio_core.errors import TioError
+
+
+class GSOProto(enum.IntEnum):
+    """L4 protocol of a superpacket: picks the GSO type and checksum offset."""
+
+    NONE = 0
+    TCP = 1
+    UDP = 2
+
+
+class GSOInfo(NamedTuple):
+    """Describes a kernel-supplied superpacket; the default means "none".
+
+    size: payload bytes per segment (TCP MSS / UDP chunk); 0 = not a superpacket.
+    hdr_len: total L3+L4 header length inside the packet (already corrected,
+        safe to slice on).
+    csum_start: offset of the L4 header (== L3 header length incl. extensions).
+    proto: GSOProto.TCP or GSOProto.UDP.
+    """
+
+    size: int = 0
+    hdr_len: int = 0
+    csum_start: int = 0
+    proto: GSOProto = GSOProto.NONE
+
+    @property
+    def is_superpacket(self) -> bool:
+        return self.size > 0
+
+
+NO_GSO = GSOInfo()
+
+
+class Packet(NamedTuple):
+    """One unit returned by Queue.read().
+
+    ``data`` is borrowed: it points into the queue's buffer and is valid only
+    until the next read() or close() on that queue. Use clone() to keep it.
+    When ``gso.is_superpacket`` the bytes must be segmented before use as IP
+    datagrams.
+    """
+
+    data: memoryview
+    gso: GSOInfo = NO_GSO
+
+    def clone(self) -> Packet:
+        """A packet owning a private copy of the bytes; GSO metadata verbatim."""
+        return Packet(memoryview(bytes(self.data)), self.gso)
+
+
+class Capabilities(NamedTuple):
+    """Offloads a queue negotiated with the kernel.
+
+    tso: write_gso with GSOProto.TCP is safe. uso: write_gso with
+    GSOProto.UDP is safe (Linux >= 6.2).
+    """
+
+    tso: bool = False
+    uso: bool = False
+
+
+NO_CAPABILITIES = Capabilities()
+
+
+class Queue(abc.ABC):
+    """A readable/writable packet queue driven by one reader and one writer.
+
+    Neither read() nor write() is safe for concurrent use by several threads.
+    """
+
+    @abc.abstractmethod
+    def read(self) -> list[Packet]:
+        """Block until at least one packet is available and return a batch.
+
+        The returned packets borrow the queue's buffer until the next read()
+        or close(). Raises QueueClosed once the queue is closed.
+        """
+
+    @abc.abstractmethod
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Emit one IP packet; returns the number of bytes written."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the queue; idempotent. Blocked readers raise QueueClosed."""
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class QueueSet(abc.ABC):
+    """Holds one or many queues and closes them in an orderly way."""
+
+    _closed: bool = False
+
+    @abc.abstractmethod
+    def queues(self) -> list[Queue]:
+        """The queues of this set, in the order they were added."""
+
+    @abc.abstractmethod
+    def add(self, fd: int) -> Queue:
+        """Adopt a backend-specific file descriptor as a new queue."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every queue, then the set's own resources; idempotent.
+
+        Every queue is closed even when one fails; the first error is raised.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        first_error: BaseException | None = None
+        for queue in self.queues():
+            try:
+                queue.close()
+            except Exception as exc:  # keep closing the rest
+                first_error = first_error or exc
+        try:
+            self._close_resources()
+        except Exception as exc:
+            first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def _close_resources(self) -> None:
+        """Hook for subclasses: release set-wide resources after the queues."""
+
+    def __enter__(self) -> QueueSet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@runtime_checkable
+class CapsProvider(Protocol):
+    """Implemented by queues that negotiated kernel offloads at open time."""
+
+    def capabilities(self) -> Capabilities: ...
+
+
+@runtime_checkable
+class GSOWriter(Protocol):
+    """Implemented by queues that can emit a TCP/UDP superpacket in one write.
+
+    ip_hdr: IPv4/IPv6 header (lengths and IPv4 checksum filled in).
+    transport_hdr: TCP/UDP header whose checksum field holds the folded, not
+        inverted, pseudo-header partial (virtio NEEDS_CSUM semantics).
+    payloads: non-overlapping fragments, all the same size but possibly a
+        shorter last one, each becoming one segment; read-only and borrowed
+        only for the duration of the call.
+    """
+
+    def write_gso(
+        self,
+        ip_hdr: bytes | bytearray | memoryview,
+        transport_hdr: bytes | bytearray | memoryview,
+        payloads: Sequence[bytes | bytearray | memoryview],
+        proto: GSOProto,
+    ) -> None: ...
+
+
+def queue_capabilities(queue: object) -> Capabilities:
+    """The queue's negotiated offloads, or all-false when it advertises none."""
+    if isinstance(queue, CapsProvider):
+        return queue.capabilities()
+    return NO_CAPABILITIES
+
+
+def supports_gso(writer: object, want: GSOProto) -> tuple[GSOWriter | None, bool]:
+    """Whether ``writer`` can take write_gso for ``want``.
+
+    Returns (writer, ok) when it implements GSOWriter, (None, False) otherwise.
+    A GSOWriter that is not a CapsProvider is permissive, for any ``want``, as
+    in the seed (fakes and tests that do not negotiate); otherwise the
+    negotiated TSO/USO flag decides and any other proto is unsupported.
+    """
+    if not isinstance(writer, GSOWriter):
+        return None, False
+    if not isinstance(writer, CapsProvider):
+        return writer, True
+    caps = writer.capabilities()
+    if want == GSOProto.TCP:
+        return writer, caps.tso
+    if want == GSOProto.UDP:
+        return writer, caps.uso
+    return writer, False
+
+
+__all__ = [
+    "Capabilities",
+    "CapsProvider",
+    "GSOInfo",
+    "GSOProto",
+    "GSOWriter",
+    "NO_CAPABILITIES",
+    "NO_GSO",
+    "Packet",
+    "Queue",
+    "QueueSet",
+    "TioError",
+    "queue_capabilities",
+    "supports_gso",
+]

@@ -1,0 +1,106 @@
+"""Geometry of a write_gso call, shared by every backend that implements it.
+
+plan_gso_write() checks the pieces before any syscall and computes the
+virtio_net_hdr the kernel expects; assemble_superpacket() joins them into
+the Packet a kernel would see, for backends that segment in userspace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tio_core.contract import GSOInfo, GSOProto, Packet
+from tio_core.errors import GSOGeometryError
+from tio_core.virtio import (
+    GSO_ECN,
+    GSO_NONE,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    GSO_UDP_L4,
+    NEEDS_CSUM,
+    TCP_CSUM_OFFSET,
+    UDP_CSUM_OFFSET,
+    VirtioNetHdr,
+)
+
+MAX_GSO_FRAGMENTS = 250  # stays far below the kernel's 1024-entry writev limit
+MAX_IP_PACKET = 65535
+TCP_MIN_HDR = 20
+UDP_HDR = 8
+TCP_FLAG_CWR = 0x80
+
+Buffer = bytes | bytearray | memoryview
+
+
+def plan_gso_write(
+    ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
+) -> VirtioNetHdr | None:
+    """Validate a write_gso call; return its virtio_net_hdr, or None for no-op.
+
+    Raises GSOGeometryError naming the first rule broken.
+    """
+    if not payloads:
+        return None
+    if proto == GSOProto.TCP:
+        min_l4, csum_offset = TCP_MIN_HDR, TCP_CSUM_OFFSET
+    elif proto == GSOProto.UDP:
+        min_l4, csum_offset = UDP_HDR, UDP_CSUM_OFFSET
+    else:
+        raise GSOGeometryError(f"write_gso: proto must be GSOProto.TCP or GSOProto.UDP, got {proto!r}")
+    if len(transport_hdr) < min_l4:
+        raise GSOGeometryError(
+            f"write_gso: {proto.name} header is {len(transport_hdr)} bytes, needs at least {min_l4}"
+        )
+    version = ip_hdr[0] >> 4 if len(ip_hdr) else 0
+    if version == 4:
+        min_ip = 20
+    elif version == 6:
+        min_ip = 40
+    else:
+        raise GSOGeometryError(f"write_gso: IP version must be 4 or 6, got {version}")
+    if len(ip_hdr) < min_ip:
+        raise GSOGeometryError(f"write_gso: IPv{version} header is {len(ip_hdr)} bytes, needs at least {min_ip}")
+    if len(payloads) > MAX_GSO_FRAGMENTS:
+        raise GSOGeometryError(f"write_gso: {len(payloads)} fragments, at most {MAX_GSO_FRAGMENTS}")
+    gso_size = len(payloads[0])
+    total_payload = 0
+    for index, fragment in enumerate(payloads):
+        size = len(fragment)
+        if size == 0:
+            raise GSOGeometryError(f"write_gso: fragment {index} is empty")
+        if size > gso_size or (size < gso_size and index != len(payloads) - 1):
+            raise GSOGeometryError(
+                f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
+            )
+        total_payload += size
+    hdr_len = len(ip_hdr) + len(transport_hdr)
+    if hdr_len + total_payload > MAX_IP_PACKET:
+        raise GSOGeometryError(
+            f"write_gso: superpacket would be {hdr_len + total_payload} bytes, at most {MAX_IP_PACKET}"
+        )
+    if len(payloads) == 1:
+        gso_type, gso_size = GSO_NONE, 0
+    elif proto == GSOProto.UDP:
+        gso_type = GSO_UDP_L4
+    else:
+        gso_type = GSO_TCPV4 if version == 4 else GSO_TCPV6
+        if transport_hdr[13] & TCP_FLAG_CWR:
+            gso_type |= GSO_ECN
+    return VirtioNetHdr(NEEDS_CSUM, gso_type, hdr_len, gso_size, len(ip_hdr), csum_offset)
+
+
+def assemble_superpacket(
+    ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
+) -> Packet | None:
+    """The packet a kernel receives from this write_gso (None for a no-op).
+
+    A single fragment gives a plain packet; its L4 checksum field still holds
+    the pseudo-header partial, as the kernel would see it (NEEDS_CSUM).
+    """
+    hdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
+    if hdr is None:
+        return None
+    data = b"".join((ip_hdr, transport_hdr, *payloads))
+    if hdr.gso_size == 0:
+        return Packet(memoryview(data))
+    return Packet(memoryview(data), GSOInfo(hdr.gso_size, hdr.hdr_len, hdr.csum_start, proto))
