@@ -1,0 +1,67 @@
+/* RFC 1071 Internet checksum primitives shared by every C kernel.
+ * Sums are kept wide (64-bit) and folded to 16 bits only at the end. */
+#ifndef TIO_CSUM_H
+#define TIO_CSUM_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Adds the bytes of p[0..n) as big-endian 16-bit words to acc. An odd tail
+ * byte is padded with zero, as RFC 1071 says. */
+static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
+{
+    /* Summing native-endian 32-bit loads and byte-swapping the folded result
+     * gives the big-endian sum (one's-complement addition is byte-order
+     * independent). */
+    uint64_t native = 0;
+    while (n >= 32) {
+        uint32_t w[8];
+        memcpy(w, p, 32);
+        native += (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+        p += 32;
+        n -= 32;
+    }
+    while (n >= 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        native += w;
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        native += h;
+        p += 2;
+        n -= 2;
+    }
+    if (n) {
+        uint8_t tail[2] = {p[0], 0};
+        uint16_t h;
+        memcpy(&h, tail, 2);
+        native += h;
+    }
+    /* fold native sum to 16 bits, then convert to big-endian order */
+    native = (native & 0xffffffffu) + (native >> 32);
+    native = (native & 0xffffffffu) + (native >> 32);
+    native = (native & 0xffff) + (native >> 16);
+    native = (native & 0xffff) + (native >> 16);
+    native = (native & 0xffff) + (native >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    native = ((native & 0xff) << 8) | (native >> 8);
+#endif
+    return acc + native;
+}
+
+/* Folds a wide sum to a 16-bit one's-complement sum (not inverted). */
+static inline uint16_t tio_csum_fold(uint64_t acc)
+{
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)acc;
+}
+
+#endif
