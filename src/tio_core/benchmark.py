@@ -1,0 +1,51 @@
+"""Benchmark figures: a measurement beside its baseline from the same run.
+
+Every benchmark module (tio_core.bench_*, and each plugin's own) exposes
+``run(quick: bool = False) -> list[Figure]``; scripts in benchmarks/ and
+``tio bench`` print them with format_table().
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+
+class Figure(NamedTuple):
+    name: str  # what was measured, e.g. "segment TCPv4 64KiB (C)"
+    value: float
+    unit: str  # e.g. "GB/s", "Mpps", "Gbit/s"
+    baseline_name: str = ""  # e.g. "bytes copy"
+    baseline_value: float = 0.0  # same unit, measured in the same run
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline_value if self.baseline_value else None
+
+
+def best_rate(work: Callable[[], object], units_per_call: float, seconds: float = 0.5, repeat: int = 3) -> float:
+    """Best observed units/second of ``work`` over ``repeat`` timed windows."""
+    best = 0.0
+    for _ in range(repeat):
+        calls = 0
+        start = time.perf_counter()
+        deadline = start + seconds / repeat
+        while True:
+            work()
+            calls += 1
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, calls * units_per_call / (now - start))
+    return best
+
+
+def format_table(figures: Iterable[Figure]) -> str:
+    rows = [["measurement", "value", "baseline", "baseline value", "ratio"]]
+    for fig in figures:
+        ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
+        base = f"{fig.baseline_value:.3g} {fig.unit}" if fig.baseline_name else "-"
+        rows.append([fig.name, f"{fig.value:.3g} {fig.unit}", fig.baseline_name or "-", base, ratio])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
