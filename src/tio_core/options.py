@@ -35,6 +35,11 @@ class Option:
             raise TypeError(f"option {self.name!r}: unsupported type {self.type!r}")
 
     @property
+    def type_name_with_article(self) -> str:
+        name = self.type_name
+        return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+    @property
     def type_name(self) -> str:
         if self.type is list:
             return f"list of {_TYPE_NAMES[self.item_type]}"
@@ -67,7 +72,7 @@ class Option:
 
     def _type_error(self, value: Any, backend: str) -> ConfigError:
         return ConfigError(
-            f"backend {backend!r}: option {self.name!r} must be a {self.type_name}, "
+            f"backend {backend!r}: option {self.name!r} must be {self.type_name_with_article}, "
             f"got {type(value).__name__} {value!r}"
         )
 
@@ -84,8 +89,9 @@ class Option:
                 raise ValueError(text)
             return kind(text)
         except ValueError:
+            article = "an" if kind is int else "a"
             raise ConfigError(
-                f"backend {backend!r}: option {self.name!r} must be a {_TYPE_NAMES[kind]}, got {text!r}"
+                f"backend {backend!r}: option {self.name!r} must be {article} {_TYPE_NAMES[kind]}, got {text!r}"
             ) from None
 
 

@@ -1,0 +1,40 @@
+"""`tio --version` and `tio backends` through the installed console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tio_core
+
+from .plugin_dists import make_dist
+
+TIO = str(Path(sys.executable).with_name("tio"))
+
+
+def run_tio(*args, env=None):
+    return subprocess.run([TIO, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_version():
+    result = run_tio("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"tio {tio_core.__version__}"
+
+
+def test_no_command_is_a_usage_error():
+    assert run_tio().returncode == 2
+
+
+def test_backends_lists_installed_and_broken_plugins(tmp_path):
+    make_dist(tmp_path, "tio-broken", "tio_broken_cli", "raise RuntimeError('no driver')\n", impl=False)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("TIO_PLUGINS", None)
+    result = run_tio("backends", "-v", env=env)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "DISTRIBUTION", "VERSION"]
+    for spec in tio_core.available_backends():
+        assert spec.name in result.stdout
+    assert "tio-broken:tio_broken_cli (tio-broken): import failed: RuntimeError: no driver" in result.stdout
