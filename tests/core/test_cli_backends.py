@@ -9,7 +9,7 @@ from pathlib import Path
 
 import tio_core
 
-from .plugin_dists import make_dist
+from .plugin_dists import backend_plugin, make_dist
 
 TIO = str(Path(sys.executable).with_name("tio"))
 
@@ -30,11 +30,13 @@ def test_no_command_is_a_usage_error():
 
 def test_backends_lists_installed_and_broken_plugins(tmp_path):
     make_dist(tmp_path, "tio-broken", "tio_broken_cli", "raise RuntimeError('no driver')\n", impl=False)
+    backend_plugin(tmp_path, "tio-loop", "tio_loop_cli", "loop")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     env.pop("TIO_PLUGINS", None)
     result = run_tio("backends", "-v", env=env)
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "DISTRIBUTION", "VERSION"]
-    for spec in tio_core.available_backends():
-        assert spec.name in result.stdout
+    assert any(line.split()[0] == "loop" and line.split()[-2:] == ["tio-loop", "1.2.3"]
+               for line in result.stdout.splitlines()[1:] if line.strip())
+    assert "depth (integer, default 4): queue depth" in result.stdout
     assert "tio-broken:tio_broken_cli (tio-broken): import failed: RuntimeError: no driver" in result.stdout
