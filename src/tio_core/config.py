@@ -35,8 +35,13 @@ def load_config(source: ConfigSource) -> Mapping[str, Any]:
 
 
 def backend_selection(config: Mapping[str, Any], section: str = "tio") -> tuple[str, dict[str, Any]]:
-    """(backend name, options) from ``[section]`` with ``backend`` and ``[section.options]``."""
-    table = config.get(section)
+    """(backend name, options) from ``[section]`` with ``backend`` and ``[section.options]``.
+
+    ``section`` may be dotted ("forward.from") to name a nested table.
+    """
+    table: Any = config
+    for part in section.split("."):
+        table = table.get(part) if isinstance(table, Mapping) else None
     if not isinstance(table, Mapping):
         raise ConfigError(f"config has no [{section}] table")
     unknown = set(table) - {"backend", "options"}

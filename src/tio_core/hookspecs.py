@@ -20,3 +20,7 @@ class TioHookSpecs:
     @hookspec
     def tio_register_backends(self) -> list:  # list[tio_core.registry.BackendDef]
         """Return the backends this plugin contributes, as BackendDef objects."""
+
+    @hookspec
+    def tio_register_benchmarks(self) -> list:  # list[tio_core.registry.BenchmarkDef]
+        """Return benchmarks for `tio bench`, as BenchmarkDef objects (optional)."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import pluggy
 
+from tio_core import builtin_plugin
 from tio_core.contract import QueueSet
 from tio_core.errors import BackendConflict, BackendLoadError, BackendNotFound, ConfigError
 from tio_core.hookspecs import PROJECT, TioHookSpecs
@@ -51,6 +52,22 @@ class BackendDef:
 
 
 @dataclass(frozen=True)
+class BenchmarkDef:
+    """A benchmark for `tio bench`: ``runner(quick: bool) -> list[Figure]``.
+
+    runner may be a "module:function" string, imported only when run.
+    """
+
+    name: str
+    description: str
+    runner: Callable[..., list] | str
+    needs_root: bool = False
+
+    def load_runner(self) -> Callable[..., list]:
+        return _resolve(self.runner, f"benchmark {self.name!r}")
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """A discovered backend, as available_backends() reports it."""
 
@@ -62,18 +79,21 @@ class BackendSpec:
     factory: Callable[..., QueueSet] | str = field(repr=False)
 
     def load_factory(self) -> Callable[..., QueueSet]:
-        if callable(self.factory):
-            return self.factory
-        module_name, _, attr = self.factory.partition(":")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except Exception as exc:
-            raise BackendLoadError(
-                f"backend {self.name!r} from {self.distribution}: cannot load factory {self.factory!r}: {exc}"
-            ) from exc
-        return obj
+        return _resolve(self.factory, f"backend {self.name!r} from {self.distribution}")
+
+
+def _resolve(target: Callable | str, what: str) -> Callable:
+    """A callable as is, or the object a "module:attribute" string names."""
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise BackendLoadError(f"{what}: cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    return obj
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,7 @@ class BackendRegistry:
         self._load_errors: list[LoadError] = []
         self._backends: dict[str, BackendSpec] | None = None
         self._conflicts: dict[str, list[str]] = {}
+        self._register(builtin_plugin, "tio-core:builtin", _Source("tio-core", _core_version()))
         if autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD"):
             self._load_entry_points()
 
@@ -185,6 +206,18 @@ class BackendRegistry:
         self._backends = backends
         return backends
 
+    def benchmarks(self) -> list[tuple[BenchmarkDef, str]]:
+        """Every plugin's benchmarks with the distribution each came from."""
+        found: list[tuple[BenchmarkDef, str]] = []
+        for impl in reversed(self.plugin_manager.hook.tio_register_benchmarks.get_hookimpls()):
+            source = self._sources.get(id(impl.plugin), _Source(RUNTIME_SOURCE, ""))
+            try:
+                found.extend((bench, source.distribution) for bench in impl.function() or ())
+            except Exception as exc:
+                label = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
+                self._load_errors.append(LoadError(label, source.distribution, f"tio_register_benchmarks failed: {exc}"))
+        return found
+
     def available_backends(self) -> list[BackendSpec]:
         return sorted(self._collect().values(), key=lambda spec: spec.name)
 
@@ -215,6 +248,13 @@ class BackendRegistry:
         if not isinstance(queue_set, QueueSet):
             raise BackendLoadError(f"backend {name!r} factory returned {type(queue_set).__name__}, not a QueueSet")
         return queue_set
+
+
+def _core_version() -> str:
+    try:
+        return importlib.metadata.version("tio-core")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _env_flag(name: str) -> bool:
@@ -258,6 +298,7 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
 __all__ = [
     "BackendDef",
     "BackendRegistry",
+    "BenchmarkDef",
     "BackendSpec",
     "ConfigError",
     "LoadError",
