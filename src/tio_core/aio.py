@@ -1,0 +1,558 @@
+"""asyncio adapters for tio queues: ``await q.read()``, ``await q.write(...)``.
+
+    async with AsyncQueueSet(tio_core.open_backend("linux", ...)) as qs:
+        q = qs.queues()[0]
+        batch = await q.read()        # list[Packet], borrowed as with Queue.read
+        await q.write(packet_bytes)
+
+Two ways to drive a queue, picked per queue (``AsyncQueue.mode``):
+
+"fd"      The queue exposes ``fileno()`` and a read that never blocks (see
+          *What a backend provides* below). ``read()`` first tries that
+          non-blocking read; only when nothing is ready does it wait for the
+          fd with ``loop.add_reader``. No thread, no copy.
+"thread"  Anything else. Each queue gets one dedicated daemon thread for
+          reads and one for writes, so the contract's single-reader /
+          single-writer rule holds while the event loop stays free.
+
+Writes use the fd too when the backend offers a non-blocking write (waiting
+with ``loop.add_writer`` when it would block); otherwise they go through the
+queue's writer thread, since a backend's blocking write may wait (e.g. poll on
+EAGAIN) and must not stall the loop.
+
+Concurrency: any number of tasks may await ``read()``/``write()`` on one
+AsyncQueue; they are served one at a time in arrival order (asyncio.Lock).
+Note that the packets of one read are borrowed until the *next* read of that
+queue, whoever makes it: give each queue one reading task, or copy
+(``Packet.clone``) what must outlive the next read.
+
+Cancellation leaves the queue usable and loses nothing:
+- fd mode: a read is only ever cancelled while waiting for readability, before
+  the non-blocking read ran, so no packet was taken from the queue.
+- thread mode: the read runs on in its thread; its batch (or error) is kept and
+  returned by the next ``await read()``. The kept packets are still borrowed
+  from the queue's buffer, and stay valid because no other read of the queue
+  can start before they are handed out (the wrapper is the queue's only
+  reader: do not call the wrapped queue's read() yourself). Closing the queue
+  ends their validity; the next read then raises QueueClosed.
+- writes: once a write is handed to the writer thread it cannot be taken back;
+  a cancelled ``write()`` waits for it to finish (so the caller's buffer is no
+  longer in use when CancelledError propagates) and the packet *was* sent. In
+  fd mode a write cancelled while waiting for writability was not sent.
+
+Closing (``close()``/``aclose()``, the async context managers, or closing the
+AsyncQueueSet) wakes every task awaiting a read or write on the queue with
+QueueClosed, removes the fd from the loop before the fd is closed, and stops the
+threads. Close from the event loop's thread; from another thread use
+``loop.call_soon_threadsafe(aq.close)``. Closing the wrapped queue behind the
+wrapper's back is not supported in fd mode (the loop cannot see a closed fd).
+
+What a backend provides for the fd path (otherwise the thread path is used):
+- ``fileno()``: an fd that polls readable when a read would return packets
+  (or raise, e.g. after close);
+- a non-blocking read, one of: ``read_nowait()``, ``read(timeout=0)``,
+  ``read(blocking=False)`` or ``read(block=False)``; "nothing ready" may be
+  signalled by returning ``[]`` or by raising BlockingIOError/TimeoutError;
+- optionally a non-blocking write, ``write_nowait(data)`` /
+  ``write_gso_nowait(...)`` or ``write(data, blocking=False)`` /
+  ``write_gso(..., blocking=False)``, raising BlockingIOError when the fd is
+  not writable (the fd must then poll writable when it can take a packet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue as queue_mod
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from tio_core.contract import Capabilities, GSOProto, GSOWriter, Packet, Queue, QueueSet
+from tio_core.contract import queue_capabilities, supports_gso
+from tio_core.errors import ConfigError, QueueClosed, TioError
+
+Buffer = bytes | bytearray | memoryview
+
+MODES = ("auto", "fd", "thread")
+
+# Raised by a backend's non-blocking call to say "nothing ready, try later".
+_WOULD_BLOCK = (BlockingIOError, TimeoutError)
+
+
+class LoopMismatch(TioError, RuntimeError):
+    """An async queue was used from a different event loop than its first one."""
+
+
+# --------------------------------------------------------------------------
+# Probing the backend for non-blocking variants
+
+
+def _keyword_params(method: Callable[..., Any]) -> set[str]:
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return set()
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _nonblocking_read(queue: Queue) -> Callable[[], list[Packet]] | None:
+    """A callable doing one read that never blocks, or None if the backend has none."""
+    read_nowait = getattr(queue, "read_nowait", None)
+    if callable(read_nowait):
+        return read_nowait
+    params = _keyword_params(queue.read)
+    if "timeout" in params:
+        return lambda: queue.read(timeout=0)
+    if "blocking" in params:
+        return lambda: queue.read(blocking=False)
+    if "block" in params:
+        return lambda: queue.read(block=False)
+    return None
+
+
+def _nonblocking_method(queue: object, name: str) -> Callable[..., Any] | None:
+    """``name``_nowait, or ``name`` with blocking=False, or None."""
+    nowait = getattr(queue, f"{name}_nowait", None)
+    if callable(nowait):
+        return nowait
+    method = getattr(queue, name, None)
+    if callable(method) and "blocking" in _keyword_params(method):
+        return lambda *args: method(*args, blocking=False)
+    return None
+
+
+def _fileno(queue: Queue) -> int | None:
+    fileno = getattr(queue, "fileno", None)
+    if not callable(fileno):
+        return None
+    try:
+        fd = fileno()
+    except (OSError, ValueError, NotImplementedError, QueueClosed):
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+# --------------------------------------------------------------------------
+# One dedicated thread per queue and direction
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    """Runs on the loop: deliver a thread's outcome unless close() already did."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _mark_retrieved(future: asyncio.Future) -> None:
+    # An outcome nobody awaits any more (e.g. the queue was closed) is not a bug.
+    if not future.cancelled():
+        future.exception()
+
+
+class _DedicatedThread:
+    """Runs submitted calls one after another on a single daemon thread.
+
+    Daemon, so a backend that never wakes a blocked read cannot hang
+    interpreter exit (ThreadPoolExecutor threads are joined at exit).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, call: Callable[..., Any], *args: Any) -> asyncio.Future:
+        future = loop.create_future()
+        future.add_done_callback(_mark_retrieved)
+        self._jobs.put((loop, future, call, args))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, call, args = job
+            result, error = None, None
+            try:
+                result = call(*args)
+            except BaseException as exc:  # delivered to the awaiting task
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting
+                pass
+            del job, future, result, error  # drop references to borrowed packets
+
+
+async def _await_uncancellable(future: asyncio.Future) -> Any:
+    """Await an operation that cannot be taken back once started.
+
+    If the awaiting task is cancelled, wait for the operation to finish first
+    (its arguments, borrowed from the caller, stay in use until then), then
+    let the cancellation propagate.
+    """
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
+        raise
+
+
+# --------------------------------------------------------------------------
+# The async queue
+
+
+class AsyncQueue:
+    """asyncio front for one tio Queue. See the module docstring.
+
+    ``AsyncQueue(q)`` returns an AsyncGSOQueue (which adds ``write_gso``)
+    when ``q`` is a GSOWriter, so that ``write_gso`` exists exactly when the
+    wrapped queue can take it.
+    """
+
+    def __new__(cls, queue: Queue, *args: Any, **kwargs: Any) -> AsyncQueue:
+        if cls is AsyncQueue and isinstance(queue, GSOWriter):
+            cls = AsyncGSOQueue
+        return super().__new__(cls)
+
+    def __init__(self, queue: Queue, *, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ConfigError(f"AsyncQueue mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self._queue = queue
+        self._fd = _fileno(queue)
+        self._read_nowait = _nonblocking_read(queue)
+        fd_capable = self._fd is not None and self._read_nowait is not None
+        if mode == "fd" and not fd_capable:
+            missing = "fileno()" if self._fd is None else "a non-blocking read (read_nowait / read(timeout=0))"
+            raise ConfigError(f"AsyncQueue mode 'fd' needs {missing} on {type(queue).__name__}")
+        self.mode = "fd" if (fd_capable and mode != "thread") else "thread"
+        # Non-blocking writes only make sense with an fd to wait on.
+        fd_writes = self.mode == "fd"
+        self._write_nowait = _nonblocking_method(queue, "write") if fd_writes else None
+        self._write_gso_nowait = _nonblocking_method(queue, "write_gso") if fd_writes else None
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._read_lock: asyncio.Lock | None = None
+        self._write_lock: asyncio.Lock | None = None
+        self._reader: _DedicatedThread | None = None
+        self._writer: _DedicatedThread | None = None
+        self._pending_read: asyncio.Future | None = None  # thread mode: a read still owed to a caller
+        self._fd_waiters: set[asyncio.Future] = set()
+        self._closed = False
+
+    # -- introspection -----------------------------------------------------
+
+    @property
+    def queue(self) -> Queue:
+        """The wrapped queue (do not read it directly while wrapped)."""
+        return self._queue
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int | None:
+        """The backend's fd, or None when the queue has none."""
+        return self._fd
+
+    def capabilities(self) -> Capabilities:
+        """The offloads the wrapped queue negotiated (all False if none)."""
+        return queue_capabilities(self._queue)
+
+    def supports_gso(self, proto: GSOProto) -> bool:
+        """Whether ``write_gso`` with ``proto`` is safe, by the seed's rule."""
+        return supports_gso(self._queue, proto)[1]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.mode
+        return f"<{type(self).__name__} {state} {self._queue!r}>"
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._read_lock = asyncio.Lock()
+            self._write_lock = asyncio.Lock()
+        elif self._loop is not loop:
+            raise LoopMismatch("this AsyncQueue is bound to another event loop (the one that first used it)")
+        return loop
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueClosed("the async queue is closed")
+
+    async def _wait_fd(self, loop: asyncio.AbstractEventLoop, writable: bool) -> None:
+        """Wait until the fd polls readable (or writable), or the queue closes."""
+        waiter = loop.create_future()
+        waiter.add_done_callback(_mark_retrieved)
+        add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
+        add(self._fd, _settle, waiter, None, None)
+        self._fd_waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._fd_waiters.discard(waiter)
+            if not self._closed:  # close() already unregistered the fd
+                remove(self._fd)
+
+    def _thread(self, attr: str) -> _DedicatedThread:
+        thread = getattr(self, attr)
+        if thread is None:
+            direction = "read" if attr == "_reader" else "write"
+            thread = _DedicatedThread(f"tio-aio-{direction}-{id(self._queue):x}")
+            setattr(self, attr, thread)
+            # A wrapper dropped without close() must not leave its thread parked forever.
+            weakref.finalize(self, thread.stop)
+        return thread
+
+    # -- reading -------------------------------------------------------------
+
+    async def read(self) -> list[Packet]:
+        """Wait for and return the next batch of packets (at least one).
+
+        The packets are borrowed until the next read or close of this queue.
+        Raises QueueClosed (EndOfStream for a finished finite source) as the
+        backend does, and QueueClosed when the queue is closed while waiting.
+        """
+        loop = self._bind()
+        self._check_open()
+        async with self._read_lock:
+            if self.mode == "fd":
+                return await self._read_fd(loop)
+            return await self._read_thread(loop)
+
+    async def _read_fd(self, loop: asyncio.AbstractEventLoop) -> list[Packet]:
+        while True:
+            self._check_open()
+            try:
+                batch = self._read_nowait()
+            except _WOULD_BLOCK:
+                batch = None
+            if batch:
+                return batch
+            await self._wait_fd(loop, writable=False)
+
+    async def _read_thread(self, loop: asyncio.AbstractEventLoop) -> list[Packet]:
+        self._check_open()
+        if self._pending_read is None:
+            self._pending_read = self._thread("_reader").submit(loop, self._queue.read)
+        pending = self._pending_read
+        try:
+            # shield: cancelling this task must not cancel the read in its thread.
+            batch = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            # The read (finished or not) stays in _pending_read, owed to the
+            # next caller: its batch is never dropped.
+            raise
+        except BaseException:
+            self._pending_read = None
+            raise
+        self._pending_read = None
+        return batch
+
+    def __aiter__(self) -> AsyncQueue:
+        return self
+
+    async def __anext__(self) -> list[Packet]:
+        """``async for batch in q``: batches until the queue closes or the stream ends."""
+        try:
+            return await self.read()
+        except QueueClosed:  # EndOfStream included
+            raise StopAsyncIteration from None
+
+    # -- writing -------------------------------------------------------------
+
+    async def write(self, data: Buffer) -> int:
+        """Emit one IP packet; returns the bytes written (see cancellation notes)."""
+        return await self._write(self._write_nowait, self._queue.write, (data,))
+
+    async def _write(self, nowait: Callable[..., Any] | None, blocking: Callable[..., Any], args: tuple) -> Any:
+        loop = self._bind()
+        self._check_open()
+        async with self._write_lock:
+            self._check_open()
+            if nowait is None:
+                return await _await_uncancellable(self._thread("_writer").submit(loop, blocking, *args))
+            while True:
+                try:
+                    return nowait(*args)
+                except BlockingIOError:
+                    pass
+                await self._wait_fd(loop, writable=True)
+                self._check_open()
+
+    # -- closing -------------------------------------------------------------
+
+    def _detach(self) -> None:
+        """Wake every awaiter with QueueClosed and let go of the loop and threads.
+
+        Runs before the wrapped queue is closed so the fd leaves the loop's
+        selector while it is still open.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        for waiter in list(self._fd_waiters):
+            _settle(waiter, None, QueueClosed("the queue was closed while awaiting it"))
+        if self._pending_read is not None:
+            # Its packets (if any) die with the queue; a waiting reader gets QueueClosed.
+            _settle(self._pending_read, None, QueueClosed("the queue was closed while awaiting a read"))
+            self._pending_read = None
+
+    def _stop_threads(self) -> None:
+        for thread in (self._reader, self._writer):
+            if thread is not None:
+                thread.stop()
+
+    def close(self) -> None:
+        """Close the wrapped queue, waking all awaiters with QueueClosed; idempotent."""
+        if self._closed:
+            return
+        self._detach()
+        try:
+            self._queue.close()  # also wakes a read blocked in our reader thread
+        finally:
+            self._stop_threads()
+
+    async def aclose(self) -> None:
+        """close(), then wait (briefly) for the queue's threads to finish."""
+        self.close()
+        await self._join_threads()
+
+    async def _join_threads(self, timeout: float = 2.0) -> None:
+        for thread in (self._reader, self._writer):
+            if thread is not None and thread.alive:
+                await asyncio.to_thread(thread.join, timeout)
+
+    async def __aenter__(self) -> AsyncQueue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class AsyncGSOQueue(AsyncQueue):
+    """An AsyncQueue whose wrapped queue is a GSOWriter."""
+
+    async def write_gso(
+        self,
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
+        proto: GSOProto,
+    ) -> None:
+        """Emit one TCP/UDP superpacket, as GSOWriter.write_gso (same errors).
+
+        Check ``supports_gso(proto)`` first, as for the synchronous queue.
+        """
+        await self._write(self._write_gso_nowait, self._queue.write_gso, (ip_hdr, transport_hdr, payloads, proto))
+
+
+# --------------------------------------------------------------------------
+# The async queue set
+
+
+class AsyncQueueSet:
+    """asyncio front for a QueueSet: ``async with AsyncQueueSet(qs) as aqs``.
+
+    ``queues()`` returns one AsyncQueue per queue of the set (the same wrapper
+    every time); closing the async set wakes every awaiter on every queue with
+    QueueClosed, then closes the set the orderly way (QueueSet.close).
+    """
+
+    def __init__(self, queue_set: QueueSet, *, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ConfigError(f"AsyncQueueSet mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self._set = queue_set
+        self._mode = mode
+        self._wrappers: dict[int, AsyncQueue] = {}
+        self._closed = False
+        self.queues()  # wrap now: a bad mode for these queues fails here, not later
+
+    @property
+    def queue_set(self) -> QueueSet:
+        return self._set
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def queues(self) -> list[AsyncQueue]:
+        """Async wrappers of the set's queues, in the set's order."""
+        wrapped = []
+        for queue in self._set.queues():
+            wrapper = self._wrappers.get(id(queue))
+            if wrapper is None or wrapper.queue is not queue:
+                wrapper = self._wrappers[id(queue)] = AsyncQueue(queue, mode=self._mode)
+            wrapped.append(wrapper)
+        return wrapped
+
+    def add(self, fd: int) -> AsyncQueue:
+        """QueueSet.add(fd), returning the new queue's async wrapper."""
+        if self._closed:
+            raise QueueClosed("the async queue set is closed")
+        queue = self._set.add(fd)
+        wrapper = self._wrappers[id(queue)] = AsyncQueue(queue, mode=self._mode)
+        return wrapper
+
+    def __len__(self) -> int:
+        return len(self._set.queues())
+
+    def __getitem__(self, index: int) -> AsyncQueue:
+        return self.queues()[index]
+
+    def __iter__(self) -> Iterator[AsyncQueue]:
+        return iter(self.queues())
+
+    def close(self) -> None:
+        """Wake all awaiters with QueueClosed, then close the set; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        wrappers = list(self._wrappers.values())
+        for wrapper in wrappers:
+            wrapper._detach()
+        try:
+            self._set.close()
+        finally:
+            for wrapper in wrappers:
+                wrapper._stop_threads()
+
+    async def aclose(self) -> None:
+        """close(), then wait (briefly) for the queues' threads to finish."""
+        self.close()
+        for wrapper in self._wrappers.values():
+            await wrapper._join_threads()
+
+    async def __aenter__(self) -> AsyncQueueSet:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["AsyncGSOQueue", "AsyncQueue", "AsyncQueueSet", "LoopMismatch", "MODES"]
