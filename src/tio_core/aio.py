@@ -50,9 +50,12 @@ wrapper's back is not supported in fd mode (the loop cannot see a closed fd).
 What a backend provides for the fd path (otherwise the thread path is used):
 - ``fileno()``: an fd that polls readable when a read would return packets
   (or raise, e.g. after close);
-- a non-blocking read, one of: ``read_nowait()``, ``read(timeout=0)``,
-  ``read(blocking=False)`` or ``read(block=False)``; "nothing ready" may be
-  signalled by returning ``[]`` or by raising BlockingIOError/TimeoutError;
+- a non-blocking read, the first found of: ``read_nowait()``,
+  ``read(blocking=False)``, ``read(block=False)``, ``read(timeout=0)``;
+  "nothing ready" may be signalled by returning ``[]`` or by raising
+  BlockingIOError/TimeoutError. Packets that arrive by another route than the
+  fd (e.g. injected in memory) must also make the fd readable, or an fd-path
+  reader will not notice them;
 - optionally a non-blocking write, ``write_nowait(data)`` /
   ``write_gso_nowait(...)`` or ``write(data, blocking=False)`` /
   ``write_gso(..., blocking=False)``, raising BlockingIOError when the fd is
@@ -102,13 +105,14 @@ def _nonblocking_read(queue: Queue) -> Callable[[], list[Packet]] | None:
     read_nowait = getattr(queue, "read_nowait", None)
     if callable(read_nowait):
         return read_nowait
+    # A "don't block" switch first: it answers [] without raising.
     params = _keyword_params(queue.read)
-    if "timeout" in params:
-        return lambda: queue.read(timeout=0)
     if "blocking" in params:
         return lambda: queue.read(blocking=False)
     if "block" in params:
         return lambda: queue.read(block=False)
+    if "timeout" in params:
+        return lambda: queue.read(timeout=0)
     return None
 
 
