@@ -1,0 +1,196 @@
+"""open_linux(): create a TUN device, negotiate offloads, build the queue set.
+
+Options (all validated before any syscall):
+  name       interface name, at most 15 bytes; "%d" lets the kernel number it
+  queues     1..256; more than one makes an IFF_MULTI_QUEUE device
+  offloads   False: plain queues (no virtio_net_hdr), no capabilities
+  tso, uso   offer TCP / UDP segmentation offload
+  mtu, addresses, up   optional link set-up through netlink (pyroute2)
+
+Kill switches in the environment override the options (disable only):
+  TIO_LINUX_DISABLE=tso,uso   or   TIO_LINUX_DISABLE=all
+capabilities() always reports what the kernel granted after the switches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from tio_core.contract import Queue, QueueSet
+from tio_core.errors import ConfigError, QueueClosed
+
+from tio_linux import tun
+from tio_linux.errors import DeviceError, NotATunError
+from tio_linux.queue import PlainQueue, SetState, TunQueue, VnetQueue
+
+DISABLE_ENV = "TIO_LINUX_DISABLE"
+_SWITCHES = ("tso", "uso", "all")
+
+
+def disabled_by_env() -> set[str]:
+    """Features the operator switched off with TIO_LINUX_DISABLE."""
+    raw = os.environ.get(DISABLE_ENV, "")
+    words = {w.strip().lower() for w in raw.split(",") if w.strip()}
+    unknown = words - set(_SWITCHES)
+    if unknown:
+        raise ConfigError(
+            f"{DISABLE_ENV}={raw!r}: unknown switch {sorted(unknown)[0]!r}; use a comma list of tso, uso or all"
+        )
+    return words
+
+
+class LinuxQueueSet(QueueSet):
+    """The queues of one TUN device, sharing an eventfd and the offload mask."""
+
+    def __init__(self, name: str, state: SetState) -> None:
+        self.name = name
+        self._state = state
+        self._queues: list[TunQueue] = []
+
+    def queues(self) -> list[Queue]:
+        return list(self._queues)
+
+    @property
+    def offload_mask(self) -> int:
+        """The TUNSETOFFLOAD mask the kernel granted (0 for a plain device)."""
+        return self._state.mask
+
+    @property
+    def gso_fallbacks(self) -> int:
+        """GSO writes the kernel refused with EINVAL and that were segmented instead."""
+        return self._state.gso_fallbacks
+
+    def add(self, fd: int) -> Queue:
+        """Adopt an attached TUN fd (e.g. from a privileged helper); the set owns it from now on.
+
+        On an error the fd stays the caller's.
+
+        IFF_VNET_HDR is detected with TUNGETIFF; a vnet fd gets the set's
+        offload mask replayed (or negotiated, if the set has none yet).
+        """
+        if self._closed:
+            raise QueueClosed(f"queue set of {self.name} is closed")
+        if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
+            raise NotATunError(f"add() needs a file descriptor (a non-negative int), got {fd!r}")
+        name, flags = tun.get_iff(fd)
+        if flags & tun.IFF_TAP or not flags & tun.IFF_TUN:
+            raise NotATunError(f"fd {fd} is a TAP device ({name}); tio speaks IP (IFF_TUN) only")
+        if not flags & tun.IFF_NO_PI:
+            raise NotATunError(f"fd {fd} ({name}) was opened without IFF_NO_PI; reopen it with IFF_NO_PI")
+        os.set_blocking(fd, False)
+        os.set_inheritable(fd, False)
+        if flags & tun.IFF_VNET_HDR:
+            tun.set_vnet_hdr_size(fd, 10)
+            if self._state.mask:
+                tun.replay(fd, self._state.mask)
+            else:
+                self._state.mask = tun.negotiate(fd, self._state.wanted)
+            queue: TunQueue = VnetQueue(fd, self._state, name)
+        else:
+            queue = PlainQueue(fd, self._state, name)
+        self._queues.append(queue)
+        return queue
+
+    def close(self) -> None:
+        if not self._closed:
+            self._state.wake_all()  # first, so blocked readers and writers leave at once
+        super().close()
+
+    def _close_resources(self) -> None:
+        self._state.release()
+
+
+def _check_options(name: str, queues: int, mtu: int | None, addresses: tuple) -> tuple[bytes, list]:
+    raw_name = tun.check_ifname(name)
+    if not 1 <= queues <= tun.MAX_QUEUES:
+        raise ConfigError(f"queues must be 1..{tun.MAX_QUEUES}, got {queues}")
+    if mtu is not None and not 68 <= mtu <= 65535:
+        raise ConfigError(f"mtu must be 68..65535, got {mtu}")
+    parsed = []
+    for text in addresses or ():
+        try:
+            parsed.append(ipaddress.ip_interface(text))
+        except ValueError:
+            raise ConfigError(f"address {text!r} is not an IP address with prefix, e.g. '198.18.0.1/24'") from None
+    return raw_name, parsed
+
+
+def open_linux(
+    name: str = "tio%d",
+    queues: int = 1,
+    offloads: bool = True,
+    tso: bool = True,
+    uso: bool = True,
+    mtu: int | None = None,
+    addresses: tuple = (),
+    up: bool = False,
+) -> LinuxQueueSet:
+    """Create (or attach to) the TUN device ``name``; see the module doc for the options."""
+    raw_name, parsed_addresses = _check_options(name, queues, mtu, addresses)
+    off = disabled_by_env()
+    if "all" in off:
+        offloads = False
+    mask = tun.wanted_mask(tso and "tso" not in off, uso and "uso" not in off) if offloads else 0
+    flags = tun.IFF_TUN | tun.IFF_NO_PI | (tun.IFF_MULTI_QUEUE if queues > 1 else 0)
+
+    fds: list[int] = []
+    state = SetState(0, mask)
+    try:
+        real_name, state.mask = _open_first(raw_name, flags, mask, fds)
+        if state.mask:
+            flags |= tun.IFF_VNET_HDR
+        qset = LinuxQueueSet(real_name, state)
+        for _ in range(queues - 1):
+            extra = tun.attach(real_name.encode(), flags)
+            fds.append(extra.fd)
+            if state.mask:
+                tun.set_vnet_hdr_size(extra.fd, 10)
+                tun.replay(extra.fd, state.mask)
+        kind = VnetQueue if state.mask else PlainQueue
+        qset._queues = [kind(fd, state, real_name) for fd in fds]
+        if mtu is not None or parsed_addresses or up:
+            _configure_link(real_name, mtu, parsed_addresses, up)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        state.release()
+        raise
+    return qset
+
+
+def _open_first(raw_name: bytes, flags: int, mask: int, fds: list[int]) -> tuple[str, int]:
+    """Open queue 0 with offloads if wanted and granted, else plain; appends its fd to fds."""
+    if mask:
+        att = tun.attach(raw_name, flags | tun.IFF_VNET_HDR)
+        fds.append(att.fd)
+        tun.set_vnet_hdr_size(att.fd, 10)
+        granted = tun.negotiate(att.fd, mask)
+        if granted:
+            return att.name, granted
+        # No offload accepted: IFF_VNET_HDR cannot be dropped from an fd, so reopen plain.
+        fds.remove(att.fd)
+        os.close(att.fd)
+    att = tun.attach(raw_name, flags)
+    fds.append(att.fd)
+    return att.name, 0
+
+
+def _configure_link(name: str, mtu: int | None, addresses: list, up: bool) -> None:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=name)
+            if not found:
+                raise DeviceError(0, f"link {name} vanished before it could be configured")
+            index = found[0]
+            if mtu is not None:
+                ipr.link("set", index=index, mtu=mtu)
+            for iface in addresses:
+                ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            if up:
+                ipr.link("set", index=index, state="up")
+    except NetlinkError as exc:
+        raise DeviceError(exc.code, f"configuring link {name} through netlink failed: {exc}") from None

@@ -1,0 +1,30 @@
+"""Entry point of the 'linux' backend: describes it, imports nothing heavy."""
+
+from __future__ import annotations
+
+from tio_core import hookimpl
+from tio_core.options import Option
+from tio_core.registry import BackendDef
+
+OPTIONS = (
+    Option("name", str, "tio%d", "interface name (at most 15 bytes); '%d' lets the kernel pick a number"),
+    Option("queues", int, 1, "number of queues (1..256); more than 1 creates a multiqueue device"),
+    Option("offloads", bool, True, "negotiate IFF_VNET_HDR offloads at all (False: plain packets)"),
+    Option("tso", bool, True, "offer TCP segmentation offload (TSO4/TSO6/TSO_ECN)"),
+    Option("uso", bool, True, "offer UDP segmentation offload (USO4/USO6, Linux >= 6.2)"),
+    Option("mtu", int, None, "set the link MTU (68..65535) through netlink"),
+    Option("addresses", list, (), "addresses with prefix, e.g. ['198.18.0.1/24', 'fd00::1/64']"),
+    Option("up", bool, False, "bring the link up after creating it"),
+)
+
+
+@hookimpl
+def tio_register_backends() -> list[BackendDef]:
+    return [
+        BackendDef(
+            name="linux",
+            description="Linux /dev/net/tun with TSO/USO superpackets (IFF_VNET_HDR) and multiqueue",
+            factory="tio_linux.backend:open_linux",
+            options=OPTIONS,
+        )
+    ]

@@ -1,0 +1,354 @@
+"""The two queue kinds on a TUN fd: with virtio_net_hdr offloads, and plain.
+
+Both read in batches: one blocking wait, then non-blocking reads until the
+batch cap, the buffer headroom or EAGAIN. Every packet of a batch lands in
+one per-queue buffer; the vnet header goes to a separate small buffer by
+readv, so packet bodies are never copied. Fds are non-blocking and waits
+use poll() on the fd plus the set-wide eventfd, so closing the set wakes
+every blocked reader and writer.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import logging
+import os
+import select
+import struct
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+from tio_core.contract import NO_CAPABILITIES, Capabilities, GSOProto, Packet, Queue
+from tio_core.errors import MalformedPacket, QueueClosed
+from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
+from tio_core.virtio import (
+    GSO_NONE,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    GSO_UDP_L4,
+    NEEDS_CSUM,
+    PLAIN_HDR_BYTES,
+    VIRTIO_NET_HDR_LEN,
+    VirtioNetHdr,
+)
+
+from tio_linux.errors import DeviceError, InterfaceDownError
+from tio_linux.tun import capabilities_of
+
+log = logging.getLogger("tio_linux")
+
+MAX_BATCH = 64  # packets per read()
+HEADROOM = 65536  # every read gets at least this much room: a TUN read truncates silently
+BUFFER_SIZE = 512 * 1024  # per-queue read buffer
+POLL_BACKSTOP_MS = 200  # a lone Queue.close() (not the set's) is noticed within this
+_SUPERPACKET_TYPES = frozenset((GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4))
+_HDR = struct.Struct("=BBHHHH")
+_POLL_IN = select.POLLIN
+_POLL_FAIL = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+# Syscall entry points as module attributes so a test can make the kernel
+# "reject" a valid GSO write (the EINVAL regression) on a real device.
+readv = os.readv
+writev = os.writev
+
+
+def _kernels():
+    # Imported on first use: the packet kernels module is only needed once
+    # a checksum must be finished or a superpacket validated.
+    from tio_core import kernels
+
+    return kernels
+
+
+class SetState:
+    """What the queues of one set share: the wake-up eventfd and the offloads."""
+
+    def __init__(self, mask: int, wanted: int) -> None:
+        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.closed = False
+        self.mask = mask  # the TUNSETOFFLOAD mask the kernel granted; replayed on added queues
+        self.wanted = wanted  # what the options and kill switches allow, for a vnet fd added to a plain set
+        self.gso_disabled = False  # set after the kernel wrongly refused a valid GSO write
+        self.gso_fallbacks = 0
+
+    def capabilities(self) -> Capabilities:
+        if self.gso_disabled:
+            return NO_CAPABILITIES
+        tso, uso = capabilities_of(self.mask)
+        return Capabilities(tso=tso, uso=uso)
+
+    def wake_all(self) -> None:
+        self.closed = True
+        os.eventfd_write(self.wake_fd, 1)  # stays readable: every poller wakes
+
+    def release(self) -> None:
+        os.close(self.wake_fd)
+
+
+class TunQueue(Queue):
+    """Shared machinery: waiting, closing, error mapping."""
+
+    def __init__(self, fd: int, state: SetState, name: str) -> None:
+        self._fd = fd
+        self._state = state
+        self.name = name
+        self._closed = False
+        # Held around syscalls on the fd (never while waiting), so close()
+        # cannot release the fd number while a read or write is using it.
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._poll_in = select.poll()
+        self._poll_out = select.poll()
+        for poller, event in ((self._poll_in, select.POLLIN), (self._poll_out, select.POLLOUT)):
+            poller.register(fd, event)
+            poller.register(state.wake_fd, select.POLLIN)
+        self._buf = bytearray(BUFFER_SIZE)
+        self._view = memoryview(self._buf)
+        self._drops: Counter[str] = Counter()
+
+    def fileno(self) -> int:
+        """The TUN fd, readable when packets wait (for loop.add_reader)."""
+        if self._closed:
+            raise QueueClosed(f"queue on {self.name} is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._state.closed
+
+    def drop_counts(self) -> dict[str, int]:
+        """Packets read but dropped, by reason (short_read, truncated, gso_type, malformed)."""
+        return dict(self._drops)
+
+    def _check_open(self) -> None:
+        if self._closed or self._state.closed:
+            raise QueueClosed(f"queue on {self.name} is closed")
+
+    def _wait(self, poller: select.poll) -> None:
+        while True:
+            self._check_open()
+            try:
+                events = poller.poll(POLL_BACKSTOP_MS)
+            except InterruptedError:
+                continue
+            self._check_open()
+            for fd, event in events:
+                if fd == self._fd:
+                    if event & select.POLLNVAL:
+                        raise QueueClosed(f"queue on {self.name}: fd is no longer valid")
+                    return
+            # only a timeout: loop and re-check the closed flag
+
+    def _os_error(self, exc: OSError, what: str) -> BaseException:
+        if exc.errno == errno.EBADF:
+            return QueueClosed(f"queue on {self.name} is closed")
+        if exc.errno == errno.EBADFD:
+            return QueueClosed(f"TUN device {self.name} was removed")
+        if exc.errno == errno.EIO:
+            return InterfaceDownError(errno.EIO, f"{what} on {self.name}: the interface is down (set it up first)")
+        return DeviceError(exc.errno, f"{what} on {self.name} failed: {exc.strerror}")
+
+    def read(self) -> list[Packet]:
+        while True:
+            with self._read_lock:
+                self._check_open()
+                packets = self._drain()
+            if packets:
+                return packets
+            self._wait(self._poll_in)
+
+    @abc.abstractmethod
+    def _drain(self) -> list[Packet]:
+        """Read what is ready without blocking (each queue kind its own way)."""
+
+    def _write_iov(self, iov: Sequence[bytes | bytearray | memoryview], what: str) -> int:
+        while True:
+            with self._write_lock:
+                self._check_open()
+                try:
+                    return writev(self._fd, iov)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as exc:
+                    if exc.errno == errno.EINVAL:
+                        raise MalformedPacket(f"{what} on {self.name}: the kernel rejected the packet (EINVAL)") from None
+                    raise self._os_error(exc, what) from None
+            self._wait(self._poll_out)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # The locks are held only across non-blocking syscalls, so this is quick.
+        with self._read_lock, self._write_lock:
+            os.close(self._fd)
+
+    @staticmethod
+    def _check_write_size(data: bytes | bytearray | memoryview) -> int:
+        size = len(data)
+        if size == 0:
+            raise MalformedPacket("write: empty packet")
+        if size > MAX_IP_PACKET:
+            raise MalformedPacket(f"write: packet is {size} bytes, at most {MAX_IP_PACKET}")
+        return size
+
+
+class VnetQueue(TunQueue):
+    """A queue on an IFF_VNET_HDR fd: superpackets in, superpackets out."""
+
+    def __init__(self, fd: int, state: SetState, name: str) -> None:
+        super().__init__(fd, state, name)
+        self._hdr = bytearray(VIRTIO_NET_HDR_LEN)
+        self._hdr_view = memoryview(self._hdr)
+
+    def capabilities(self) -> Capabilities:
+        return self._state.capabilities()
+
+    def _drain(self) -> list[Packet]:
+        fd, view, hdr, hdr_view = self._fd, self._view, self._hdr, self._hdr_view
+        limit = len(view) - HEADROOM
+        packets: list[Packet] = []
+        offset = 0
+        for _ in range(MAX_BATCH):
+            if offset > limit:
+                break
+            body = view[offset:]
+            try:
+                got = readv(fd, (hdr_view, body))
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if packets:
+                    break  # hand these over; the error shows again on the next read
+                raise self._os_error(exc, "read") from None
+            size = got - VIRTIO_NET_HDR_LEN
+            if size <= 0:
+                self._drops["short_read"] += 1
+                continue
+            if size == len(body):
+                self._drops["truncated"] += 1
+                continue
+            flags, gso_type = hdr[0], hdr[1]
+            data = view[offset : offset + size]
+            if flags == 0 and gso_type == GSO_NONE:
+                packets.append(Packet(data))  # the common case: nothing to finish
+            else:
+                packet = self._finish(data, VirtioNetHdr._make(_HDR.unpack(hdr)))
+                if packet is None:
+                    continue
+                packets.append(packet)
+            offset += size
+        return packets
+
+    def _finish(self, data: memoryview, vhdr: VirtioNetHdr) -> Packet | None:
+        """Complete a checksum or validate a superpacket; None (counted) if malformed."""
+        kernels = _kernels()
+        try:
+            if vhdr.base_type == GSO_NONE:
+                if vhdr.flags & NEEDS_CSUM:
+                    kernels.finish_checksum(data, vhdr)
+                return Packet(data)
+            if vhdr.base_type not in _SUPERPACKET_TYPES:
+                self._drops["gso_type"] += 1
+                return None
+            info = kernels.gso_info_from_vnet(vhdr, data)
+        except MalformedPacket as exc:
+            self._drops["malformed"] += 1
+            log.debug("dropped a malformed packet on %s: %s", self.name, exc)
+            return None
+        return Packet(data, info) if info.size else Packet(data)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._check_write_size(data)
+        return self._write_iov((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
+
+    def write_gso(
+        self,
+        ip_hdr: bytes | bytearray | memoryview,
+        transport_hdr: bytes | bytearray | memoryview,
+        payloads: Sequence[bytes | bytearray | memoryview],
+        proto: GSOProto,
+    ) -> None:
+        vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
+        if vhdr is None:
+            return
+        segmented = vhdr.gso_type != GSO_NONE
+        if segmented and self._state.gso_disabled:
+            self._write_segments(ip_hdr, transport_hdr, payloads, proto)
+            return
+        try:
+            self._write_iov((vhdr.pack(), ip_hdr, transport_hdr, *payloads), "write_gso")
+        except MalformedPacket:
+            if not segmented:
+                raise
+            # Some kernels (5.x / 6.1 stable regressions) refuse valid GSO
+            # writes: deliver this one as segments and stop offering GSO.
+            self._disable_gso()
+            self._write_segments(ip_hdr, transport_hdr, payloads, proto)
+
+    def _disable_gso(self) -> None:
+        state = self._state
+        state.gso_fallbacks += 1
+        if not state.gso_disabled:
+            state.gso_disabled = True
+            log.warning(
+                "the kernel rejected a valid GSO write on %s with EINVAL; segmenting in userspace "
+                "and no longer offering TSO/USO on this device",
+                self.name,
+            )
+
+    def _write_segments(
+        self,
+        ip_hdr: bytes | bytearray | memoryview,
+        transport_hdr: bytes | bytearray | memoryview,
+        payloads: Sequence[bytes | bytearray | memoryview],
+        proto: GSOProto,
+    ) -> None:
+        packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
+        assert packet is not None  # plan_gso_write already accepted a non-empty list
+        for segment in _kernels().segment(packet):
+            self.write(segment)
+
+
+class PlainQueue(TunQueue):
+    """A queue on a fd without IFF_VNET_HDR: fully checksummed packets only."""
+
+    def _drain(self) -> list[Packet]:
+        fd, view = self._fd, self._view
+        limit = len(view) - HEADROOM
+        packets: list[Packet] = []
+        offset = 0
+        for _ in range(MAX_BATCH):
+            if offset > limit:
+                break
+            body = view[offset:]
+            try:
+                size = readv(fd, (body,))
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if packets:
+                    break
+                raise self._os_error(exc, "read") from None
+            if size == 0:
+                self._drops["short_read"] += 1
+                continue
+            if size == len(body):
+                self._drops["truncated"] += 1
+                continue
+            packets.append(Packet(view[offset : offset + size]))
+            offset += size
+        return packets
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._check_write_size(data)
+        return self._write_iov((data,), "write")
+
+
+__all__ = ["PlainQueue", "SetState", "TunQueue", "VnetQueue"]
