@@ -1,0 +1,384 @@
+"""The ``pcap`` backend: a capture file replayed as a Queue, writes recorded to one.
+
+Reading: queue 0 returns the IP packets of ``path`` in file order, paced as
+configured; after the last one (of the last loop pass, or at ``limit``)
+read() raises tio_core.errors.EndOfStream, and keeps raising it. That is the
+end-of-stream signal of every finite tio source; EndOfStream is a
+QueueClosed, so a loop that stops on close stops there too.
+
+Borrowing: the memoryviews one read() returns are released by the next
+read() or close() (touching them then raises ValueError); Packet.clone()
+keeps a copy.
+
+Writing: write() and write_gso() are recorded to ``output`` if given, else
+accepted and counted only (like a TUN nobody listens on). write_gso is
+checked by tio_core.gso_write.plan_gso_write, exactly as on a real TUN, and
+recorded as the kernel would deliver it (segmented, checksummed) or, with
+record_gso="superpacket", as the one superpacket that was written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from tio_core import kernels
+from tio_core.contract import Capabilities, GSOProto, Packet, Queue, QueueSet
+from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
+from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
+from tio_core.virtio import VirtioNetHdr
+
+from tio_pcap.pacing import Pacer
+from tio_pcap.reader import CaptureReader
+from tio_pcap.superpacket import SuperpacketInference
+from tio_pcap.writer import CaptureWriter
+
+Buffer = bytes | bytearray | memoryview
+
+
+class ReplaySettings(NamedTuple):
+    pacing: str = "fast"
+    speed: float = 1.0
+    rate: float | None = None
+    loop: int = 1
+    limit: int | None = None
+    gso_mtu: int | None = None
+    mss: int | None = None
+    strict: bool = True
+    batch: int = 64
+
+
+class QueueStats(NamedTuple):
+    """Counters of one queue, for users checking what a replay did."""
+
+    packets_read: int  # packets returned by read(), superpackets counted once
+    superpackets: int  # of which inferred superpackets
+    skipped_non_ip: int  # frames carrying no IP packet (ARP, ...)
+    skipped_truncated: int  # records cut short by the capture's snap length
+    passes: int  # completed passes over the capture
+    packets_written: int  # write() calls accepted
+    gso_writes: int  # write_gso() calls accepted (no-ops excluded)
+
+
+class Recorder:
+    """Serialises the writes of every queue of a set into one capture file."""
+
+    def __init__(self, path: str, fmt: str, record_gso: str) -> None:
+        try:
+            self.writer = CaptureWriter(path, fmt)
+        except OSError as exc:
+            raise ConfigError(f"backend 'pcap': cannot create output {path!r}: {exc.strerror or exc}") from exc
+        self.record_gso = record_gso
+        self._lock = threading.Lock()
+
+    def record(self, data: Buffer) -> None:
+        with self._lock:
+            if not self.writer.closed:
+                self.writer.write(data)
+
+    def record_superpacket(self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer,
+                           payloads: Sequence[Buffer], proto: GSOProto) -> None:
+        packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
+        if packet is None:
+            return
+        if not packet.gso.is_superpacket:
+            # one fragment: the kernel finishes the checksum and sends it as is
+            single = bytearray(packet.data)
+            kernels.finish_checksum(single, hdr)
+            wire = [single]
+        elif self.record_gso == "superpacket":
+            wire = [packet.data]
+        else:
+            wire = kernels.segment(packet)
+        stamp = time.time_ns()
+        with self._lock:
+            if not self.writer.closed:
+                for data in wire:
+                    self.writer.write(data, stamp)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.writer.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self.writer.close()
+
+
+def _release(views: list[memoryview]) -> None:
+    for view in views:
+        try:
+            view.release()
+        except BufferError:
+            pass  # the caller exported it further; the bytes behind it are immutable, so it stays sound
+
+
+class PcapQueue(Queue):
+    """Replays one capture; records writes through the set's Recorder."""
+
+    def __init__(self, reader: CaptureReader | None, settings: ReplaySettings, recorder: Recorder | None,
+                 capabilities: Capabilities, owned_fd: int | None = None) -> None:
+        self._reader = reader
+        self._settings = settings
+        self._recorder = recorder
+        self._caps = capabilities
+        self._owned_fd = owned_fd
+        self._pacer = None if settings.pacing == "fast" else Pacer(settings.pacing, settings.speed, settings.rate)
+        self._infer = (SuperpacketInference(settings.gso_mtu, settings.mss)
+                       if settings.gso_mtu is not None or settings.mss is not None else None)
+        self._closed = False
+        self._ended = reader is None
+        self._wake = threading.Event()  # set by close() to end a paced wait
+        self._borrowed: list[memoryview] = []
+        self._ahead: list[memoryview] = []  # paced modes: fetched, not yet due
+        self._ahead_due: list[int] = []
+        self._ahead_pos = 0
+        self._passes = 0
+        self._pass_packets = 0
+        self._read = 0
+        self._superpackets = 0
+        self._written = 0
+        self._gso_written = 0
+
+    @property
+    def name(self) -> str:
+        return self._reader.name if self._reader is not None else "<no capture>"
+
+    # -- read -----------------------------------------------------------------
+    def read(self) -> list[Packet]:
+        if self._closed:
+            raise QueueClosed(f"pcap queue ({self.name}) is closed")
+        if self._borrowed:
+            _release(self._borrowed)
+            self._borrowed = []
+        views = [] if self._ended else (self._fetch(self._wanted()) if self._pacer is None else self._paced())
+        if not views:
+            self._ended = True
+            raise EndOfStream(f"pcap queue ({self.name}): end of capture after {self._read} packets")
+        self._read += len(views)
+        self._borrowed = views
+        if self._infer is None:
+            return list(map(Packet, views))
+        packets = []
+        private: list[memoryview] = []  # superpackets live in their own copies
+        infer = self._infer.infer
+        for view in views:
+            packet = infer(view)
+            if packet is None:
+                packet = Packet(view)
+            else:
+                private.append(packet.data)
+            packets.append(packet)
+        self._superpackets += len(private)
+        views.extend(private)  # released with the rest at the next read()
+        return packets
+
+    def _wanted(self) -> int:
+        limit = self._settings.limit
+        if limit is None:
+            return self._settings.batch
+        return min(self._settings.batch, limit - self._read - (len(self._ahead) - self._ahead_pos))
+
+    def _fetch(self, count: int, stamps: list[int] | None = None) -> list[memoryview]:
+        """Up to count packets from the capture, starting new loop passes as configured."""
+        views: list[memoryview] = []
+        if count <= 0 or self._reader is None:
+            return views
+        loop = self._settings.loop
+        while True:
+            got = self._reader.read_batch(count, views, stamps)
+            if got:
+                self._pass_packets += got
+                return views
+            self._passes += 1
+            empty_pass = self._pass_packets == 0
+            self._pass_packets = 0
+            if empty_pass or (loop and self._passes >= loop):
+                return views
+            self._reader.rewind()
+            if self._pacer is not None:
+                self._pacer.start_pass()
+
+    def _paced(self) -> list[memoryview]:
+        if self._ahead_pos >= len(self._ahead):
+            stamps: list[int] | None = [] if self._pacer.needs_timestamps else None  # type: ignore[union-attr]
+            self._ahead = self._fetch(self._wanted(), stamps)
+            due = self._pacer.due  # type: ignore[union-attr]
+            self._ahead_due = [due(ts) for ts in stamps] if stamps is not None else [due(0) for _ in self._ahead]
+            self._ahead_pos = 0
+            if not self._ahead:
+                return []
+        wait_ns = self._ahead_due[self._ahead_pos] - time.monotonic_ns()
+        if wait_ns > 0 and self._wake.wait(wait_ns / 1e9):
+            raise QueueClosed(f"pcap queue ({self.name}) was closed during a paced read")
+        now = time.monotonic_ns()
+        start = end = self._ahead_pos
+        limit = min(len(self._ahead), start + self._settings.batch)
+        while end < limit and (end == start or self._ahead_due[end] <= now):
+            end += 1
+        self._ahead_pos = end
+        return self._ahead[start:end]
+
+    # -- write ----------------------------------------------------------------
+    def write(self, data: Buffer) -> int:
+        if self._closed:
+            raise QueueClosed(f"pcap queue ({self.name}) is closed")
+        size = len(data)
+        if size == 0:
+            raise MalformedPacket("write: empty packet")
+        if data[0] >> 4 not in (4, 6):
+            raise MalformedPacket(f"write: not an IP packet (version nibble {data[0] >> 4}, expected 4 or 6)")
+        if size > MAX_IP_PACKET:
+            raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
+        if self._recorder is not None:
+            self._recorder.record(data)
+        self._written += 1
+        return size
+
+    def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None:
+        if self._closed:
+            raise QueueClosed(f"pcap queue ({self.name}) is closed")
+        hdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
+        if hdr is None:
+            return
+        if (proto == GSOProto.TCP and not self._caps.tso) or (proto == GSOProto.UDP and not self._caps.uso):
+            option = "tso" if proto == GSOProto.TCP else "uso"
+            raise OffloadError(f"write_gso with {proto.name}: this pcap queue was opened with {option}=False")
+        if self._recorder is not None:
+            self._recorder.record_superpacket(hdr, ip_hdr, transport_hdr, payloads, proto)
+        self._gso_written += 1
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    # -- lifecycle ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Push recorded packets to the output file (close() does this too)."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def stats(self) -> QueueStats:
+        reader = self._reader
+        return QueueStats(self._read, self._superpackets, reader.skipped_non_ip if reader else 0,
+                          reader.skipped_truncated if reader else 0, self._passes, self._written,
+                          self._gso_written)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        _release(self._borrowed)
+        self._borrowed = []
+        self._ahead = []
+        if self._reader is not None:
+            self._reader.close()
+        if self._owned_fd is not None:
+            os.close(self._owned_fd)
+            self._owned_fd = None
+
+
+class PcapQueueSet(QueueSet):
+    """Queue 0 replays ``path``; add(fd) adopts another capture as a new queue.
+
+    Every queue records into the one output file; close() closes the queues,
+    then flushes and closes the output.
+    """
+
+    def __init__(self, settings: ReplaySettings, recorder: Recorder | None, capabilities: Capabilities) -> None:
+        self._settings = settings
+        self._recorder = recorder
+        self._caps = capabilities
+        self._queues: list[PcapQueue] = []
+        self._lock = threading.Lock()
+
+    def queues(self) -> list[Queue]:
+        return list(self._queues)
+
+    def _adopt(self, reader: CaptureReader | None, owned_fd: int | None = None) -> PcapQueue:
+        queue = PcapQueue(reader, self._settings, self._recorder, self._caps, owned_fd)
+        with self._lock:
+            if self.closed:
+                queue.close()
+                raise QueueClosed("pcap queue set is closed")
+            self._queues.append(queue)
+        return queue
+
+    def add(self, fd: int) -> Queue:
+        """Adopt an open capture file descriptor; the set owns and closes it."""
+        if self.closed:
+            raise QueueClosed("pcap queue set is closed")
+        try:
+            stream = os.fdopen(fd, "rb", buffering=0, closefd=False)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd!r}: {exc}") from exc
+        try:
+            reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
+        except BaseException:
+            stream.close()  # the descriptor stays the caller's when adoption fails
+            raise
+        return self._adopt(reader, owned_fd=fd)
+
+    def flush(self) -> None:
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def _close_resources(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+
+
+def _check_settings(path: str | None, output: str | None, settings: ReplaySettings) -> None:
+    def bad(message: str) -> ConfigError:
+        return ConfigError(f"backend 'pcap': {message}")
+
+    if path is None and output is None:
+        raise bad("give path= (a capture to replay) and/or output= (a capture to record writes to)")
+    if path is not None and output is not None and os.path.abspath(path) == os.path.abspath(output):
+        raise bad(f"output {output!r} is the capture being replayed")
+    if settings.pacing == "rate" and settings.rate is None:
+        raise bad("pacing='rate' needs rate= (packets per second)")
+    if settings.rate is not None and settings.pacing != "rate":
+        raise bad(f"rate= is only used with pacing='rate' (pacing is {settings.pacing!r})")
+    if settings.rate is not None and not settings.rate > 0:
+        raise bad(f"rate must be > 0, got {settings.rate}")
+    if not settings.speed > 0:
+        raise bad(f"speed must be > 0, got {settings.speed}")
+    if settings.loop < 0:
+        raise bad(f"loop must be >= 0 (0 = endlessly), got {settings.loop}")
+    if settings.limit is not None and settings.limit < 0:
+        raise bad(f"limit must be >= 0, got {settings.limit}")
+    if settings.gso_mtu is not None and not 68 <= settings.gso_mtu <= MAX_IP_PACKET:
+        raise bad(f"gso_mtu must be within 68..{MAX_IP_PACKET}, got {settings.gso_mtu}")
+    if settings.mss is not None and not 1 <= settings.mss <= MAX_IP_PACKET:
+        raise bad(f"mss must be within 1..{MAX_IP_PACKET}, got {settings.mss}")
+    if settings.batch < 1:
+        raise bad(f"batch must be >= 1, got {settings.batch}")
+
+
+def open_pcap(path: str | None = None, output: str | None = None, output_format: str | None = None,
+              record_gso: str = "segmented", tso: bool = True, uso: bool = True, pacing: str = "fast",
+              speed: float = 1.0, rate: float | None = None, loop: int = 1, limit: int | None = None,
+              gso_mtu: int | None = None, mss: int | None = None, strict: bool = True,
+              batch: int = 64) -> PcapQueueSet:
+    """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
+    settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
+    _check_settings(path, output, settings)
+    if record_gso not in ("segmented", "superpacket"):
+        raise ConfigError(f"backend 'pcap': record_gso must be 'segmented' or 'superpacket', got {record_gso!r}")
+    reader = CaptureReader(path, strict=strict) if path is not None else None
+    try:
+        recorder = None
+        if output is not None:
+            fmt = output_format or ("pcapng" if output.lower().endswith(".pcapng") else "pcap")
+            recorder = Recorder(output, fmt, record_gso)
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
+    queue_set = PcapQueueSet(settings, recorder, Capabilities(tso=tso, uso=uso))
+    queue_set._adopt(reader)
+    return queue_set
