@@ -127,7 +127,7 @@ class PacketFactory:
         bytes or a size (payload_pattern bytes).
         """
         data = _payload(payload)
-        _check_superpacket_size(len(data), mss)
+        _check_superpacket_size(len(data), mss, fields.pop("_single_ok", False))
         hdr, ip_len, l4_len = self._headers(GSOProto.TCP, fields.pop("src", None), fields.pop("dst", None),
                                             fields.pop("sport", 40000), fields.pop("dport", 5001),
                                             fields.pop("ttl", 64), fields.pop("tos", 0), flags,
@@ -140,7 +140,7 @@ class PacketFactory:
     def uso(self, payload: bytes | int, size: int = 1000, *, ip_id: int = 1, **fields) -> Packet:
         """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation."""
         data = _payload(payload)
-        _check_superpacket_size(len(data), size)
+        _check_superpacket_size(len(data), size, fields.pop("_single_ok", False))
         hdr, ip_len, l4_len = self._headers(GSOProto.UDP, fields.pop("src", None), fields.pop("dst", None),
                                             fields.pop("sport", 40000), fields.pop("dport", 5000),
                                             fields.pop("ttl", 64), fields.pop("tos", 0), "", 0, 0, (),
@@ -150,7 +150,12 @@ class PacketFactory:
         return Packet(memoryview(packet), GSOInfo(size, ip_len + l4_len, ip_len, GSOProto.UDP))
 
     def gso_write_args(self, payload: bytes | int, size: int = 1000, proto: GSOProto = GSOProto.TCP, **fields):
-        """(ip_hdr, transport_hdr, payloads, proto) for ``queue.write_gso(*args)``, as a coalescer fills them."""
+        """(ip_hdr, transport_hdr, payloads, proto) for ``queue.write_gso(*args)``, as a coalescer fills them.
+
+        Length fields cover all of ``payload``; a payload of at most ``size``
+        bytes gives the one-fragment form.
+        """
+        fields["_single_ok"] = True
         packet = self.tso(payload, size, **fields) if proto == GSOProto.TCP else self.uso(payload, size, **fields)
         data, hdr_len, ip_len = bytes(packet.data), packet.gso.hdr_len, packet.gso.csum_start
         body = data[hdr_len:]
@@ -263,8 +268,8 @@ def _chunks(count: int, size: int, payload: bytes | None) -> list[bytes]:
     return chunks
 
 
-def _check_superpacket_size(total: int, size: int) -> None:
-    if size < 1 or total <= size:
+def _check_superpacket_size(total: int, size: int, single_ok: bool = False) -> None:
+    if size < 1 or total == 0 or (total <= size and not single_ok):
         raise ValueError(f"a superpacket needs more than one segment: {total} payload bytes with size {size}")
 
 
