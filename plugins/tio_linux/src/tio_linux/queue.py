@@ -20,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 
+from tio_core import kernels
 from tio_core.contract import NO_CAPABILITIES, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
@@ -52,14 +53,6 @@ _POLL_FAIL = select.POLLERR | select.POLLHUP | select.POLLNVAL
 # "reject" a valid GSO write (the EINVAL regression) on a real device.
 readv = os.readv
 writev = os.writev
-
-
-def _kernels():
-    # Imported on first use: the packet kernels module is only needed once
-    # a checksum must be finished or a superpacket validated.
-    from tio_core import kernels
-
-    return kernels
 
 
 class SetState:
@@ -246,7 +239,6 @@ class VnetQueue(TunQueue):
 
     def _finish(self, data: memoryview, vhdr: VirtioNetHdr) -> Packet | None:
         """Complete a checksum or validate a superpacket; None (counted) if malformed."""
-        kernels = _kernels()
         try:
             if vhdr.base_type == GSO_NONE:
                 if vhdr.flags & NEEDS_CSUM:
@@ -310,7 +302,7 @@ class VnetQueue(TunQueue):
     ) -> None:
         packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
         assert packet is not None  # plan_gso_write already accepted a non-empty list
-        for segment in _kernels().segment(packet):
+        for segment in kernels.segment(packet):
             self.write(segment)
 
 

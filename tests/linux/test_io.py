@@ -1,0 +1,278 @@
+"""Read and write paths against the real kernel: superpackets in, superpackets out."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+
+from tio_core import kernels
+from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
+from tio_core.errors import GSOGeometryError, MalformedPacket
+from tio_core.virtio import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
+from tio_linux import queue as queue_module
+from tio_linux.queue import SetState, VnetQueue
+from tests.linux import nsutil
+from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
+
+UDP_SEGMENT = 103
+FAMILIES = {4: ("198.18.0.1", "198.18.0.2", "198.18.0.1/24"), 6: ("fd00::1", "fd00::2", "fd00::1/64")}
+
+
+@pytest.fixture(params=[4, 6], ids=["v4", "v6"])
+def linked(request, open_in_ns):
+    """(ns, queue, local addr in ns, peer addr behind the TUN, family) for one IP version."""
+    version = request.param
+    local, peer, cidr = FAMILIES[version]
+    ns, qset = open_in_ns(addresses=(cidr,), up=True)
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    return ns, qset.queues()[0], local, peer, family
+
+
+def read_matching(queue, predicate, limit=200):
+    """Read until a packet satisfies predicate (skipping IPv6 chatter); return its clone."""
+    for _ in range(limit):
+        for packet in queue.read():
+            if predicate(packet):
+                return packet.clone()
+    raise AssertionError("expected packet never arrived")
+
+
+def is_proto(number):
+    def check(packet):
+        data = packet.data
+        return (data[9] if data[0] >> 4 == 4 else data[6]) == number
+
+    return check
+
+
+def test_udp_segment_socket_produces_a_uso_superpacket(linked):
+    ns, queue, local, peer, family = linked
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    payload = os.urandom(9 * 1000 + 300)
+    with sock:
+        sock.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1000)
+        sock.sendto(payload, (peer, 4000))
+        packet = read_matching(queue, is_proto(17))
+    ip_len = 20 if family == socket.AF_INET else 40
+    assert packet.gso == GSOInfo(1000, ip_len + 8, ip_len, GSOProto.UDP)
+    segments = kernels.segment(packet)
+    assert len(segments) == 10
+    assert all(checksums_valid(s) for s in segments)
+    assert b"".join(bytes(parse(bytes(s))[UDP].payload) for s in segments) == payload
+
+
+def test_plain_udp_read_has_its_checksum_finished(linked):
+    ns, queue, local, peer, family = linked
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    with sock:
+        sock.sendto(b"hello tio", (peer, 4001))
+        packet = read_matching(queue, is_proto(17))
+    assert not packet.gso.is_superpacket
+    assert checksums_valid(packet.data)
+    assert bytes(parse(bytes(packet.data))[UDP].payload) == b"hello tio"
+
+
+def test_write_gso_udp_is_delivered_intact(linked):
+    ns, queue, local, peer, family = linked
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    errors_before = nsutil.checksum_errors(ns)
+    with sock:
+        sock.bind((local, 5000))
+        sock.settimeout(5)
+        payloads = [os.urandom(1200) for _ in range(8)] + [os.urandom(500)]
+        queue.write_gso(*udp_gso(peer, local, 6000, 5000, payloads), payloads, GSOProto.UDP)
+        received = [sock.recv(2000) for _ in payloads]
+    assert received == payloads
+    assert nsutil.checksum_errors(ns) == errors_before
+
+
+def tcp_handshake(queue, ns, family, local, peer, port):
+    """Connect from behind the TUN to a listener in ns; returns (accepted socket, seq, ack)."""
+    listener = nsutil.ns_socket(ns, family, socket.SOCK_STREAM)
+    listener.bind((local, port))
+    listener.listen(1)
+    listener.settimeout(5)
+    layer = IP if family == socket.AF_INET else IPv6
+    isn = 1000
+    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="S", seq=isn, window=65535)))
+    synack = parse(bytes(read_matching(queue, lambda p: is_proto(6)(p)).data))
+    assert synack[TCP].flags == "SA"
+    ack = synack[TCP].seq + 1
+    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="A", seq=isn + 1, ack=ack, window=65535)))
+    conn, _ = listener.accept()
+    listener.close()
+    conn.settimeout(5)
+    return conn, isn + 1, ack
+
+
+@pytest.mark.parametrize("fragments", [1, 2, 20])
+def test_write_gso_tcp_is_delivered_intact(linked, fragments):
+    ns, queue, local, peer, family = linked
+    errors_before = nsutil.checksum_errors(ns)
+    conn, seq, ack = tcp_handshake(queue, ns, family, local, peer, 5001)
+    with conn:
+        payloads = [os.urandom(1400) for _ in range(fragments - 1)] + [os.urandom(777)]
+        queue.write_gso(*tcp_gso(peer, local, 40000, 5001, seq, ack, payloads), payloads, GSOProto.TCP)
+        expected = b"".join(payloads)
+        received = b""
+        while len(received) < len(expected):
+            chunk = conn.recv(65536)
+            assert chunk, "connection closed early"
+            received += chunk
+    assert received == expected
+    assert nsutil.checksum_errors(ns) == errors_before
+
+
+@pytest.fixture
+def syscalls(monkeypatch):
+    """Record writev calls on the queues (still passed to the kernel)."""
+    calls = []
+    real = queue_module.writev
+
+    def recording(fd, iov):
+        calls.append([bytes(b) for b in iov])
+        return real(fd, iov)
+
+    monkeypatch.setattr(queue_module, "writev", recording)
+    return calls
+
+
+GOOD_IP, GOOD_UDP = udp_gso("198.18.0.2", "198.18.0.1", 1, 2, [b"x" * 100] * 2)
+
+
+@pytest.mark.parametrize(
+    ("ip_hdr", "l4_hdr", "payloads", "proto", "message"),
+    [
+        (GOOD_IP, GOOD_UDP, [b"x" * 10], GSOProto.NONE, "proto"),
+        (GOOD_IP, GOOD_UDP[:7], [b"x" * 10], GSOProto.UDP, "at least 8"),
+        (GOOD_IP, GOOD_UDP + bytes(11), [b"x" * 10], GSOProto.TCP, None),  # 19-byte TCP header
+        (GOOD_IP, GOOD_UDP, [b"x" * 10, b""], GSOProto.UDP, "empty"),
+        (GOOD_IP, GOOD_UDP, [b"x" * 10, b"x" * 11], GSOProto.UDP, "must be 10"),
+        (GOOD_IP, GOOD_UDP, [b"x" * 10, b"x" * 5, b"x" * 5], GSOProto.UDP, "must be 10"),
+        (GOOD_IP, GOOD_UDP, [b"x"] * 251, GSOProto.UDP, "at most 250"),
+        (GOOD_IP, GOOD_UDP, [b"x" * 30000] * 3, GSOProto.UDP, "at most 65535"),
+        (b"\x50" + GOOD_IP[1:], GOOD_UDP, [b"x" * 10] * 2, GSOProto.UDP, "IP version"),
+        (GOOD_IP[:19], GOOD_UDP, [b"x" * 10] * 2, GSOProto.UDP, "IPv4 header"),
+    ],
+)
+def test_write_gso_geometry_errors_before_the_syscall(open_in_ns, syscalls, ip_hdr, l4_hdr, payloads, proto, message):
+    _, qset = open_in_ns(up=True)
+    with pytest.raises(GSOGeometryError, match=message) as info:
+        qset.queues()[0].write_gso(ip_hdr, l4_hdr, payloads, proto)
+    assert isinstance(info.value, ValueError)
+    assert syscalls == []
+
+
+def test_write_gso_empty_list_is_a_no_op(open_in_ns, syscalls):
+    _, qset = open_in_ns(up=True)
+    qset.queues()[0].write_gso(GOOD_IP, GOOD_UDP, [], GSOProto.UDP)
+    assert syscalls == []
+
+
+def test_one_writev_per_superpacket_with_the_planned_header(open_in_ns, syscalls):
+    _, qset = open_in_ns(addresses=("198.18.0.1/24",), up=True)
+    payloads = [b"a" * 100, b"b" * 100, b"c" * 40]
+    qset.queues()[0].write_gso(GOOD_IP, GOOD_UDP, payloads, GSOProto.UDP)
+    (iov,) = syscalls
+    hdr = VirtioNetHdr.unpack(iov[0])
+    assert hdr.flags == NEEDS_CSUM and hdr.gso_size == 100 and hdr.csum_start == 20 and hdr.csum_offset == 6
+    assert iov[1:] == [GOOD_IP, GOOD_UDP, *payloads]
+
+
+def test_einval_on_gso_write_segments_in_userspace_and_stops_offering_gso(linked, monkeypatch, caplog):
+    ns, queue, local, peer, family = linked
+    real = queue_module.writev
+    refused = []
+
+    def regression(fd, iov):  # a kernel with the known EINVAL regression
+        if VirtioNetHdr.unpack(iov[0]).gso_type != GSO_NONE:
+            refused.append(len(iov))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, iov)
+
+    monkeypatch.setattr(queue_module, "writev", regression)
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    with sock, caplog.at_level(logging.WARNING, logger="tio_linux"):
+        sock.bind((local, 5002))
+        sock.settimeout(5)
+        first = [os.urandom(1000) for _ in range(4)]
+        second = [os.urandom(800) for _ in range(3)]
+        queue.write_gso(*udp_gso(peer, local, 6000, 5002, first), first, GSOProto.UDP)
+        assert queue.capabilities() == Capabilities(tso=False, uso=False)
+        queue.write_gso(*udp_gso(peer, local, 6000, 5002, second), second, GSOProto.UDP)
+        received = [sock.recv(2000) for _ in range(7)]
+    assert received == first + second  # nothing lost
+    assert len(refused) == 1  # the second write never tried GSO
+    assert sum("rejected a valid GSO write" in r.message for r in caplog.records) == 1
+
+
+def test_plain_write_rejected_by_the_kernel_is_malformed(open_in_ns):
+    _, qset = open_in_ns(up=True)
+    with pytest.raises(MalformedPacket, match="EINVAL"):
+        qset.queues()[0].write(b"\x00" * 40)  # IP version 0
+    with pytest.raises(MalformedPacket, match="empty"):
+        qset.queues()[0].write(b"")
+
+
+@pytest.fixture
+def seqpacket_queue():
+    """A VnetQueue over a SOCK_SEQPACKET pair: one message per read, like a TUN fd,
+    so hostile vnet headers the kernel would never produce can be fed in."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    state = SetState(0, 0)
+    queue = VnetQueue(ours.detach(), state, "seqpacket")
+    yield queue, theirs
+    queue.close()
+    state.release()
+    theirs.close()
+
+
+def test_malformed_reads_are_dropped_and_counted(seqpacket_queue):
+    queue, peer = seqpacket_queue
+    good = bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=1, dport=2) / b"payload")
+    tcp = bytes(IP(src="198.18.0.2", dst="198.18.0.1") / TCP() / (b"z" * 3000))
+    peer.send(b"\x00" * 5)  # shorter than the header
+    peer.send(VirtioNetHdr(NEEDS_CSUM, 2, 40, 1000, 20, 16).pack() + tcp)  # unknown GSO type
+    peer.send(VirtioNetHdr(NEEDS_CSUM, GSO_TCPV4, 40, 1000, 9, 16).pack() + tcp)  # csum_start inside the IP header
+    peer.send(VirtioNetHdr(NEEDS_CSUM, GSO_TCPV4, 40, 1000, 20, 6).pack() + tcp)  # wrong csum_offset for TCP
+    peer.send(VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, 60000, 6).pack() + good)  # checksum outside the packet
+    peer.send(VirtioNetHdr().pack() + good)
+    peer.send(VirtioNetHdr(NEEDS_CSUM, GSO_TCPV4, 9999, 1000, 20, 16).pack() + tcp)  # hdr_len beyond the packet
+    peer.send(VirtioNetHdr(NEEDS_CSUM, GSO_TCPV4, 100, 1000, 20, 16).pack() + tcp)  # hdr_len with payload: corrected
+    packets = queue.read()
+    assert [bytes(p.data) for p in packets] == [good, tcp]
+    assert packets[1].gso == GSOInfo(1000, 40, 20, GSOProto.TCP)
+    assert queue.drop_counts() == {"short_read": 1, "gso_type": 1, "malformed": 4}
+    peer.send(VirtioNetHdr().pack() + good)  # the queue keeps working
+    assert [bytes(p.data) for p in queue.read()] == [good]
+
+
+def test_reads_share_one_buffer_and_cap_the_batch(seqpacket_queue):
+    queue, peer = seqpacket_queue
+    packets = [bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP() / struct.pack("!I", i)) for i in range(100)]
+    for data in packets:
+        peer.send(VirtioNetHdr().pack() + data)
+    first = queue.read()
+    assert len(first) == queue_module.MAX_BATCH
+    assert len({id(p.data.obj) for p in first}) == 1
+    assert [bytes(p.data) for p in first] == packets[:64]
+    assert [bytes(p.data) for p in queue.read()] == packets[64:]
+
+
+def test_packet_clone_is_independent(seqpacket_queue):
+    queue, peer = seqpacket_queue
+    a = bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP() / b"A")
+    b = bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP() / b"B")
+    peer.send(VirtioNetHdr().pack() + a)
+    kept = queue.read()[0].clone()
+    peer.send(VirtioNetHdr().pack() + b)
+    assert bytes(queue.read()[0].data) == b and bytes(kept.data) == a
+    assert isinstance(kept, Packet)
