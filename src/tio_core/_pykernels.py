@@ -1,0 +1,360 @@
+"""Pure-Python packet kernels: the readable reference for tio_core._ckernels.
+
+Every function here has a C twin with the same signature, the same results
+byte for byte and the same exceptions (type and message); the differential
+tests in tests/kernels hold them to that. Use them through tio_core.kernels,
+which picks the C versions unless TIO_PURE=1.
+
+Checksums follow RFC 1071: the folded 16-bit one's-complement sum of the data
+read as big-endian words, an odd tail byte padded with zero.
+"""
+
+from __future__ import annotations
+
+from tio_core.contract import NO_GSO, GSOInfo, GSOProto, Packet
+from tio_core.errors import MalformedPacket
+from tio_core.virtio import (
+    GSO_ECN,
+    GSO_NONE,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    GSO_UDP,
+    GSO_UDP_L4,
+    NEEDS_CSUM,
+    RSC_INFO,
+    TCP_CSUM_OFFSET,
+    UDP_CSUM_OFFSET,
+    VirtioNetHdr,
+)
+
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPV4_MIN_HDR = 20
+IPV6_HDR = 40
+TCP_MIN_HDR = 20
+UDP_HDR = 8
+TCP_FLAG_FIN = 0x01
+TCP_FLAG_PSH = 0x08
+TCP_FLAG_CWR = 0x80
+# Segmenting a hostile superpacket (tiny gso size, huge headers) could ask for
+# gigabytes; real ones need at most a few hundred KiB.
+MAX_SEGMENTED_SIZE = 16 << 20
+MAX_SEED = 0xFFFFFFFF
+
+# IPv6 extension headers a superpacket may carry before its TCP/UDP header,
+# with the unit of their length byte and the bytes it does not count.
+_IPV6_EXT_LEN = {0: (8, 8), 43: (8, 8), 60: (8, 8), 51: (4, 8)}  # hop-by-hop, routing, dest opts, AH
+_IPV6_FRAGMENT = 44
+
+_PROTO_NUMBER = {GSOProto.TCP: IPPROTO_TCP, GSOProto.UDP: IPPROTO_UDP}
+_GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
+
+
+# -- checksums ----------------------------------------------------------------
+def _fold(total: int) -> int:
+    # One's-complement folding keeps the value mod 0xFFFF and never turns a
+    # non-zero sum into 0, so the folded sum is total mod 0xFFFF with 0xFFFF
+    # standing in for a non-zero multiple of 0xFFFF.
+    if total == 0:
+        return 0
+    return (total - 1) % 0xFFFF + 1
+
+
+def _words_sum(data: bytes | bytearray | memoryview) -> int:
+    # A big-endian integer of the data is sum(word_i * 65536**k), and
+    # 65536 == 1 (mod 0xFFFF), so it is congruent to the plain word sum.
+    view = memoryview(data).cast("B")
+    value = int.from_bytes(view, "big")
+    if len(view) & 1:
+        value <<= 8  # pad the odd tail byte with zero
+    return value
+
+
+def checksum(data: bytes | bytearray | memoryview, seed: int = 0) -> int:
+    """RFC 1071 folded one's-complement sum of data plus seed (not inverted)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"checksum seed must be 0..0xFFFFFFFF, got {seed}")
+    return _fold(seed + _words_sum(data))
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
+    """Folded (not inverted) sum of the TCP/UDP pseudo-header.
+
+    4-byte addresses give the IPv4 form (16-bit length), 16-byte addresses the
+    IPv6 form (32-bit length, so jumbo lengths above 65535 are summed right).
+    """
+    src = memoryview(src).cast("B")
+    dst = memoryview(dst).cast("B")
+    if len(src) != len(dst) or len(src) not in (4, 16):
+        raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src)} and {len(dst)}")
+    if not 0 <= proto <= 0xFF:
+        raise ValueError(f"protocol number must be 0..255, got {proto}")
+    max_len = 0xFFFF if len(src) == 4 else 0xFFFFFFFF
+    if not 0 <= l4_len <= max_len:
+        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src) == 4 else 6} pseudo-header")
+    total = _words_sum(src) + _words_sum(dst) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
+    return _fold(total)
+
+
+def ipv4_header_checksum(hdr: bytes | bytearray | memoryview) -> int:
+    """The value for the checksum field of an IPv4 header (its IHL decides the length)."""
+    view = memoryview(hdr).cast("B")
+    ihl_bytes = _ipv4_header_length(view)
+    total = _words_sum(view[:10]) + _words_sum(view[12:ihl_bytes])
+    return ~_fold(total) & 0xFFFF
+
+
+def _ipv4_header_length(view: memoryview) -> int:
+    if len(view) < IPV4_MIN_HDR:
+        raise MalformedPacket(f"IPv4 header of {len(view)} bytes is shorter than {IPV4_MIN_HDR}")
+    if view[0] >> 4 != 4:
+        raise MalformedPacket(f"IP version {view[0] >> 4} in an IPv4 header")
+    ihl_bytes = (view[0] & 0x0F) * 4
+    if ihl_bytes < IPV4_MIN_HDR:
+        raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
+    if ihl_bytes > len(view):
+        raise MalformedPacket(f"IPv4 header length {ihl_bytes} exceeds the {len(view)} bytes given")
+    return ihl_bytes
+
+
+def finish_checksum(pkt: bytearray | memoryview, hdr: VirtioNetHdr) -> None:
+    """Complete a NEEDS_CSUM packet's L4 checksum in place.
+
+    The field at csum_start+csum_offset holds the kernel's partial (the folded
+    pseudo-header sum); the checksum covers csum_start..end seeded with it.
+    A UDP result (csum_offset 6) of 0 is stored as 0xFFFF, since 0 means "no
+    checksum" there; TCP keeps 0. Does nothing without NEEDS_CSUM.
+    """
+    view = memoryview(pkt).cast("B")
+    if view.readonly:
+        raise TypeError("finish_checksum needs a writable buffer")
+    flags, _gso_type, _hdr_len, _gso_size, csum_start, csum_offset = hdr
+    if not flags & NEEDS_CSUM:
+        return
+    field = csum_start + csum_offset
+    if field + 2 > len(view):
+        raise MalformedPacket(
+            f"checksum field at csum_start {csum_start} + csum_offset {csum_offset} "
+            f"lies outside the {len(view)}-byte packet"
+        )
+    partial = view[field] << 8 | view[field + 1]
+    view[field] = view[field + 1] = 0
+    result = ~checksum(view[csum_start:], partial) & 0xFFFF
+    if result == 0 and csum_offset == UDP_CSUM_OFFSET:
+        result = 0xFFFF
+    view[field] = result >> 8
+    view[field + 1] = result & 0xFF
+
+
+# -- validation -----------------------------------------------------------------
+def _ip_version(view: memoryview) -> int:
+    version = view[0] >> 4 if len(view) else 0
+    if version not in (4, 6):
+        raise MalformedPacket(f"IP version {version} is neither 4 nor 6")
+    min_len = IPV4_MIN_HDR if version == 4 else IPV6_HDR
+    if len(view) < min_len:
+        raise MalformedPacket(f"packet of {len(view)} bytes is shorter than an IPv{version} header ({min_len} bytes)")
+    return version
+
+
+def _transport_end(view: memoryview, version: int, csum_start: int, proto: GSOProto) -> int:
+    """Check the L3 headers lead to a ``proto`` header at csum_start; return the header end (hdr_len)."""
+    size = len(view)
+    if csum_start >= size:
+        raise MalformedPacket(f"csum_start {csum_start} is outside the {size}-byte packet")
+    want = _PROTO_NUMBER[proto]
+    if version == 4:
+        ihl_bytes = (view[0] & 0x0F) * 4
+        if ihl_bytes < IPV4_MIN_HDR:
+            raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
+        if csum_start != ihl_bytes:
+            raise MalformedPacket(f"csum_start {csum_start} does not match the IPv4 header length {ihl_bytes}")
+        next_header = view[9]
+    else:
+        if csum_start < IPV6_HDR:
+            raise MalformedPacket(f"csum_start {csum_start} is inside the IPv6 header")
+        next_header, offset = view[6], IPV6_HDR
+        while offset < csum_start:
+            # Walk the extension headers: they must end exactly at csum_start.
+            if next_header == _IPV6_FRAGMENT:
+                raise MalformedPacket("IPv6 fragment header in a superpacket")
+            if next_header not in _IPV6_EXT_LEN:
+                raise MalformedPacket(f"IPv6 next header {next_header} at offset {offset} is not an extension header")
+            unit, extra = _IPV6_EXT_LEN[next_header]
+            if offset + 2 > size:
+                raise MalformedPacket(f"IPv6 extension header at offset {offset} is cut off")
+            next_header, offset = view[offset], offset + view[offset + 1] * unit + extra
+        if offset != csum_start:
+            raise MalformedPacket(f"IPv6 extension headers end at {offset}, not at csum_start {csum_start}")
+    if next_header != want:
+        raise MalformedPacket(f"IP protocol {next_header} does not match GSO proto {proto.name} ({want})")
+    if proto == GSOProto.TCP:
+        if csum_start + TCP_MIN_HDR > size:
+            raise MalformedPacket(f"TCP header at csum_start {csum_start} does not fit in the {size}-byte packet")
+        doff = (view[csum_start + 12] >> 4) * 4
+        if doff < TCP_MIN_HDR:
+            raise MalformedPacket(f"TCP data offset {doff} is below {TCP_MIN_HDR}")
+        end = csum_start + doff
+    else:
+        end = csum_start + UDP_HDR
+    if end > size:
+        raise MalformedPacket(f"{proto.name} header ends at {end}, beyond the {size}-byte packet")
+    return end
+
+
+def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -> GSOInfo:
+    """Validate a kernel packet's virtio_net_hdr against its bytes; return its GSOInfo.
+
+    GSO_NONE gives NO_GSO (after checking a NEEDS_CSUM field lies inside the
+    packet). For TCP/UDP superpackets hdr_len is recomputed from csum_start and
+    the TCP data offset (or the 8-byte UDP header): the kernel's value can span
+    the whole first segment. Raises MalformedPacket naming what is wrong.
+    """
+    view = memoryview(pkt).cast("B")
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = hdr
+    if flags & RSC_INFO:
+        raise MalformedPacket(f"virtio_net_hdr flags 0x{flags:x} have RSC_INFO set, which is not supported")
+    base, ecn = gso_type & ~GSO_ECN, gso_type & GSO_ECN
+    if base == GSO_NONE:
+        if ecn:
+            raise MalformedPacket("ECN bit set on gso_type NONE; it is only valid on a TCP type")
+        if flags & NEEDS_CSUM and csum_start + csum_offset + 2 > len(view):
+            raise MalformedPacket(
+                f"checksum field at csum_start {csum_start} + csum_offset {csum_offset} "
+                f"lies outside the {len(view)}-byte packet"
+            )
+        return NO_GSO
+    if base == GSO_UDP:
+        raise MalformedPacket("legacy UDP fragmentation offload (GSO_UDP) is not supported")
+    if base not in _GSO_TYPE_NAME:
+        raise MalformedPacket(f"unknown GSO type {base}")
+    name = _GSO_TYPE_NAME[base]
+    if ecn and base == GSO_UDP_L4:
+        raise MalformedPacket(f"ECN bit set on non-TCP GSO type {name}")
+    if gso_size == 0:
+        raise MalformedPacket(f"GSO type {name} with gso_size 0")
+    version = _ip_version(view)
+    if (base == GSO_TCPV4 and version != 4) or (base == GSO_TCPV6 and version != 6):
+        raise MalformedPacket(f"GSO type {name} on an IPv{version} packet")
+    if hdr_len > len(view):
+        raise MalformedPacket(f"hdr_len {hdr_len} exceeds the {len(view)}-byte packet")
+    proto = GSOProto.UDP if base == GSO_UDP_L4 else GSOProto.TCP
+    real_hdr_len = _transport_end(view, version, csum_start, proto)
+    want_offset = UDP_CSUM_OFFSET if proto == GSOProto.UDP else TCP_CSUM_OFFSET
+    if csum_offset != want_offset:
+        raise MalformedPacket(f"csum_offset {csum_offset} is not the {proto.name} checksum offset {want_offset}")
+    return GSOInfo(gso_size, real_hdr_len, csum_start, proto)
+
+
+# -- segmentation ---------------------------------------------------------------
+def _plan(packet: Packet) -> tuple[memoryview, int, int]:
+    """Validate a superpacket; return (bytes, IP version, segment count)."""
+    view = memoryview(packet.data).cast("B")
+    size, hdr_len, csum_start, proto = packet.gso
+    if proto not in (GSOProto.TCP, GSOProto.UDP):
+        raise MalformedPacket(f"superpacket GSOInfo proto must be TCP or UDP, got {int(proto)}")
+    if size > 0xFFFF:
+        raise MalformedPacket(f"gso size {size} is above 65535")
+    if not 0 <= csum_start <= 0xFFFF or not 0 <= hdr_len <= 0xFFFF:
+        raise MalformedPacket(f"GSOInfo hdr_len {hdr_len} / csum_start {csum_start} must be 0..65535")
+    version = _ip_version(view)
+    real_hdr_len = _transport_end(view, version, csum_start, GSOProto(proto))
+    if hdr_len != real_hdr_len:
+        raise MalformedPacket(f"GSOInfo hdr_len {hdr_len} does not match the packet headers ({real_hdr_len})")
+    payload = len(view) - hdr_len
+    count = max(1, -(-payload // size))
+    largest = hdr_len + min(size, payload)
+    ip_len = largest if version == 4 else largest - IPV6_HDR
+    if ip_len > 0xFFFF:
+        raise MalformedPacket(f"a segment would be {largest} bytes, more than an IPv{version} packet can hold")
+    if count * hdr_len + payload > MAX_SEGMENTED_SIZE:
+        raise MalformedPacket(
+            f"segmenting would produce {count * hdr_len + payload} bytes, above the {MAX_SEGMENTED_SIZE}-byte limit"
+        )
+    return view, version, count
+
+
+def segmented_size(packet: Packet) -> int:
+    """Bytes the segments of ``packet`` occupy (len(packet.data) for a plain packet)."""
+    if not packet.gso.is_superpacket:
+        return len(packet.data)
+    view, _version, count = _plan(packet)
+    return count * packet.gso.hdr_len + len(view) - packet.gso.hdr_len
+
+
+def segment(packet: Packet) -> list[memoryview]:
+    """Cut a superpacket into wire IP packets held in one fresh buffer.
+
+    The views own that buffer between them, so they stay valid as long as they
+    are referenced. A plain packet gives [packet.data] unchanged.
+    """
+    if not packet.gso.is_superpacket:
+        return [packet.data]
+    return segment_into(packet, bytearray(segmented_size(packet)))
+
+
+def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
+    """Like segment(), but into the caller's reusable bytearray ``out``.
+
+    ``out`` grows if it is shorter than segmented_size(packet) (growing fails
+    with BufferError while views of it are alive, so preallocate or drop old
+    views). The views are valid until ``out`` is reused. A plain packet gives
+    [packet.data] and leaves ``out`` alone.
+    """
+    if not isinstance(out, bytearray):
+        raise TypeError(f"segment_into needs a bytearray, got {type(out).__name__}")
+    if not packet.gso.is_superpacket:
+        return [packet.data]
+    view, version, count = _plan(packet)
+    size, hdr_len, csum_start, proto = packet.gso
+    need = count * hdr_len + len(view) - hdr_len
+    if len(out) < need:
+        out.extend(bytes(need - len(out)))
+    dest = memoryview(out)
+    if version == 4:
+        src, dst = view[12:16], view[16:20]
+        first_id = view[4] << 8 | view[5]
+    else:
+        src, dst = view[8:24], view[24:40]
+    addr_sum = _words_sum(src) + _words_sum(dst)
+    proto_number = _PROTO_NUMBER[GSOProto(proto)]
+    is_tcp = proto == GSOProto.TCP
+    if is_tcp:
+        first_seq = int.from_bytes(view[csum_start + 4 : csum_start + 8], "big")
+    segments = []
+    offset = 0
+    for index in range(count):
+        start = hdr_len + index * size
+        chunk = view[start : min(start + size, len(view))]
+        seg_len = hdr_len + len(chunk)
+        seg = dest[offset : offset + seg_len]
+        seg[:hdr_len] = view[:hdr_len]
+        seg[hdr_len:] = chunk
+        if version == 4:
+            seg[2:4] = seg_len.to_bytes(2, "big")
+            seg[4:6] = ((first_id + index) & 0xFFFF).to_bytes(2, "big")
+            seg[10:12] = ipv4_header_checksum(seg).to_bytes(2, "big")
+        else:
+            seg[4:6] = (seg_len - IPV6_HDR).to_bytes(2, "big")
+        l4_len = seg_len - csum_start
+        if is_tcp:
+            seg[csum_start + 4 : csum_start + 8] = ((first_seq + index * size) & 0xFFFFFFFF).to_bytes(4, "big")
+            flags = seg[csum_start + 13]
+            if index != count - 1:
+                flags &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH)
+            if index != 0:
+                flags &= ~TCP_FLAG_CWR
+            seg[csum_start + 13] = flags
+            field = csum_start + TCP_CSUM_OFFSET
+        else:
+            seg[csum_start + 4 : csum_start + 6] = l4_len.to_bytes(2, "big")
+            field = csum_start + UDP_CSUM_OFFSET
+        seg[field : field + 2] = b"\0\0"
+        pseudo = addr_sum + proto_number + (l4_len >> 16) + (l4_len & 0xFFFF)
+        result = ~_fold(pseudo + _words_sum(seg[csum_start:])) & 0xFFFF
+        if result == 0 and not is_tcp:
+            result = 0xFFFF
+        seg[field : field + 2] = result.to_bytes(2, "big")
+        segments.append(seg)
+        offset += seg_len
+    return segments

@@ -1,0 +1,77 @@
+"""The packet kernels: checksums, virtio_net_hdr validation, superpacket segmentation.
+
+This facade exports the C versions from tio_core._ckernels when that
+extension is built, and the pure-Python twins from tio_core._pykernels
+otherwise or when the environment sets TIO_PURE=1. Both behave identically
+(tests/kernels compares them byte for byte); IMPLEMENTATION says which one
+is in use.
+
+API (all raise tio_core.errors.MalformedPacket for unacceptable packets):
+
+checksum(data, seed=0) -> int
+    RFC 1071 folded 16-bit one's-complement sum of data plus seed (0..2**32-1),
+    not inverted.
+pseudo_header_sum(src, dst, proto, l4_len) -> int
+    Folded, not inverted, TCP/UDP pseudo-header sum; 4-byte addresses give
+    IPv4, 16-byte addresses IPv6 (32-bit length).
+ipv4_header_checksum(hdr) -> int
+    The value for the header checksum field (the field's own bytes ignored).
+finish_checksum(pkt, hdr: VirtioNetHdr) -> None
+    Completes a NEEDS_CSUM checksum in place in the writable ``pkt``.
+gso_info_from_vnet(hdr: VirtioNetHdr, pkt) -> GSOInfo
+    Validates a kernel packet and its header; corrects hdr_len; NO_GSO for GSO_NONE.
+segment(packet) -> list[memoryview]
+    The wire IP packets of a superpacket, in one fresh buffer the views keep
+    alive; [packet.data] for a plain packet.
+segment_into(packet, out: bytearray) -> list[memoryview]
+    The same into the caller's reusable ``out`` (grown when too short); the
+    views are valid until ``out`` is written again. Segment i starts where
+    segment i-1 ends, so ``out[:segmented_size(packet)]`` holds them all.
+segmented_size(packet) -> int
+    Bytes all segments occupy (len(packet.data) for a plain packet).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tio_core import _pykernels
+
+_FUNCTIONS = (
+    "checksum",
+    "pseudo_header_sum",
+    "ipv4_header_checksum",
+    "finish_checksum",
+    "gso_info_from_vnet",
+    "segment",
+    "segment_into",
+    "segmented_size",
+)
+
+
+def _load():
+    if os.environ.get("TIO_PURE", "") not in ("", "0"):
+        return _pykernels, "pure"
+    try:
+        from tio_core import _ckernels
+    except ImportError:  # extension not built: the twins are complete on their own
+        return _pykernels, "pure"
+    if not all(hasattr(_ckernels, name) for name in _FUNCTIONS):
+        return _pykernels, "pure"
+    return _ckernels, "c"
+
+
+_impl, IMPLEMENTATION = _load()
+
+checksum = _impl.checksum
+pseudo_header_sum = _impl.pseudo_header_sum
+ipv4_header_checksum = _impl.ipv4_header_checksum
+finish_checksum = _impl.finish_checksum
+gso_info_from_vnet = _impl.gso_info_from_vnet
+segment = _impl.segment
+segment_into = _impl.segment_into
+segmented_size = _impl.segmented_size
+
+MAX_SEGMENTED_SIZE = _pykernels.MAX_SEGMENTED_SIZE
+
+__all__ = ["IMPLEMENTATION", "MAX_SEGMENTED_SIZE", *_FUNCTIONS]
