@@ -15,10 +15,11 @@ Two ways to drive a queue, picked per queue (``AsyncQueue.mode``):
           reads and one for writes, so the contract's single-reader /
           single-writer rule holds while the event loop stays free.
 
-Writes use the fd too when the backend offers a non-blocking write (waiting
-with ``loop.add_writer`` when it would block); otherwise they go through the
-queue's writer thread, since a backend's blocking write may wait (e.g. poll on
-EAGAIN) and must not stall the loop.
+Writes run inline on the loop when the backend offers a non-blocking write;
+when that would block, fd mode waits with ``loop.add_writer`` and thread mode
+hands the write to the queue's writer thread. Without a non-blocking write,
+every write goes through the writer thread, since a backend's blocking write
+may wait (e.g. poll on EAGAIN) and must not stall the loop.
 
 Concurrency: any number of tasks may await ``read()``/``write()`` on one
 AsyncQueue; they are served one at a time in arrival order (asyncio.Lock).
@@ -37,8 +38,9 @@ Cancellation leaves the queue usable and loses nothing:
   ends their validity; the next read then raises QueueClosed.
 - writes: once a write is handed to the writer thread it cannot be taken back;
   a cancelled ``write()`` waits for it to finish (so the caller's buffer is no
-  longer in use when CancelledError propagates) and the packet *was* sent. In
-  fd mode a write cancelled while waiting for writability was not sent.
+  longer in use when CancelledError propagates): the packet went out unless
+  the backend failed it. A write cancelled while waiting for writability (fd
+  mode) was not sent; an inline non-blocking write cannot be cancelled midway.
 
 Closing (``close()``/``aclose()``, the async context managers, or closing the
 AsyncQueueSet) wakes every task awaiting a read or write on the queue with
@@ -249,10 +251,10 @@ class AsyncQueue:
             missing = "fileno()" if self._fd is None else "a non-blocking read (read_nowait / read(timeout=0))"
             raise ConfigError(f"AsyncQueue mode 'fd' needs {missing} on {type(queue).__name__}")
         self.mode = "fd" if (fd_capable and mode != "thread") else "thread"
-        # Non-blocking writes only make sense with an fd to wait on.
-        fd_writes = self.mode == "fd"
-        self._write_nowait = _nonblocking_method(queue, "write") if fd_writes else None
-        self._write_gso_nowait = _nonblocking_method(queue, "write_gso") if fd_writes else None
+        # A write that cannot block runs inline on the loop, in either mode;
+        # only when it would block do we wait (fd) or hand it to a thread.
+        self._write_nowait = _nonblocking_method(queue, "write")
+        self._write_gso_nowait = _nonblocking_method(queue, "write_gso")
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_lock: asyncio.Lock | None = None
@@ -333,7 +335,10 @@ class AsyncQueue:
     # -- reading -------------------------------------------------------------
 
     async def read(self) -> list[Packet]:
-        """Wait for and return the next batch of packets (at least one).
+        """Wait for and return the next batch of packets.
+
+        At least one packet, unless the backend itself was configured to
+        return empty batches (thread mode passes its read through as is).
 
         The packets are borrowed until the next read or close of this queue.
         Raises QueueClosed (EndOfStream for a finished finite source) as the
@@ -396,15 +401,15 @@ class AsyncQueue:
         self._check_open()
         async with self._write_lock:
             self._check_open()
-            if nowait is None:
-                return await _await_uncancellable(self._thread("_writer").submit(loop, blocking, *args))
-            while True:
+            while nowait is not None:
                 try:
                     return nowait(*args)
                 except BlockingIOError:
-                    pass
+                    if self.mode != "fd":
+                        break  # nothing to wait on: let the writer thread block instead
                 await self._wait_fd(loop, writable=True)
                 self._check_open()
+            return await _await_uncancellable(self._thread("_writer").submit(loop, blocking, *args))
 
     # -- closing -------------------------------------------------------------
 

@@ -248,6 +248,34 @@ def test_write_waits_for_writability_on_a_full_socket():
     assert out[-1] == pkt(999, 1000) and len(out) == len(filler) + 1
 
 
+def test_thread_mode_writes_inline_and_hands_a_blocked_write_to_the_writer_thread():
+    """A non-blocking write runs on the loop; only one that would block goes to a thread."""
+    queue = SocketQueue(sndbuf=4096)
+    aq = AsyncQueue(queue, mode="thread")
+
+    def writer_threads():
+        return [t for t in threading.enumerate() if t.name == f"tio-aio-write-{id(queue):x}"]
+
+    async def main():
+        assert await aq.write(pkt(1, 1000)) == 1000
+        assert not writer_threads()  # inline: no thread needed
+        try:
+            while True:
+                queue.write(pkt(2, 1000), blocking=False)
+        except BlockingIOError:
+            pass
+        task = asyncio.create_task(aq.write(pkt(3, 1000)))
+        await asyncio.sleep(0.05)
+        assert not task.done() and writer_threads()  # blocked in the writer thread, loop free
+        drained = sent(queue)
+        assert await task == 1000
+        return drained + sent(queue)
+
+    out = run(main())
+    queue.close()
+    assert out[0] == pkt(1, 1000) and out[-1] == pkt(3, 1000)
+
+
 # -- cancellation -------------------------------------------------------------
 
 
