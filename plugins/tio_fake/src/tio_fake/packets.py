@@ -77,6 +77,11 @@ class PacketFactory:
         flags = _flag_text(flags)
         return self._template(GSOProto(proto), src, dst, sport, dport, ttl, tos, flags, window, ack, tuple(tcp_options))
 
+    @staticmethod
+    def payload(size: int, offset: int = 0) -> bytes:
+        """payload_pattern(size, offset): stream bytes in which reordering or loss shows."""
+        return payload_pattern(size, offset)
+
     # -- single packets -----------------------------------------------------------
     def tcp(self, payload: bytes = b"", *, src: str | None = None, dst: str | None = None, version: int | None = None,
             sport: int = 40000, dport: int = 5001, seq: int = 1, ack: int = 0, flags: str | int = "A",

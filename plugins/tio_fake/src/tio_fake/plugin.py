@@ -2,6 +2,21 @@
 
 from tio_core import BackendDef, Option, hookimpl
 
+FAKE_OPTIONS = (
+    Option("queues", int, 1, "number of queues in the set"),
+    Option("max_batch", int, 64, "most packets one read() returns"),
+    Option(
+        "capabilities",
+        str,
+        None,
+        "unset: permissive GSOWriter without capabilities; 'tso', 'uso', 'tso,uso' or 'none': "
+        "a CapsProvider that negotiated exactly those",
+    ),
+    Option("read_timeout", float, None, "seconds read() waits before ReadTimeout (unset: forever)"),
+    Option("blocking", bool, True, "false: read() returns [] instead of waiting"),
+    Option("end_of_stream", bool, False, "true: read() on an empty queue raises EndOfStream"),
+)
+
 
 @hookimpl
 def tio_register_backends():
@@ -10,19 +25,6 @@ def tio_register_backends():
             name="fake",
             description="in-memory queues for tests: inject packets, inspect writes (no root, no kernel)",
             factory="tio_fake.backend:open_fake",
-            options=(
-                Option("queues", int, 1, "number of queues in the set"),
-                Option("max_batch", int, 64, "most packets one read() returns"),
-                Option(
-                    "capabilities",
-                    str,
-                    None,
-                    "unset: permissive GSOWriter without capabilities; 'tso', 'uso', 'tso,uso' or 'none': "
-                    "a CapsProvider that negotiated exactly those",
-                ),
-                Option("read_timeout", float, None, "seconds read() waits before ReadTimeout (unset: forever)"),
-                Option("blocking", bool, True, "false: read() returns [] instead of waiting"),
-                Option("end_of_stream", bool, False, "true: read() on an empty queue raises EndOfStream"),
-            ),
+            options=FAKE_OPTIONS,
         )
     ]

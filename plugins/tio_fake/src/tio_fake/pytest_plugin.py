@@ -33,13 +33,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Marker keywords, checked like backend options (ConfigError names a wrong one)."""
+    from tio_core.options import Option, validate_options
+    from tio_fake.backend import DELIVER_SEGMENTED, DELIVER_SUPERPACKET
+    from tio_fake.plugin import FAKE_OPTIONS
+
     options: dict[str, Any] = {}
     # Closest marker wins; a class-level marker is overridden by a function-level one.
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         if marker.args:
             raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword options only, got {marker.args!r}")
         options.update(marker.kwargs)
-    return options
+    declared = {option.name: option for option in FAKE_OPTIONS}
+    declared["deliver"] = Option("deliver", str, DELIVER_SEGMENTED, "fake_pair delivery",
+                                 choices=(DELIVER_SEGMENTED, DELIVER_SUPERPACKET))
+    return validate_options(f"fake (@pytest.mark.{MARKER})", declared, options)
 
 
 @pytest.fixture
@@ -48,7 +56,7 @@ def fake_queue_set(request: pytest.FixtureRequest):
     from tio_fake.backend import open_fake
 
     options = _marker_options(request)
-    options.pop("deliver", None)
+    del options["deliver"]  # only for fake_pair
     queue_set = open_fake(**options)
     yield queue_set
     queue_set.close()
