@@ -46,8 +46,11 @@ Closing (``close()``/``aclose()``, the async context managers, or closing the
 AsyncQueueSet) wakes every task awaiting a read or write on the queue with
 QueueClosed, removes the fd from the loop before the fd is closed, and stops the
 threads. Close from the event loop's thread; from another thread use
-``loop.call_soon_threadsafe(aq.close)``. Closing the wrapped queue behind the
-wrapper's back is not supported in fd mode (the loop cannot see a closed fd).
+``loop.call_soon_threadsafe(aq.close)``. If the wrapped queue (or its set) is
+closed directly instead, awaiters still end with QueueClosed: in thread mode
+the backend wakes its blocked read, in fd mode a backstop polls the queue's
+``closed`` attribute every CLOSED_CHECK_SECONDS (the loop cannot see a closed
+fd).
 
 What a backend provides for the fd path (otherwise the thread path is used):
 - ``fileno()``: an fd that polls readable when a read would return packets
@@ -58,6 +61,8 @@ What a backend provides for the fd path (otherwise the thread path is used):
   BlockingIOError/TimeoutError. Packets that arrive by another route than the
   fd (e.g. injected in memory) must also make the fd readable, or an fd-path
   reader will not notice them;
+- a ``closed`` attribute that turns True on close (lets a wait notice a
+  queue closed without going through the wrapper);
 - optionally a non-blocking write, ``write_nowait(data)`` /
   ``write_gso_nowait(...)`` or ``write(data, blocking=False)`` /
   ``write_gso(..., blocking=False)``, raising BlockingIOError when the fd is
@@ -81,6 +86,10 @@ from tio_core.errors import ConfigError, QueueClosed, TioError
 Buffer = bytes | bytearray | memoryview
 
 MODES = ("auto", "fd", "thread")
+
+# How often an fd-mode wait checks the wrapped queue's ``closed`` flag, in case
+# it was closed without going through the wrapper.
+CLOSED_CHECK_SECONDS = 0.2
 
 # Raised by a backend's non-blocking call to say "nothing ready, try later".
 _WOULD_BLOCK = (BlockingIOError, TimeoutError)
@@ -315,12 +324,27 @@ class AsyncQueue:
         add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
         add(self._fd, _settle, waiter, None, None)
         self._fd_waiters.add(waiter)
+        backstop = loop.call_later(CLOSED_CHECK_SECONDS, self._check_closed_behind_our_back, loop, waiter)
         try:
             await waiter
         finally:
+            backstop.cancel()
             self._fd_waiters.discard(waiter)
             if not self._closed:  # close() already unregistered the fd
                 remove(self._fd)
+
+    def _check_closed_behind_our_back(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future) -> None:
+        """Backstop for a queue closed directly rather than through this wrapper.
+
+        The loop never sees a closed fd become ready (epoll forgets it), so
+        without this an fd-mode awaiter would wait forever.
+        """
+        if waiter.done():
+            return
+        if getattr(self._queue, "closed", False) is True:
+            _settle(waiter, None, QueueClosed("the queue was closed while awaiting it"))
+        else:
+            loop.call_later(CLOSED_CHECK_SECONDS, self._check_closed_behind_our_back, loop, waiter)
 
     def _thread(self, attr: str) -> _DedicatedThread:
         thread = getattr(self, attr)

@@ -115,6 +115,10 @@ class SocketQueue(Queue):
         self._buffer = bytearray(max_batch * 2048)  # reused by every read: borrowed views
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def fileno(self) -> int:
         if self._closed:
             raise QueueClosed("socket queue closed")

@@ -237,3 +237,22 @@ def test_cancellation_and_close_while_awaiting_on_a_real_tun(tun_in_ns):
         run(main())
     finally:
         sender.close()
+
+
+def test_closing_the_linux_set_directly_wakes_awaiters(tun_in_ns):
+    _, open_tun = tun_in_ns
+
+    async def main():
+        for mode in supported_modes(open_tun):
+            qset = open_tun(queues=2)
+            aqs = AsyncQueueSet(qset, mode=mode)
+            waiting = [asyncio.create_task(aq.read()) for aq in aqs]
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            qset.close()  # not through the async wrapper
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+            assert time.monotonic() - started < 1.0
+            assert all(isinstance(o, QueueClosed) for o in outcomes), outcomes
+            await aqs.aclose()
+
+    run(main())

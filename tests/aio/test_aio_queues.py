@@ -384,6 +384,24 @@ def test_close_wakes_awaiting_reader_and_writer(mode_queue):
     run(main())
 
 
+def test_closing_the_wrapped_queue_directly_still_wakes_awaiters(mode_queue):
+    """fd mode cannot see a closed fd: the closed-flag backstop must end the wait."""
+    queue, _ = mode_queue
+    aq = AsyncQueue(queue)
+
+    async def main():
+        task = asyncio.create_task(aq.read())
+        await asyncio.sleep(0.02)
+        started = time.monotonic()
+        queue.close()  # behind the wrapper's back
+        with pytest.raises(QueueClosed):
+            await task
+        assert time.monotonic() - started < 1.0
+        await aq.aclose()  # the wrapper still tidies up
+
+    run(main())
+
+
 def test_queue_set_context_manager_closes_everything_and_stops_threads():
     queues = [MemoryQueue(), SocketQueue(), MemoryGSOQueue()]
     qs = ListQueueSet(queues)
