@@ -1,0 +1,254 @@
+"""Write-path coalescing: merge runs of same-flow packets into write_gso calls.
+
+A VPN hands the kernel one wire-sized packet per decrypted datagram; one
+syscall each caps throughput. When the queue negotiated TSO (USO), runs of
+same-flow TCP (UDP) segments are merged into one superpacket: the first
+packet's headers are patched and the payloads are passed to ``write_gso`` as
+memoryview slices of the staged packets (no payload copy). The kernel
+resegments the superpacket into exactly the original packets (see the DF
+note below).
+
+Public API
+----------
+``Coalescer.for_queue(queue, verify_checksums=True)``
+    The front: a coalescer with a TCP lane if the queue supports TSO
+    (``supports_gso(queue, GSOProto.TCP)``), a UDP lane if it supports USO,
+    passthrough for everything else; a plain ``Passthrough`` if neither.
+    Never refuses.
+``TCPCoalescer(writer)``, ``UDPCoalescer(writer)``
+    One lane each. The constructor raises ``CoalescerRefused`` when
+    ``supports_gso(writer, proto)`` says no (use ``for_queue`` for a
+    fallback instead of an exception).
+``Passthrough(writer)``
+    Writes every packet as is, in order, one ``write`` each.
+``add(packet)`` / ``add_many(packets)``
+    Stage wire IP packets (any C-contiguous bytes-like object). They are
+    *borrowed*: keep them alive and unmodified until ``flush()`` returns.
+    A non-buffer raises ``PacketTypeError`` and nothing from that call is
+    staged.
+``flush()``
+    Emits everything staged through ``writer.write`` / ``writer.write_gso``.
+    Every write is attempted even when one fails; then the first error is
+    raised. Staged packets are released either way.
+
+Ordering guarantees
+-------------------
+Writes happen in the order of each item's first packet: a verbatim packet at
+its own position, a merged run at the position of its first segment. So a
+segment that joins a run moves *earlier*, past packets of other flows that
+arrived in between; it never moves later. Consequences:
+
+* Within a flow (same addresses, protocol and ports) order is always kept:
+  any verbatim packet of the flow seals the flow's open run, so nothing after
+  it can jump ahead. The one documented exception is a pure TCP ACK (no
+  payload, ACK/PSH/ECE only), which does not seal the run: data segments
+  that arrive after it and join the earlier run are delivered before it. It
+  carries no stream bytes, so the byte stream order is unaffected.
+* Across flows and across lanes (TCP, UDP, passthrough) there is a single
+  ordered output, so order is kept except that merged segments move up to
+  their run's first packet as described.
+* Packets whose flow cannot be determined (IPv4 options or fragments, IPv6
+  extension headers, malformed or truncated headers, a bad IPv4 header
+  checksum) seal every open run, so they are never overtaken by a packet
+  that arrived after them.
+
+Admission (details in ``tio_core._pycoalesce``): IPv4 without options and
+not fragmented, or IPv6 without extension headers; TCP with ACK and only
+ACK/PSH/ECE; equal headers on every field the kernel copies when it
+resegments; consecutive sequence numbers; at most 64 segments and 65535
+bytes; a shorter payload or PSH ends a run. With ``verify_checksums`` (the
+default) a packet with a wrong IPv4 header or L4 checksum is never merged -
+the merged packet gets a fresh checksum, which would launder it - so it goes
+out alone, verbatim, and the kernel drops it as it would have. UDPv4 with a
+zero ("no") checksum also goes verbatim.
+
+DF note: on IPv4 with DF set the ID carries no meaning (RFC 6864) and is not
+compared; the kernel re-stamps the segments of a merged run with the first
+ID + i (and recomputes the header checksum). Without DF the IDs must
+already count up that way to be merged.
+
+The per-packet work (parsing, checksum verification, run building, header
+patching, payload slicing) happens in one C call per flush
+(``_ckernels.coalesce_plan``); ``tio_core._pycoalesce.plan`` is its pure
+twin, used with ``TIO_PURE=1`` or ``implementation="pure"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from tio_core import _pycoalesce
+from tio_core.contract import GSOProto, supports_gso
+from tio_core.errors import OffloadError, TioError
+
+try:
+    from tio_core import _ckernels
+
+    _C_PLAN = getattr(_ckernels, "coalesce_plan", None)
+    _C_CHECK = getattr(_ckernels, "coalesce_check_buffers", None)
+except ImportError:  # extension not built
+    _C_PLAN = _C_CHECK = None
+
+_PROTOS = (GSOProto.TCP, GSOProto.UDP)
+_PLAIN_BUFFERS = (bytes, bytearray)
+
+
+class CoalescerRefused(OffloadError, ValueError):
+    """The writer cannot take write_gso for the requested protocol."""
+
+
+class PacketTypeError(TioError, TypeError):
+    """An object handed to add()/add_many() is not a contiguous bytes-like packet."""
+
+
+def default_implementation() -> str:
+    """"c" when the C planner is built and TIO_PURE is not set, else "pure"."""
+    if os.environ.get("TIO_PURE", "") not in ("", "0") or _C_PLAN is None:
+        return "pure"
+    return "c"
+
+
+class Coalescer:
+    """Stages packets and flushes them, merging runs on the enabled lanes.
+
+    ``Coalescer(writer, tcp=..., udp=...)`` builds one with exactly the given
+    lanes and raises CoalescerRefused if the writer does not support one of
+    them; most callers want ``Coalescer.for_queue(queue)``.
+    implementation: "c", "pure" or None for default_implementation().
+    """
+
+    def __init__(
+        self,
+        writer: object,
+        *,
+        tcp: bool = False,
+        udp: bool = False,
+        verify_checksums: bool = True,
+        implementation: str | None = None,
+    ) -> None:
+        write = getattr(writer, "write", None)
+        if not callable(write):
+            raise CoalescerRefused(f"{type(writer).__name__} has no write() method")
+        for wanted, proto in ((tcp, GSOProto.TCP), (udp, GSOProto.UDP)):
+            if wanted and not supports_gso(writer, proto)[1]:
+                raise CoalescerRefused(
+                    f"{type(writer).__name__} does not support write_gso for {proto.name} "
+                    f"({'TSO' if proto == GSOProto.TCP else 'USO'} not negotiated or no write_gso)"
+                )
+        impl = implementation or default_implementation()
+        if impl == "c" and _C_PLAN is not None:
+            self._plan, self._check = _C_PLAN, _C_CHECK
+        elif impl == "pure":
+            self._plan, self._check = _pycoalesce.plan, _pycoalesce.check_buffers
+        else:
+            raise ValueError(f"implementation must be 'c' (if built) or 'pure', got {implementation!r}")
+        self.implementation = impl
+        self.writer = writer
+        self.tcp = bool(tcp)
+        self.udp = bool(udp)
+        self.verify_checksums = bool(verify_checksums)
+        self._write = write
+        self._write_gso = getattr(writer, "write_gso", None)
+        self._staged: list[object] = []
+
+    @classmethod
+    def for_queue(cls, queue: object, *, verify_checksums: bool = True) -> Coalescer:
+        """The front for ``queue``: TCP lane if TSO, UDP lane if USO, else passthrough."""
+        tcp = supports_gso(queue, GSOProto.TCP)[1]
+        udp = supports_gso(queue, GSOProto.UDP)[1]
+        if not (tcp or udp):
+            return Passthrough(queue)
+        return Coalescer(queue, tcp=tcp, udp=udp, verify_checksums=verify_checksums)
+
+    @property
+    def pending(self) -> int:
+        """Number of packets staged and not yet flushed."""
+        return len(self._staged)
+
+    def add(self, packet: object) -> None:
+        """Stage one wire IP packet, borrowed until flush()."""
+        if type(packet) not in _PLAIN_BUFFERS:
+            self._validate([packet])
+        self._staged.append(packet)
+
+    def add_many(self, packets: Iterable[object]) -> None:
+        """Stage several packets in order; all or none are staged."""
+        batch = packets if type(packets) is list else list(packets)
+        self._validate(batch)
+        self._staged.extend(batch)
+
+    def _validate(self, batch: list) -> None:
+        try:
+            self._check(batch)
+        except TypeError as exc:
+            raise PacketTypeError(str(exc)) from None
+
+    def flush(self) -> None:
+        """Emit everything staged; raise the first write error after trying all."""
+        staged = self._staged
+        if not staged:
+            return
+        plan = self._plan(staged, self.tcp, self.udp, self.verify_checksums, _PROTOS)
+        self._staged = []
+        write, write_gso = self._write, self._write_gso
+        first_error: Exception | None = None
+        for item in plan:
+            try:
+                if type(item) is tuple:
+                    write_gso(*item)
+                else:
+                    write(item)
+            except Exception as exc:  # keep writing the rest; report the first
+                if first_error is None:
+                    first_error = exc
+        if first_error is not None:
+            raise first_error
+
+
+class TCPCoalescer(Coalescer):
+    """Merges TCP runs (needs TSO); everything else passes through in order."""
+
+    def __init__(self, writer: object, *, verify_checksums: bool = True, implementation: str | None = None):
+        super().__init__(writer, tcp=True, verify_checksums=verify_checksums, implementation=implementation)
+
+
+class UDPCoalescer(Coalescer):
+    """Merges UDP runs (needs USO); everything else passes through in order."""
+
+    def __init__(self, writer: object, *, verify_checksums: bool = True, implementation: str | None = None):
+        super().__init__(writer, udp=True, verify_checksums=verify_checksums, implementation=implementation)
+
+
+class Passthrough(Coalescer):
+    """Writes every staged packet as is, in order, one write() each."""
+
+    def __init__(self, writer: object, *, implementation: str | None = None):
+        super().__init__(writer, implementation=implementation)
+
+    def flush(self) -> None:
+        staged = self._staged
+        if not staged:
+            return
+        self._staged = []
+        write = self._write
+        first_error: Exception | None = None
+        for packet in staged:
+            try:
+                write(packet)
+            except Exception as exc:
+                if first_error is None:
+                    first_error = exc
+        if first_error is not None:
+            raise first_error
+
+
+__all__ = [
+    "Coalescer",
+    "CoalescerRefused",
+    "PacketTypeError",
+    "Passthrough",
+    "TCPCoalescer",
+    "UDPCoalescer",
+    "default_implementation",
+]
