@@ -6,6 +6,8 @@ import socket
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
@@ -19,6 +21,7 @@ from tio_core.errors import (
     MalformedPacket,
     OffloadError,
     QueueClosed,
+    TioError,
 )
 from tio_fake.backend import (
     STALE_MARKER,
@@ -360,3 +363,42 @@ def test_scapy_ip_objects_for_ipv4(qs):
     qs[0].write(udp(3))
     (pkt,) = qs.written_packets(scapy=True)
     assert isinstance(pkt, IP) and pkt[IP].id == 3
+
+
+# -- properties ---------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=120), version=st.sampled_from([None, 4, 6]))
+def test_inject_random_bytes_is_queued_or_malformed(data, version):
+    if version and data:
+        data = bytes([version << 4 | (data[0] & 0x0F)]) + data[1:]
+    with open_fake(blocking=False) as queue_set:
+        try:
+            queue_set.inject(data)
+        except MalformedPacket:
+            assert queue_set[0].pending == 0
+        else:
+            assert [bytes(p.data) for p in queue_set[0].read()] == [data]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=1500), min_size=0, max_size=6),
+    proto=st.sampled_from([GSOProto.TCP, GSOProto.UDP]),
+    version=st.sampled_from([4, 6]),
+)
+def test_write_gso_random_geometry_is_recorded_exactly_or_refused(sizes, proto, version):
+    payloads = [payload_pattern(n, 7 * i) for i, n in enumerate(sizes)]
+    total = sum(sizes) or 1
+    ip_hdr, l4_hdr, _, _ = FACTORY.gso_write_args(total, max(total, 1), proto, version=version)
+    with open_fake() as queue_set:
+        queue = queue_set[0]
+        try:
+            queue.write_gso(ip_hdr, l4_hdr, payloads, proto)
+        except GSOGeometryError as exc:
+            assert isinstance(exc, TioError) and queue.written_packets() == []
+            return
+        wire = queue.written_packets(scapy=True)
+        layer = TCP if proto == GSOProto.TCP else UDP
+        assert [bytes(p[layer].payload) for p in wire] == payloads
+        assert all(PacketFactory.checksums_valid(bytes(p)) for p in wire)

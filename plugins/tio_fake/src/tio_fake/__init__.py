@@ -19,7 +19,12 @@ _EXPORTS = {
     "STALE_MARKER": "tio_fake.backend",
     "fake_pair": "tio_fake.backend",
     "open_fake": "tio_fake.backend",
+    "DELIVER_SEGMENTED": "tio_fake.backend",
+    "DELIVER_SUPERPACKET": "tio_fake.backend",
+    "check_ip_packet": "tio_fake.backend",
     "PacketFactory": "tio_fake.packets",
+    "MALFORMED_KINDS": "tio_fake.packets",
+    "payload_pattern": "tio_fake.packets",
 }
 
 __all__ = sorted(_EXPORTS)
