@@ -28,3 +28,10 @@ def tio_register_backends():
             options=FAKE_OPTIONS,
         )
     ]
+
+
+@hookimpl
+def tio_register_benchmarks():
+    from tio_core.registry import BenchmarkDef
+
+    return [BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")]
