@@ -18,7 +18,7 @@ def test_async_forward_from_a_replay_to_a_recording(tmp_path, packet_factory):
         30, 500, src="fd00::1", dst="fd00::2"
     )
     source, output = tmp_path / "in.pcap", tmp_path / "out.pcap"
-    wrpcap(str(source), [packet_factory.parse(p) for p in packets], linktype=101)  # LINKTYPE_RAW: v4 and v6
+    wrpcap(str(source), packets, linktype=101)  # LINKTYPE_RAW: IPv4 and IPv6 records
 
     async def main():
         async with (

@@ -429,6 +429,23 @@ def test_queue_set_context_manager_closes_everything_and_stops_threads():
     run(main())
 
 
+def test_async_queue_context_manager_closes_the_queue_and_its_threads():
+    queue = MemoryQueue()
+
+    async def main():
+        before = set(threading.enumerate())
+        async with AsyncQueue(queue) as aq:
+            queue.inject(pkt(1))
+            assert [bytes(p.data) for p in await aq.read()] == [pkt(1)]
+            await aq.write(pkt(2))
+            threads = [t for t in set(threading.enumerate()) - before if t.name.startswith("tio-aio-")]
+            assert len(threads) == 2  # its reader and its writer
+        assert aq.closed and queue._closed
+        assert not any(t.is_alive() for t in threads)
+
+    run(main())
+
+
 def test_closing_after_a_cancelled_read_drops_its_batch_cleanly():
     queue = MemoryQueue()
     aq = AsyncQueue(queue)
