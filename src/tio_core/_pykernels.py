@@ -11,6 +11,8 @@ read as big-endian words, an odd tail byte padded with zero.
 
 from __future__ import annotations
 
+from operator import index
+
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
 from tio_core.virtio import (
@@ -72,6 +74,7 @@ def _words_sum(data: bytes | bytearray | memoryview) -> int:
 
 def checksum(data: bytes | bytearray | memoryview, seed: int = 0) -> int:
     """RFC 1071 folded one's-complement sum of data plus seed (not inverted)."""
+    seed = index(seed)
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"checksum seed must be 0..0xFFFFFFFF, got {seed}")
     return _fold(seed + _words_sum(data))
@@ -87,6 +90,7 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
     dst = memoryview(dst).cast("B")
     if len(src) != len(dst) or len(src) not in (4, 16):
         raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src)} and {len(dst)}")
+    proto, l4_len = index(proto), index(l4_len)
     if not 0 <= proto <= 0xFF:
         raise ValueError(f"protocol number must be 0..255, got {proto}")
     max_len = 0xFFFF if len(src) == 4 else 0xFFFFFFFF
@@ -117,6 +121,22 @@ def _ipv4_header_length(view: memoryview) -> int:
     return ihl_bytes
 
 
+_VNET_FIELDS = (("flags", 0xFF), ("gso_type", 0xFF), ("hdr_len", 0xFFFF), ("gso_size", 0xFFFF),
+                ("csum_start", 0xFFFF), ("csum_offset", 0xFFFF))
+
+
+def _vnet_fields(hdr: VirtioNetHdr) -> tuple[int, ...]:
+    """The six header fields as ints, each checked against its u8/u16 range."""
+    fields = tuple(hdr)
+    if len(fields) != 6:
+        raise TypeError(f"virtio_net_hdr must have 6 fields, got {len(fields)}")
+    fields = tuple(index(value) for value in fields)
+    for (name, limit), value in zip(_VNET_FIELDS, fields):
+        if not 0 <= value <= limit:
+            raise MalformedPacket(f"virtio_net_hdr {name} {value} is out of range 0..{limit}")
+    return fields
+
+
 def finish_checksum(pkt: bytearray | memoryview, hdr: VirtioNetHdr) -> None:
     """Complete a NEEDS_CSUM packet's L4 checksum in place.
 
@@ -128,7 +148,7 @@ def finish_checksum(pkt: bytearray | memoryview, hdr: VirtioNetHdr) -> None:
     view = memoryview(pkt).cast("B")
     if view.readonly:
         raise TypeError("finish_checksum needs a writable buffer")
-    flags, _gso_type, _hdr_len, _gso_size, csum_start, csum_offset = hdr
+    flags, _gso_type, _hdr_len, _gso_size, csum_start, csum_offset = _vnet_fields(hdr)
     if not flags & NEEDS_CSUM:
         return
     field = csum_start + csum_offset
@@ -211,7 +231,7 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
     the whole first segment. Raises MalformedPacket naming what is wrong.
     """
     view = memoryview(pkt).cast("B")
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = hdr
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _vnet_fields(hdr)
     if flags & RSC_INFO:
         raise MalformedPacket(f"virtio_net_hdr flags 0x{flags:x} have RSC_INFO set, which is not supported")
     base, ecn = gso_type & ~GSO_ECN, gso_type & GSO_ECN
@@ -250,9 +270,9 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
 def _plan(packet: Packet) -> tuple[memoryview, int, int]:
     """Validate a superpacket; return (bytes, IP version, segment count)."""
     view = memoryview(packet.data).cast("B")
-    size, hdr_len, csum_start, proto = packet.gso
+    size, hdr_len, csum_start, proto = (index(value) for value in packet.gso)
     if proto not in (GSOProto.TCP, GSOProto.UDP):
-        raise MalformedPacket(f"superpacket GSOInfo proto must be TCP or UDP, got {int(proto)}")
+        raise MalformedPacket(f"superpacket GSOInfo proto must be TCP or UDP, got {proto}")
     if size > 0xFFFF:
         raise MalformedPacket(f"gso size {size} is above 65535")
     if not 0 <= csum_start <= 0xFFFF or not 0 <= hdr_len <= 0xFFFF:
@@ -307,6 +327,8 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
         return [packet.data]
     view, version, count = _plan(packet)
     size, hdr_len, csum_start, proto = packet.gso
+    if view.obj is out:
+        raise ValueError("segment_into: the packet's bytes live in the output buffer")
     need = count * hdr_len + len(view) - hdr_len
     if len(out) < need:
         out.extend(bytes(need - len(out)))

@@ -1,6 +1,214 @@
-/* checksum kernels of tio_core._ckernels (filled in by the checksum work). */
+/* Checksum kernels of tio_core._ckernels: twins of the checksum functions in
+ * tio_core._pykernels (same results, same exceptions and messages). */
 #include "tio.h"
+#include "csum.h"
+
+#include <limits.h>
+
+int tio_as_ll(PyObject *obj, long long *out)
+{
+    PyObject *number = PyNumber_Index(obj);
+    if (number == NULL)
+        return -1;
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    Py_DECREF(number);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow)
+        value = overflow > 0 ? LLONG_MAX : LLONG_MIN;
+    *out = value;
+    return 0;
+}
+
+static const char *const vnet_names[TIO_VNET_NFIELDS] = {
+    "flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset"};
+static const long vnet_limits[TIO_VNET_NFIELDS] = {0xFF, 0xFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
+
+int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS])
+{
+    PyObject *seq = PySequence_Tuple(hdr);
+    if (seq == NULL)
+        return -1;
+    if (PyTuple_GET_SIZE(seq) != TIO_VNET_NFIELDS) {
+        PyErr_Format(PyExc_TypeError, "virtio_net_hdr must have 6 fields, got %zd", PyTuple_GET_SIZE(seq));
+        goto fail;
+    }
+    long long values[TIO_VNET_NFIELDS];
+    for (int i = 0; i < TIO_VNET_NFIELDS; i++)
+        if (tio_as_ll(PyTuple_GET_ITEM(seq, i), &values[i]) < 0)
+            goto fail;
+    for (int i = 0; i < TIO_VNET_NFIELDS; i++) {
+        if (values[i] < 0 || values[i] > vnet_limits[i]) {
+            PyObject *number = PyNumber_Index(PyTuple_GET_ITEM(seq, i));
+            if (number != NULL) {
+                PyErr_Format(tio_MalformedPacket, "virtio_net_hdr %s %S is out of range 0..%ld", vnet_names[i],
+                             number, vnet_limits[i]);
+                Py_DECREF(number);
+            }
+            goto fail;
+        }
+        fields[i] = (long)values[i];
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static PyObject *py_checksum(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    static char *kwlist[] = {"data", "seed", NULL};
+    Py_buffer data;
+    PyObject *seed_obj = NULL;
+    long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O:checksum", kwlist, &data, &seed_obj))
+        return NULL;
+    if (seed_obj != NULL && tio_as_ll(seed_obj, &seed) < 0)
+        goto fail;
+    if (seed < 0 || seed > 0xFFFFFFFFLL) {
+        PyObject *number = PyNumber_Index(seed_obj);
+        if (number != NULL) {
+            PyErr_Format(PyExc_ValueError, "checksum seed must be 0..0xFFFFFFFF, got %S", number);
+            Py_DECREF(number);
+        }
+        goto fail;
+    }
+    uint16_t sum = tio_csum_fold(tio_csum_add((uint64_t)seed, data.buf, (size_t)data.len));
+    PyBuffer_Release(&data);
+    return PyLong_FromLong(sum);
+fail:
+    PyBuffer_Release(&data);
+    return NULL;
+}
+
+static PyObject *py_pseudo_header_sum(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer src, dst;
+    PyObject *proto_obj, *len_obj;
+    long long proto, l4_len;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*OO:pseudo_header_sum", &src, &dst, &proto_obj, &len_obj))
+        return NULL;
+    if (src.len != dst.len || (src.len != 4 && src.len != 16)) {
+        PyErr_Format(PyExc_ValueError, "addresses must both be 4 or 16 bytes, got %zd and %zd", src.len, dst.len);
+        goto done;
+    }
+    if (tio_as_ll(proto_obj, &proto) < 0 || tio_as_ll(len_obj, &l4_len) < 0)
+        goto done;
+    if (proto < 0 || proto > 0xFF) {
+        PyObject *number = PyNumber_Index(proto_obj);
+        if (number != NULL) {
+            PyErr_Format(PyExc_ValueError, "protocol number must be 0..255, got %S", number);
+            Py_DECREF(number);
+        }
+        goto done;
+    }
+    long long max_len = src.len == 4 ? 0xFFFFLL : 0xFFFFFFFFLL;
+    if (l4_len < 0 || l4_len > max_len) {
+        PyObject *number = PyNumber_Index(len_obj);
+        if (number != NULL) {
+            PyErr_Format(PyExc_ValueError, "L4 length %S does not fit the IPv%d pseudo-header", number,
+                         src.len == 4 ? 4 : 6);
+            Py_DECREF(number);
+        }
+        goto done;
+    }
+    uint64_t acc = tio_csum_add(0, src.buf, (size_t)src.len);
+    acc = tio_csum_add(acc, dst.buf, (size_t)dst.len);
+    acc += (uint64_t)proto + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
+    result = PyLong_FromLong(tio_csum_fold(acc));
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
+static PyObject *py_ipv4_header_checksum(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_buffer hdr;
+    if (PyObject_GetBuffer(arg, &hdr, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *p = hdr.buf;
+    PyObject *result = NULL;
+    if (hdr.len < 20) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header of %zd bytes is shorter than 20", hdr.len);
+        goto done;
+    }
+    if (p[0] >> 4 != 4) {
+        PyErr_Format(tio_MalformedPacket, "IP version %d in an IPv4 header", p[0] >> 4);
+        goto done;
+    }
+    Py_ssize_t ihl_bytes = (p[0] & 0x0F) * 4;
+    if (ihl_bytes < 20) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below 20", ihl_bytes);
+        goto done;
+    }
+    if (ihl_bytes > hdr.len) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd exceeds the %zd bytes given", ihl_bytes, hdr.len);
+        goto done;
+    }
+    /* the checksum field itself (bytes 10..11) counts as zero */
+    uint64_t acc = tio_csum_add(tio_csum_add(0, p, 10), p + 12, (size_t)ihl_bytes - 12);
+    result = PyLong_FromLong((uint16_t)~tio_csum_fold(acc));
+done:
+    PyBuffer_Release(&hdr);
+    return result;
+}
+
+static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *pkt_obj, *hdr_obj;
+    if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj))
+        return NULL;
+    Py_buffer pkt;
+    if (PyObject_GetBuffer(pkt_obj, &pkt, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    long f[TIO_VNET_NFIELDS];
+    if (pkt.readonly) {
+        PyErr_SetString(PyExc_TypeError, "finish_checksum needs a writable buffer");
+        goto done;
+    }
+    if (tio_vnet_fields(hdr_obj, f) < 0)
+        goto done;
+    if (f[TIO_VNET_FLAGS] & 1 /* NEEDS_CSUM */) {
+        Py_ssize_t start = f[TIO_VNET_CSUM_START], offset = f[TIO_VNET_CSUM_OFFSET];
+        Py_ssize_t field = start + offset;
+        if (field + 2 > pkt.len) {
+            PyErr_Format(tio_MalformedPacket,
+                         "checksum field at csum_start %zd + csum_offset %zd lies outside the %zd-byte packet", start,
+                         offset, pkt.len);
+            goto done;
+        }
+        uint8_t *p = pkt.buf;
+        uint64_t partial = tio_get16(p + field);
+        tio_put16(p + field, 0);
+        uint16_t value = (uint16_t)~tio_csum_fold(tio_csum_add(partial, p + start, (size_t)(pkt.len - start)));
+        if (value == 0 && offset == 6) /* UDP: 0 would mean "no checksum" */
+            value = 0xFFFF;
+        tio_put16(p + field, value);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&pkt);
+    return result;
+}
 
 PyMethodDef tio_checksum_methods[] = {
+    {"checksum", (PyCFunction)(void (*)(void))py_checksum, METH_VARARGS | METH_KEYWORDS,
+     "checksum(data, seed=0) -> int: RFC 1071 folded sum plus seed, not inverted."},
+    {"pseudo_header_sum", py_pseudo_header_sum, METH_VARARGS,
+     "pseudo_header_sum(src, dst, proto, l4_len) -> int: folded TCP/UDP pseudo-header sum."},
+    {"ipv4_header_checksum", py_ipv4_header_checksum, METH_O,
+     "ipv4_header_checksum(hdr) -> int: the value for the IPv4 header checksum field."},
+    {"finish_checksum", py_finish_checksum, METH_VARARGS,
+     "finish_checksum(pkt, hdr) -> None: completes a NEEDS_CSUM checksum in place."},
     {NULL, NULL, 0, NULL},
 };

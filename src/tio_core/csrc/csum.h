@@ -53,6 +53,31 @@ static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
     return acc + native;
 }
 
+/* Big-endian (network order) loads and stores. */
+static inline uint16_t tio_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void tio_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline uint32_t tio_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void tio_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 /* Folds a wide sum to a 16-bit one's-complement sum (not inverted). */
 static inline uint16_t tio_csum_fold(uint64_t acc)
 {

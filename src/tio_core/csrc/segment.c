@@ -1,12 +1,522 @@
-/* segment kernels of tio_core._ckernels (filled in by the segment work). */
+/* Validation and segmentation kernels of tio_core._ckernels: twins of
+ * gso_info_from_vnet / segmented_size / segment / segment_into in
+ * tio_core._pykernels, with the same results, exceptions and messages.
+ *
+ * Memory safety: every offset read from the packet or its metadata is checked
+ * against the buffer length before it is used (see transport_end), and the
+ * output size is computed before anything is written. */
 #include "tio.h"
+#include "csum.h"
+
+PyObject *tio_MalformedPacket;
+static PyObject *gsoinfo_type, *no_gso, *proto_tcp, *proto_udp, *str_data, *str_gso;
+
+#define MAX_SEGMENTED_SIZE (16 << 20) /* hostile tiny gso sizes would ask for gigabytes */
+enum { PROTO_TCP = 1, PROTO_UDP = 2 };
+enum { GSO_NONE = 0, GSO_TCPV4 = 1, GSO_UDP = 3, GSO_TCPV6 = 4, GSO_UDP_L4 = 5, GSO_ECN = 0x80 };
+enum { TCP_FIN = 0x01, TCP_PSH = 0x08, TCP_CWR = 0x80 };
+
+static const char *proto_name(int proto)
+{
+    return proto == PROTO_TCP ? "TCP" : "UDP";
+}
+
+/* Raises MalformedPacket with a message naming the int object(s) exactly. */
+static void malformed_numbers(const char *format, PyObject *a, PyObject *b)
+{
+    PyObject *na = PyNumber_Index(a);
+    PyObject *nb = b != NULL ? PyNumber_Index(b) : NULL;
+    if (na != NULL && (b == NULL || nb != NULL))
+        PyErr_Format(tio_MalformedPacket, format, na, nb);
+    Py_XDECREF(na);
+    Py_XDECREF(nb);
+}
+
+/* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 on error. */
+static int ip_version(const uint8_t *p, Py_ssize_t len)
+{
+    int version = len ? p[0] >> 4 : 0;
+    if (version != 4 && version != 6) {
+        PyErr_Format(tio_MalformedPacket, "IP version %d is neither 4 nor 6", version);
+        return -1;
+    }
+    Py_ssize_t min_len = version == 4 ? 20 : 40;
+    if (len < min_len) {
+        PyErr_Format(tio_MalformedPacket, "packet of %zd bytes is shorter than an IPv%d header (%zd bytes)", len,
+                     version, min_len);
+        return -1;
+    }
+    return version;
+}
+
+/* Checks the L3 headers lead to a `proto` header at cs and returns where that
+ * header ends (the real hdr_len), or -1 with MalformedPacket. */
+static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, Py_ssize_t cs, int proto)
+{
+    if (cs >= size) {
+        PyErr_Format(tio_MalformedPacket, "csum_start %zd is outside the %zd-byte packet", cs, size);
+        return -1;
+    }
+    int want = proto == PROTO_TCP ? 6 : 17;
+    int next_header;
+    if (version == 4) {
+        Py_ssize_t ihl_bytes = (p[0] & 0x0F) * 4;
+        if (ihl_bytes < 20) {
+            PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below 20", ihl_bytes);
+            return -1;
+        }
+        if (cs != ihl_bytes) {
+            PyErr_Format(tio_MalformedPacket, "csum_start %zd does not match the IPv4 header length %zd", cs,
+                         ihl_bytes);
+            return -1;
+        }
+        next_header = p[9];
+    } else {
+        if (cs < 40) {
+            PyErr_Format(tio_MalformedPacket, "csum_start %zd is inside the IPv6 header", cs);
+            return -1;
+        }
+        next_header = p[6];
+        Py_ssize_t offset = 40;
+        while (offset < cs) { /* the extension headers must end exactly at cs */
+            Py_ssize_t unit;
+            if (next_header == 44) {
+                PyErr_SetString(tio_MalformedPacket, "IPv6 fragment header in a superpacket");
+                return -1;
+            }
+            if (next_header == 0 || next_header == 43 || next_header == 60) {
+                unit = 8;
+            } else if (next_header == 51) {
+                unit = 4;
+            } else {
+                PyErr_Format(tio_MalformedPacket, "IPv6 next header %d at offset %zd is not an extension header",
+                             next_header, offset);
+                return -1;
+            }
+            if (offset + 2 > size) {
+                PyErr_Format(tio_MalformedPacket, "IPv6 extension header at offset %zd is cut off", offset);
+                return -1;
+            }
+            next_header = p[offset];
+            offset += p[offset + 1] * unit + 8;
+        }
+        if (offset != cs) {
+            PyErr_Format(tio_MalformedPacket, "IPv6 extension headers end at %zd, not at csum_start %zd", offset,
+                         cs);
+            return -1;
+        }
+    }
+    if (next_header != want) {
+        PyErr_Format(tio_MalformedPacket, "IP protocol %d does not match GSO proto %s (%d)", next_header,
+                     proto_name(proto), want);
+        return -1;
+    }
+    Py_ssize_t end;
+    if (proto == PROTO_TCP) {
+        if (cs + 20 > size) {
+            PyErr_Format(tio_MalformedPacket, "TCP header at csum_start %zd does not fit in the %zd-byte packet", cs,
+                         size);
+            return -1;
+        }
+        int doff = (p[cs + 12] >> 4) * 4;
+        if (doff < 20) {
+            PyErr_Format(tio_MalformedPacket, "TCP data offset %d is below 20", doff);
+            return -1;
+        }
+        end = cs + doff;
+    } else {
+        end = cs + 8;
+    }
+    if (end > size) {
+        PyErr_Format(tio_MalformedPacket, "%s header ends at %zd, beyond the %zd-byte packet", proto_name(proto), end,
+                     size);
+        return -1;
+    }
+    return end;
+}
+
+static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *hdr_obj, *pkt_obj;
+    if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj))
+        return NULL;
+    Py_buffer pkt;
+    if (PyObject_GetBuffer(pkt_obj, &pkt, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *p = pkt.buf;
+    Py_ssize_t len = pkt.len;
+    PyObject *result = NULL;
+    long f[TIO_VNET_NFIELDS];
+    if (tio_vnet_fields(hdr_obj, f) < 0)
+        goto done;
+    long flags = f[TIO_VNET_FLAGS], cs = f[TIO_VNET_CSUM_START], csum_offset = f[TIO_VNET_CSUM_OFFSET];
+    if (flags & 4 /* RSC_INFO */) {
+        PyErr_Format(tio_MalformedPacket, "virtio_net_hdr flags 0x%x have RSC_INFO set, which is not supported",
+                     (int)flags);
+        goto done;
+    }
+    int base = (int)(f[TIO_VNET_GSO_TYPE] & ~GSO_ECN), ecn = (int)(f[TIO_VNET_GSO_TYPE] & GSO_ECN);
+    if (base == GSO_NONE) {
+        if (ecn) {
+            PyErr_SetString(tio_MalformedPacket, "ECN bit set on gso_type NONE; it is only valid on a TCP type");
+            goto done;
+        }
+        if ((flags & 1 /* NEEDS_CSUM */) && cs + csum_offset + 2 > len) {
+            PyErr_Format(tio_MalformedPacket,
+                         "checksum field at csum_start %ld + csum_offset %ld lies outside the %zd-byte packet", cs,
+                         csum_offset, len);
+            goto done;
+        }
+        result = no_gso;
+        Py_INCREF(result);
+        goto done;
+    }
+    if (base == GSO_UDP) {
+        PyErr_SetString(tio_MalformedPacket, "legacy UDP fragmentation offload (GSO_UDP) is not supported");
+        goto done;
+    }
+    const char *name = base == GSO_TCPV4 ? "TCPV4" : base == GSO_TCPV6 ? "TCPV6" : base == GSO_UDP_L4 ? "UDP_L4" : NULL;
+    if (name == NULL) {
+        PyErr_Format(tio_MalformedPacket, "unknown GSO type %d", base);
+        goto done;
+    }
+    if (ecn && base == GSO_UDP_L4) {
+        PyErr_Format(tio_MalformedPacket, "ECN bit set on non-TCP GSO type %s", name);
+        goto done;
+    }
+    if (f[TIO_VNET_GSO_SIZE] == 0) {
+        PyErr_Format(tio_MalformedPacket, "GSO type %s with gso_size 0", name);
+        goto done;
+    }
+    int version = ip_version(p, len);
+    if (version < 0)
+        goto done;
+    if ((base == GSO_TCPV4 && version != 4) || (base == GSO_TCPV6 && version != 6)) {
+        PyErr_Format(tio_MalformedPacket, "GSO type %s on an IPv%d packet", name, version);
+        goto done;
+    }
+    if (f[TIO_VNET_HDR_LEN] > len) {
+        PyErr_Format(tio_MalformedPacket, "hdr_len %ld exceeds the %zd-byte packet", f[TIO_VNET_HDR_LEN], len);
+        goto done;
+    }
+    int proto = base == GSO_UDP_L4 ? PROTO_UDP : PROTO_TCP;
+    Py_ssize_t hdr_len = transport_end(p, len, version, cs, proto);
+    if (hdr_len < 0)
+        goto done;
+    long want_offset = proto == PROTO_UDP ? 6 : 16;
+    if (csum_offset != want_offset) {
+        PyErr_Format(tio_MalformedPacket, "csum_offset %ld is not the %s checksum offset %ld", csum_offset,
+                     proto_name(proto), want_offset);
+        goto done;
+    }
+    result = PyObject_CallFunction(gsoinfo_type, "lnlO", f[TIO_VNET_GSO_SIZE], hdr_len, cs,
+                                   proto == PROTO_TCP ? proto_tcp : proto_udp);
+done:
+    PyBuffer_Release(&pkt);
+    return result;
+}
+
+/* A validated superpacket and the geometry of its segments. */
+typedef struct {
+    Py_buffer buf; /* held while the plan is in use */
+    const uint8_t *p;
+    Py_ssize_t len, size, hdr_len, cs, count, total;
+    int version, proto;
+} plan_t;
+
+/* Reads packet.data and packet.gso. Returns 1 with *plan filled (release
+ * plan->buf afterwards) for a superpacket, 0 with a new reference in *plain
+ * for a plain packet, -1 on error. */
+static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
+{
+    int status = -1;
+    PyObject *data = NULL, *gso = NULL, *fields = NULL;
+    if ((data = PyObject_GetAttr(packet, str_data)) == NULL || (gso = PyObject_GetAttr(packet, str_gso)) == NULL)
+        goto done;
+    if ((fields = PySequence_Tuple(gso)) == NULL)
+        goto done;
+    if (PyTuple_GET_SIZE(fields) != 4) {
+        PyErr_Format(PyExc_TypeError, "GSOInfo must have 4 fields, got %zd", PyTuple_GET_SIZE(fields));
+        goto done;
+    }
+    long long size, hdr_len, cs, proto;
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, 0), &size) < 0)
+        goto done;
+    if (size <= 0) { /* not a superpacket */
+        *plain = data;
+        data = NULL;
+        status = 0;
+        goto done;
+    }
+    if (PyObject_GetBuffer(data, &plan->buf, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, 1), &hdr_len) < 0 || tio_as_ll(PyTuple_GET_ITEM(fields, 2), &cs) < 0 ||
+        tio_as_ll(PyTuple_GET_ITEM(fields, 3), &proto) < 0)
+        goto fail;
+    if (proto != PROTO_TCP && proto != PROTO_UDP) {
+        malformed_numbers("superpacket GSOInfo proto must be TCP or UDP, got %S", PyTuple_GET_ITEM(fields, 3), NULL);
+        goto fail;
+    }
+    if (size > 0xFFFF) {
+        malformed_numbers("gso size %S is above 65535", PyTuple_GET_ITEM(fields, 0), NULL);
+        goto fail;
+    }
+    if (cs < 0 || cs > 0xFFFF || hdr_len < 0 || hdr_len > 0xFFFF) {
+        malformed_numbers("GSOInfo hdr_len %S / csum_start %S must be 0..65535", PyTuple_GET_ITEM(fields, 1),
+                          PyTuple_GET_ITEM(fields, 2));
+        goto fail;
+    }
+    plan->p = plan->buf.buf;
+    plan->len = plan->buf.len;
+    plan->size = (Py_ssize_t)size;
+    plan->cs = (Py_ssize_t)cs;
+    plan->proto = (int)proto;
+    if ((plan->version = ip_version(plan->p, plan->len)) < 0)
+        goto fail;
+    Py_ssize_t real = transport_end(plan->p, plan->len, plan->version, plan->cs, plan->proto);
+    if (real < 0)
+        goto fail;
+    if (hdr_len != real) {
+        PyErr_Format(tio_MalformedPacket, "GSOInfo hdr_len %zd does not match the packet headers (%zd)",
+                     (Py_ssize_t)hdr_len, real);
+        goto fail;
+    }
+    plan->hdr_len = real;
+    Py_ssize_t payload = plan->len - real;
+    plan->count = payload > 0 ? (payload + plan->size - 1) / plan->size : 1;
+    Py_ssize_t largest = real + (plan->size < payload ? plan->size : payload);
+    Py_ssize_t ip_len = plan->version == 4 ? largest : largest - 40;
+    if (ip_len > 0xFFFF) {
+        PyErr_Format(tio_MalformedPacket, "a segment would be %zd bytes, more than an IPv%d packet can hold", largest,
+                     plan->version);
+        goto fail;
+    }
+    plan->total = plan->count * real + payload;
+    if (plan->total > MAX_SEGMENTED_SIZE) {
+        PyErr_Format(tio_MalformedPacket, "segmenting would produce %zd bytes, above the %d-byte limit", plan->total,
+                     MAX_SEGMENTED_SIZE);
+        goto fail;
+    }
+    status = 1;
+    goto done;
+fail:
+    PyBuffer_Release(&plan->buf);
+done:
+    Py_XDECREF(data);
+    Py_XDECREF(gso);
+    Py_XDECREF(fields);
+    return status;
+}
+
+/* Writes the plan's segments back to back into out (plan->total bytes) and
+ * their start offsets into offsets[0..count] (offsets[count] == total). */
+static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets)
+{
+    const uint8_t *p = plan->p;
+    const Py_ssize_t hl = plan->hdr_len, cs = plan->cs, size = plan->size, payload = plan->len - plan->hdr_len;
+    const int tcp = plan->proto == PROTO_TCP, v4 = plan->version == 4;
+    const uint64_t pseudo = (v4 ? tio_csum_add(0, p + 12, 8) : tio_csum_add(0, p + 8, 32)) + (tcp ? 6 : 17);
+    const uint16_t first_id = v4 ? tio_get16(p + 4) : 0;
+    const uint32_t first_seq = tcp ? tio_get32(p + cs + 4) : 0;
+    const Py_ssize_t field = cs + (tcp ? 16 : 6);
+    Py_ssize_t off = 0;
+    for (Py_ssize_t i = 0; i < plan->count; i++) {
+        const Py_ssize_t start = i * size;
+        const Py_ssize_t chunk = payload - start < size ? payload - start : size;
+        const Py_ssize_t seg_len = hl + chunk, l4_len = seg_len - cs;
+        uint8_t *s = out + off;
+        memcpy(s, p, (size_t)hl);
+        memcpy(s + hl, p + hl + start, (size_t)chunk);
+        if (v4) {
+            tio_put16(s + 2, (uint16_t)seg_len);
+            tio_put16(s + 4, (uint16_t)(first_id + i));
+            tio_put16(s + 10, 0);
+            tio_put16(s + 10, (uint16_t)~tio_csum_fold(tio_csum_add(0, s, (size_t)cs)));
+        } else {
+            tio_put16(s + 4, (uint16_t)(seg_len - 40));
+        }
+        if (tcp) {
+            uint8_t flags = s[cs + 13];
+            tio_put32(s + cs + 4, (uint32_t)(first_seq + (uint64_t)start));
+            if (i != plan->count - 1)
+                flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
+            if (i != 0)
+                flags &= (uint8_t)~TCP_CWR;
+            s[cs + 13] = flags;
+        } else {
+            tio_put16(s + cs + 4, (uint16_t)l4_len);
+        }
+        tio_put16(s + field, 0);
+        /* the L4 header is an even number of bytes, so header and payload
+         * can be summed separately (the payload from the source copy) */
+        uint64_t acc = pseudo + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
+        acc = tio_csum_add(acc, s + cs, (size_t)(hl - cs));
+        acc = tio_csum_add(acc, p + hl + start, (size_t)chunk);
+        uint16_t value = (uint16_t)~tio_csum_fold(acc);
+        if (value == 0 && !tcp)
+            value = 0xFFFF; /* UDP: 0 would mean "no checksum" */
+        tio_put16(s + field, value);
+        offsets[i] = off;
+        off += seg_len;
+    }
+    offsets[plan->count] = off;
+}
+
+/* One memoryview per segment of `exporter`'s bytes. Each view is a cheap
+ * copy of one memoryview of the exporter narrowed to its segment, sharing the
+ * exporter's managed buffer (what slicing does, minus the slice objects). */
+static PyObject *segment_views(PyObject *exporter, const Py_ssize_t *offsets, Py_ssize_t count)
+{
+    PyObject *base = PyMemoryView_FromObject(exporter);
+    if (base == NULL)
+        return NULL;
+    PyObject *list = PyList_New(count);
+    if (list == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *view = PyMemoryView_FromObject(base);
+        if (view == NULL) {
+            Py_CLEAR(list);
+            goto done;
+        }
+        Py_buffer *vb = PyMemoryView_GET_BUFFER(view);
+        vb->buf = (char *)vb->buf + offsets[i];
+        vb->len = offsets[i + 1] - offsets[i];
+        vb->shape[0] = vb->len;
+        PyList_SET_ITEM(list, i, view);
+    }
+done:
+    Py_DECREF(base);
+    return list;
+}
+
+static PyObject *plain_result(PyObject *data)
+{
+    PyObject *list = PyList_New(1);
+    if (list == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    PyList_SET_ITEM(list, 0, data);
+    return list;
+}
+
+/* Segments into `out` (a bytearray at least plan->total long) and returns the views. */
+static PyObject *segment_to(const plan_t *plan, PyObject *out)
+{
+    Py_ssize_t *offsets = PyMem_Malloc((size_t)(plan->count + 1) * sizeof(Py_ssize_t));
+    if (offsets == NULL)
+        return PyErr_NoMemory();
+    write_segments(plan, (uint8_t *)PyByteArray_AS_STRING(out), offsets);
+    PyObject *views = segment_views(out, offsets, plan->count);
+    PyMem_Free(offsets);
+    return views;
+}
+
+static PyObject *py_segmented_size(PyObject *self, PyObject *packet)
+{
+    (void)self;
+    plan_t plan;
+    PyObject *plain = NULL;
+    int kind = plan_packet(packet, &plan, &plain);
+    if (kind < 0)
+        return NULL;
+    if (kind == 0) {
+        Py_ssize_t n = PyObject_Size(plain);
+        Py_DECREF(plain);
+        return n < 0 ? NULL : PyLong_FromSsize_t(n);
+    }
+    PyBuffer_Release(&plan.buf);
+    return PyLong_FromSsize_t(plan.total);
+}
+
+static PyObject *py_segment(PyObject *self, PyObject *packet)
+{
+    (void)self;
+    plan_t plan;
+    PyObject *plain = NULL;
+    int kind = plan_packet(packet, &plan, &plain);
+    if (kind <= 0)
+        return kind < 0 ? NULL : plain_result(plain);
+    PyObject *views = NULL;
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, plan.total);
+    if (out != NULL) {
+        views = segment_to(&plan, out);
+        Py_DECREF(out); /* the views keep it alive */
+    }
+    PyBuffer_Release(&plan.buf);
+    return views;
+}
+
+static PyObject *py_segment_into(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *packet, *out;
+    if (!PyArg_ParseTuple(args, "OO:segment_into", &packet, &out))
+        return NULL;
+    if (!PyByteArray_Check(out)) {
+        PyObject *name = PyType_GetName(Py_TYPE(out));
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError, "segment_into needs a bytearray, got %U", name);
+            Py_DECREF(name);
+        }
+        return NULL;
+    }
+    plan_t plan;
+    PyObject *plain = NULL;
+    int kind = plan_packet(packet, &plan, &plain);
+    if (kind <= 0)
+        return kind < 0 ? NULL : plain_result(plain);
+    PyObject *views = NULL;
+    const char *start = PyByteArray_AS_STRING(out);
+    if ((const char *)plan.p < start + PyByteArray_GET_SIZE(out) && start < (const char *)plan.p + plan.len) {
+        PyErr_SetString(PyExc_ValueError, "segment_into: the packet's bytes live in the output buffer");
+        goto done;
+    }
+    if (PyByteArray_GET_SIZE(out) < plan.total && PyByteArray_Resize(out, plan.total) < 0)
+        goto done;
+    views = segment_to(&plan, out);
+done:
+    PyBuffer_Release(&plan.buf);
+    return views;
+}
 
 PyMethodDef tio_segment_methods[] = {
+    {"gso_info_from_vnet", py_gso_info_from_vnet, METH_VARARGS,
+     "gso_info_from_vnet(hdr, pkt) -> GSOInfo: validates a kernel packet, corrects hdr_len."},
+    {"segmented_size", py_segmented_size, METH_O, "segmented_size(packet) -> int: bytes all segments occupy."},
+    {"segment", py_segment, METH_O, "segment(packet) -> list[memoryview]: segments in one fresh buffer."},
+    {"segment_into", py_segment_into, METH_VARARGS,
+     "segment_into(packet, out) -> list[memoryview]: segments in the reusable bytearray out."},
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *import_attr(const char *module_name, const char *attr)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL)
+        return NULL;
+    PyObject *value = PyObject_GetAttrString(module, attr);
+    Py_DECREF(module);
+    return value;
+}
+
 int tio_segment_init(PyObject *module)
 {
-    (void)module;
-    return 0;
+    PyObject *gsoproto;
+    if ((tio_MalformedPacket = import_attr("tio_core.errors", "MalformedPacket")) == NULL ||
+        (gsoinfo_type = import_attr("tio_core.contract", "GSOInfo")) == NULL ||
+        (no_gso = import_attr("tio_core.contract", "NO_GSO")) == NULL ||
+        (gsoproto = import_attr("tio_core.contract", "GSOProto")) == NULL)
+        return -1;
+    proto_tcp = PyObject_GetAttrString(gsoproto, "TCP");
+    proto_udp = PyObject_GetAttrString(gsoproto, "UDP");
+    Py_DECREF(gsoproto);
+    if (proto_tcp == NULL || proto_udp == NULL)
+        return -1;
+    if ((str_data = PyUnicode_InternFromString("data")) == NULL ||
+        (str_gso = PyUnicode_InternFromString("gso")) == NULL)
+        return -1;
+    return PyModule_AddIntConstant(module, "MAX_SEGMENTED_SIZE", MAX_SEGMENTED_SIZE);
 }

@@ -14,4 +14,20 @@ extern PyMethodDef tio_coalesce_methods[];
 int tio_segment_init(PyObject *module);
 int tio_coalesce_init(PyObject *module);
 
+/* tio_core.errors.MalformedPacket, imported by tio_segment_init (which runs
+ * before any kernel can be called). */
+extern PyObject *tio_MalformedPacket;
+
+/* The six virtio_net_hdr fields in wire order. */
+enum { TIO_VNET_FLAGS, TIO_VNET_GSO_TYPE, TIO_VNET_HDR_LEN, TIO_VNET_GSO_SIZE,
+       TIO_VNET_CSUM_START, TIO_VNET_CSUM_OFFSET, TIO_VNET_NFIELDS };
+
+/* Reads a VirtioNetHdr (any 6-item sequence of ints) into fields[], checking
+ * each against its u8/u16 range; 0, or -1 with TypeError / MalformedPacket. */
+int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS]);
+
+/* An int argument as long long via __index__; values beyond long long are
+ * clamped so that range checks reject them. 0, or -1 with an error. */
+int tio_as_ll(PyObject *obj, long long *out);
+
 #endif
