@@ -55,7 +55,10 @@ class ContractHarness(ABC):
 
         The packets may arrive after open() returns (injected into a live
         device); reads then block until they do. Each call opens a new set;
-        the suite closes every set it opens.
+        the suite closes every set it opens. A live device must stay quiet
+        otherwise: nothing of the kernel's own (IPv6 router solicitations,
+        MLD reports: set disable_ipv6 on the device before bringing it up)
+        may reach the reader.
         """
 
     @abstractmethod
