@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -290,7 +291,7 @@ def test_add_fd_reader_woken_by_close(qs):
 
 
 def test_add_rejects_unusable_descriptors(qs):
-    read_end, write_end = __import__("os").pipe()
+    read_end, write_end = os.pipe()
     stream_a, stream_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         with pytest.raises(FakeFdError, match="not a socket"):
@@ -301,9 +302,10 @@ def test_add_rejects_unusable_descriptors(qs):
         with pytest.raises(FakeFdError):
             qs.add("3")
         assert len(qs.queues()) == 1
+        qs.close()
+        with pytest.raises(QueueClosed):
+            qs.add(stream_a.fileno())
     finally:
-        import os
-
         os.close(read_end)
         os.close(write_end)
         stream_a.close()
