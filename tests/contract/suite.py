@@ -308,15 +308,30 @@ class BackendContractTests:
             got = harness.outbound(qs, 1)
         assert got == expected_segments(4, GSOProto.TCP, payloads)
 
-    def test_write_gso_flag_rules(self, harness):
+    @pytest.mark.parametrize("flags", ["FPA", "CA"], ids=["fin-psh", "cwr"])
+    def test_write_gso_flag_rules(self, harness, flags):
+        """FIN and PSH end up on the last segment only, CWR on the first only."""
         payloads = [b"a" * 1000, b"b" * 1000, b"c" * 10]
         with harness.open([]) as qs:
             writer, ok = supports_gso(qs.queues()[0], GSOProto.TCP)
             if not ok:
                 pytest.skip("queue does not offer write_gso for TCP")
-            writer.write_gso(*gso_pieces(6, GSOProto.TCP, payloads, "FPA"), payloads, GSOProto.TCP)
+            writer.write_gso(*gso_pieces(6, GSOProto.TCP, payloads, flags), payloads, GSOProto.TCP)
             got = harness.outbound(qs, 3)
-        assert got == expected_segments(6, GSOProto.TCP, payloads, "FPA"), describe(got)
+        assert got == expected_segments(6, GSOProto.TCP, payloads, flags), describe(got)
+
+    def test_write_gso_takes_any_buffer_type(self, harness):
+        payloads = [b"m" * 800, b"n" * 800, b"o" * 800]
+        with harness.open([]) as qs:
+            writer, ok = supports_gso(qs.queues()[0], GSOProto.UDP)
+            if not ok:
+                pytest.skip("queue does not offer write_gso for UDP")
+            ip, l4 = gso_pieces(4, GSOProto.UDP, payloads)
+            source = bytearray(b"".join(payloads))
+            views = [memoryview(source)[i * 800 : (i + 1) * 800] for i in range(3)]
+            writer.write_gso(bytearray(ip), memoryview(l4), [views[0], bytearray(payloads[1]), views[2]], GSOProto.UDP)
+            got = harness.outbound(qs, 3)
+        assert got == expected_segments(4, GSOProto.UDP, payloads), describe(got)
 
     def test_write_gso_geometry_errors_emit_nothing(self, harness):
         good = [b"x" * 100, b"y" * 100]
