@@ -53,6 +53,14 @@ _GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
 
 
 # -- checksums ----------------------------------------------------------------
+def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """data as a flat memoryview of bytes; like the C kernels, only contiguous buffers."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
 def _fold(total: int) -> int:
     # One's-complement folding keeps the value mod 0xFFFF and never turns a
     # non-zero sum into 0, so the folded sum is total mod 0xFFFF with 0xFFFF
@@ -65,7 +73,7 @@ def _fold(total: int) -> int:
 def _words_sum(data: bytes | bytearray | memoryview) -> int:
     # A big-endian integer of the data is sum(word_i * 65536**k), and
     # 65536 == 1 (mod 0xFFFF), so it is congruent to the plain word sum.
-    view = memoryview(data).cast("B")
+    view = _byte_view(data)
     value = int.from_bytes(view, "big")
     if len(view) & 1:
         value <<= 8  # pad the odd tail byte with zero
@@ -86,8 +94,8 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
     4-byte addresses give the IPv4 form (16-bit length), 16-byte addresses the
     IPv6 form (32-bit length, so jumbo lengths above 65535 are summed right).
     """
-    src = memoryview(src).cast("B")
-    dst = memoryview(dst).cast("B")
+    src = _byte_view(src)
+    dst = _byte_view(dst)
     if len(src) != len(dst) or len(src) not in (4, 16):
         raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src)} and {len(dst)}")
     proto, l4_len = index(proto), index(l4_len)
@@ -102,7 +110,7 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
 
 def ipv4_header_checksum(hdr: bytes | bytearray | memoryview) -> int:
     """The value for the checksum field of an IPv4 header (its IHL decides the length)."""
-    view = memoryview(hdr).cast("B")
+    view = _byte_view(hdr)
     ihl_bytes = _ipv4_header_length(view)
     total = _words_sum(view[:10]) + _words_sum(view[12:ihl_bytes])
     return ~_fold(total) & 0xFFFF
@@ -145,7 +153,7 @@ def finish_checksum(pkt: bytearray | memoryview, hdr: VirtioNetHdr) -> None:
     A UDP result (csum_offset 6) of 0 is stored as 0xFFFF, since 0 means "no
     checksum" there; TCP keeps 0. Does nothing without NEEDS_CSUM.
     """
-    view = memoryview(pkt).cast("B")
+    view = _byte_view(pkt)
     if view.readonly:
         raise TypeError("finish_checksum needs a writable buffer")
     flags, _gso_type, _hdr_len, _gso_size, csum_start, csum_offset = _vnet_fields(hdr)
@@ -230,7 +238,7 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
     the TCP data offset (or the 8-byte UDP header): the kernel's value can span
     the whole first segment. Raises MalformedPacket naming what is wrong.
     """
-    view = memoryview(pkt).cast("B")
+    view = _byte_view(pkt)
     flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _vnet_fields(hdr)
     if flags & RSC_INFO:
         raise MalformedPacket(f"virtio_net_hdr flags 0x{flags:x} have RSC_INFO set, which is not supported")
@@ -269,7 +277,7 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
 # -- segmentation ---------------------------------------------------------------
 def _plan(packet: Packet) -> tuple[memoryview, int, int]:
     """Validate a superpacket; return (bytes, IP version, segment count)."""
-    view = memoryview(packet.data).cast("B")
+    view = _byte_view(packet.data)
     size, hdr_len, csum_start, proto = (index(value) for value in packet.gso)
     if proto not in (GSOProto.TCP, GSOProto.UDP):
         raise MalformedPacket(f"superpacket GSOInfo proto must be TCP or UDP, got {proto}")
