@@ -241,7 +241,7 @@ class BackendRegistry:
             raise BackendNotFound(f"no backend named {name!r}.{suggestion} Available: {known}.{failed}")
         return backends[name]
 
-    def open_backend(self, name: str, **options: Any) -> QueueSet:
+    def open_backend(self, name: str, /, **options: Any) -> QueueSet:
         spec = self.get(name)
         values = validate_options(name, spec.options, options)
         queue_set = spec.load_factory()(**values)
@@ -285,7 +285,7 @@ def available_backends() -> list[BackendSpec]:
     return default_registry().available_backends()
 
 
-def open_backend(name: str, **options: Any) -> QueueSet:
+def open_backend(name: str, /, **options: Any) -> QueueSet:
     """Open the backend registered under ``name`` with validated options."""
     return default_registry().open_backend(name, **options)
 

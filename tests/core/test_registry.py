@@ -225,3 +225,29 @@ def test_discovery_imports_no_heavy_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_option_called_name_reaches_the_factory(monkeypatch):
+    monkeypatch.setenv("TIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    registry = BackendRegistry()
+    seen = {}
+
+    class Named(QueueSet):
+        def queues(self):
+            return []
+
+        def add(self, fd):
+            raise ValueError(fd)
+
+    def factory(name):
+        seen["name"] = name
+        return Named()
+
+    class Plugin:
+        @hookimpl
+        def tio_register_backends(self):
+            return [BackendDef("named", "takes a name option", factory, (Option("name", str, "x"),))]
+
+    registry.register(Plugin())
+    registry.open_backend("named", name="tio7")
+    assert seen == {"name": "tio7"}
