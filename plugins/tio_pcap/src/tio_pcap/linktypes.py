@@ -85,13 +85,20 @@ def decode_ipv6(buf: bytes, start: int, end: int) -> Span:
 def decode_ethernet(buf: bytes, start: int, end: int) -> Span:
     """EN10MB (1): 14-byte Ethernet header, then any number of 802.1Q/QinQ tags."""
     offset = start + 12
-    while offset + 2 <= end:
+    if offset + 2 > end:
+        return None
+    ethertype = buf[offset] << 8 | buf[offset + 1]
+    if ethertype == ETH_P_IP and offset + 22 <= end and buf[offset + 2] >> 4 == 4:
+        # untagged IPv4, the bulk of most captures: inline, cut padding at the IP total length
+        ip = offset + 2
+        total = buf[ip + 2] << 8 | buf[ip + 3]
+        return (ip, ip + total) if 20 <= total < end - ip else (ip, end)
+    while ethertype in VLAN_TPIDS:
+        offset += 4
+        if offset + 2 > end:
+            return None
         ethertype = buf[offset] << 8 | buf[offset + 1]
-        if ethertype in VLAN_TPIDS:
-            offset += 4
-            continue
-        return _ip_of_ethertype(buf, ethertype, offset + 2, end)
-    return None
+    return _ip_of_ethertype(buf, ethertype, offset + 2, end)
 
 
 def decode_sll(buf: bytes, start: int, end: int) -> Span:

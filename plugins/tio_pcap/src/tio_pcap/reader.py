@@ -47,17 +47,19 @@ OPT_END = 0
 OPT_IF_TSRESOL = 9
 OPT_IF_TSOFFSET = 14
 NS = 1_000_000_000
+_IP_FIRST_BYTE = bytes(1 if byte >> 4 in (4, 6) else 0 for byte in range(256))  # version nibble 4 or 6
 
 
 class _Interface:
     """What a pcapng Interface Description Block says about its packets."""
 
-    __slots__ = ("linktype", "decode", "snaplen", "ts_mul", "ts_div", "ts_offset_ns")
+    __slots__ = ("linktype", "decode", "snaplen", "limit", "ts_mul", "ts_div", "ts_offset_ns")
 
     def __init__(self, linktype: int, snaplen: int, units_per_second: int, offset_s: int) -> None:
         self.linktype = linktype
         self.decode = linktypes.decoder_for(linktype)
         self.snaplen = snaplen if snaplen else MAX_CAPLEN  # 0 means "no limit"
+        self.limit = min(self.snaplen, MAX_CAPLEN)  # the largest record accepted
         # ns = ts * NS / units; exact integer arithmetic either way
         if NS % units_per_second == 0:
             self.ts_mul, self.ts_div = NS // units_per_second, 1
@@ -169,20 +171,24 @@ class CaptureReader:
         self._pos = PCAP_FILE_HDR
         self._batch = self._batch_pcap
 
-    def _batch_pcap(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Append up to max_packets IP packets (and stamps); 0 means end of capture."""
-        if self._done:
-            return 0
+    def _batch_pcap(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
+        """Parse up to max_records records; append their IP packets (and stamps).
+
+        The hot loop of a replay: one unpack and one slice per record, the
+        rare cases (chunk boundary, bad length) kept out of the straight path.
+        """
         iface = self._iface
         decode = None if iface.linktype == linktypes.RAW else iface.decode
         limit = min(iface.snaplen, MAX_CAPLEN)
         ts_mul = iface.ts_mul
         unpack = self._rec.unpack_from
+        append = views.append
+        is_ip = _IP_FIRST_BYTE
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
         count = 0
         skipped_non_ip = skipped_truncated = 0
         try:
-            while count < max_packets:
+            for _ in range(max_records):
                 if end - pos < PCAP_REC_HDR:
                     self._pos = pos
                     if not self._fill(PCAP_REC_HDR):
@@ -193,24 +199,25 @@ class CaptureReader:
                         break
                     buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
                 sec, frac, caplen, wirelen = unpack(buf, pos)
-                if caplen > limit:
-                    raise self._error(pos, f"record captured length {caplen} exceeds "
-                                      f"{'the snap length' if limit == iface.snaplen else 'the limit'} {limit}")
                 start = pos + PCAP_REC_HDR
                 stop = start + caplen
-                if stop > end:
+                if stop > end or caplen > limit:
+                    if caplen > limit:
+                        raise self._error(pos, f"record captured length {caplen} exceeds "
+                                          f"{'the snap length' if limit == iface.snaplen else 'the limit'} {limit}")
                     self._pos = pos
                     if not self._fill(PCAP_REC_HDR + caplen):
                         self._truncated("record", PCAP_REC_HDR + caplen)
                         break
                     buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
-                    continue
+                    start = pos + PCAP_REC_HDR
+                    stop = start + caplen
                 pos = stop
                 if caplen < wirelen:
                     skipped_truncated += 1
                     continue
                 if decode is None:  # RAW, the common case, inline
-                    if not caplen or (buf[start] >> 4) not in (4, 6):
+                    if not caplen or not is_ip[buf[start]]:
                         skipped_non_ip += 1
                         continue
                 else:
@@ -219,7 +226,7 @@ class CaptureReader:
                         skipped_non_ip += 1
                         continue
                     start, stop = span
-                views.append(mv[start:stop])
+                append(mv[start:stop])
                 if stamps is not None:
                     stamps.append(sec * NS + frac * ts_mul)
                 count += 1
@@ -253,7 +260,8 @@ class CaptureReader:
         self._order = order
         self._u32 = struct.Struct(order + "I")
         self._block_hdr = struct.Struct(order + "II")
-        self._epb = struct.Struct(order + "IIIII")
+        self._u32x5 = struct.Struct(order + "IIIII")
+        self._epb7 = struct.Struct(order + "IIIIIII")  # block type and length, then the EPB fields
         self._pb = struct.Struct(order + "HHIIII")
         self._ifaces = []
         (length,) = struct.unpack_from(order + "I", self._buf, pos + 4)
@@ -314,95 +322,58 @@ class CaptureReader:
             raise self._error(pos, f"interface {len(self._ifaces)}: unknown link type {linktype}")
         self._ifaces.append(iface)
 
-    def _batch_pcapng(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Append up to max_packets IP packets (and stamps); 0 means end of capture."""
-        if self._done:
-            return 0
+    def _batch_pcapng(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
+        """Parse up to max_records blocks; append their IP packets (and stamps).
+
+        The straight path takes an Enhanced Packet Block that lies wholly in
+        the chunk and passes every check with one unpack of its seven header
+        fields; anything else (another block type, a chunk boundary, any
+        fault) goes through _general_block, which also words the errors.
+        """
         count = 0
         skipped_non_ip = skipped_truncated = 0
-        block_hdr = self._block_hdr.unpack_from
-        u32 = self._u32.unpack_from
-        epb = self._epb.unpack_from
-        ifaces = self._ifaces
+        is_ip = _IP_FIRST_BYTE
+        append = views.append
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
+        epb, u32 = self._epb7.unpack_from, self._u32.unpack_from
+        ifaces = self._ifaces
         try:
-            while count < max_packets:
-                if end - pos < 12:
-                    self._pos = pos
-                    if not self._fill(12):
-                        if self._avail() == 0:
-                            self._done = True
+            for _ in range(max_records):
+                if end - pos >= 28:
+                    btype, length, if_id, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos)
+                    start = pos + 28
+                    stop = start + caplen
+                    if (btype == BLOCK_EPB and not length & 3 and stop + 4 <= pos + length <= end
+                            and length <= MAX_PACKET_BLOCK and if_id < len(ifaces)
+                            and caplen <= ifaces[if_id].limit and u32(buf, pos + length - 4)[0] == length):
+                        pos += length
+                        if caplen < wirelen:
+                            skipped_truncated += 1
+                            continue
+                        iface = ifaces[if_id]
+                        if iface.linktype == linktypes.RAW:
+                            if not caplen or not is_ip[buf[start]]:
+                                skipped_non_ip += 1
+                                continue
                         else:
-                            self._truncated("block header", 12)
-                        break
-                    buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
-                btype, length = block_hdr(buf, pos)
-                if btype == PCAPNG_SHB:
-                    self._open_section(pos)
-                    if self._done:
-                        break
-                    ifaces = self._ifaces
-                    block_hdr, u32, epb = self._block_hdr.unpack_from, self._u32.unpack_from, self._epb.unpack_from
-                    buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
-                    continue
-                if length < 12 or length % 4 or length > MAX_PACKET_BLOCK or pos + length > end:
-                    # the rare or wrong cases: full checks, refill, error messages
-                    self._pos = pos
-                    if self._block(pos, btype, length) is None:
-                        break
-                    buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
-                elif u32(buf, pos + length - 4)[0] != length:
-                    raise self._error(pos, f"block type {btype:#x}: block length mismatch "
-                                      f"({length} at start, {u32(buf, pos + length - 4)[0]} at end)")
-                block = pos
-                pos += length
-                if btype == BLOCK_EPB:
-                    if length < 32:
-                        raise self._error(block, f"enhanced packet block too short ({length} bytes)")
-                    if_id, ts_hi, ts_lo, caplen, wirelen = epb(buf, block + 8)
-                    start = block + 28
-                elif btype == BLOCK_SPB:
-                    if length < 16:
-                        raise self._error(block, f"simple packet block too short ({length} bytes)")
-                    if_id, ts_hi, ts_lo = 0, None, 0
-                    (wirelen,) = u32(buf, block + 8)
-                    if not ifaces:
-                        raise self._error(block, "simple packet block before any interface description block")
-                    caplen = min(wirelen, ifaces[0].snaplen, length - 16)
-                    start = block + 12
-                elif btype == BLOCK_PB:
-                    if length < 32:
-                        raise self._error(block, f"packet block too short ({length} bytes)")
-                    if_id, _drops, ts_hi, ts_lo, caplen, wirelen = self._pb.unpack_from(buf, block + 8)
-                    start = block + 28
-                elif btype == BLOCK_IDB:
-                    self._parse_idb(block, length)
-                    continue
-                else:
-                    continue  # statistics, name resolution, custom blocks: not packets
-                if if_id >= len(ifaces):
-                    raise self._error(block, f"packet block names interface {if_id}, "
-                                      f"but only {len(ifaces)} are described")
-                iface = ifaces[if_id]
-                if caplen > iface.snaplen or caplen > MAX_CAPLEN:
-                    raise self._error(block, f"packet captured length {caplen} exceeds "
-                                      f"the snap length {min(iface.snaplen, MAX_CAPLEN)}")
-                stop = start + caplen
-                if stop > pos - 4:
-                    raise self._error(block, f"packet captured length {caplen} overruns its block of {length} bytes")
-                if caplen < wirelen:
-                    skipped_truncated += 1
-                    continue
-                span = iface.decode(buf, start, stop)
-                if span is None:
-                    skipped_non_ip += 1
-                    continue
-                views.append(mv[span[0]:span[1]])
-                if stamps is not None:
-                    if ts_hi is not None:  # simple packet blocks carry none: keep the last
-                        self._last_ns = (ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
-                    stamps.append(self._last_ns)
-                count += 1
+                            span = iface.decode(buf, start, stop)  # type: ignore[misc]
+                            if span is None:
+                                skipped_non_ip += 1
+                                continue
+                            start, stop = span
+                        append(mv[start:stop])
+                        if stamps is not None:
+                            self._last_ns = (ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
+                            stamps.append(self._last_ns)
+                        count += 1
+                        continue
+                self._pos = pos
+                count += self._general_block(views, stamps)
+                if self._done:
+                    break
+                buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
+                epb, u32 = self._epb7.unpack_from, self._u32.unpack_from  # a new section may change byte order
+                ifaces = self._ifaces
             else:
                 self._pos = pos
         finally:
@@ -410,10 +381,82 @@ class CaptureReader:
             self.skipped_truncated += skipped_truncated
         return count
 
+    def _general_block(self, views: list[memoryview], stamps: list[int] | None) -> int:
+        """Handle the block at _pos, whatever it is, with every check; returns packets appended."""
+        if not self._fill(12):
+            if self._avail() == 0:
+                self._done = True
+            else:
+                self._truncated("block header", 12)
+            return 0
+        pos = self._pos
+        btype, length = self._block_hdr.unpack_from(self._buf, pos)
+        if btype == PCAPNG_SHB:
+            self._open_section(pos)
+            return 0
+        if self._block(pos, btype, length) is None:
+            return 0
+        block = self._pos
+        buf = self._buf
+        self._pos = block + length
+        ts: int | None = None
+        if btype == BLOCK_EPB:
+            if length < 32:
+                raise self._error(block, f"enhanced packet block too short ({length} bytes)")
+            if_id, ts_hi, ts_lo, caplen, wirelen = self._u32x5.unpack_from(buf, block + 8)
+            start, ts = block + 28, ts_hi << 32 | ts_lo
+        elif btype == BLOCK_PB:
+            if length < 32:
+                raise self._error(block, f"packet block too short ({length} bytes)")
+            if_id, _drops, ts_hi, ts_lo, caplen, wirelen = self._pb.unpack_from(buf, block + 8)
+            start, ts = block + 28, ts_hi << 32 | ts_lo
+        elif btype == BLOCK_SPB:
+            if length < 16:
+                raise self._error(block, f"simple packet block too short ({length} bytes)")
+            if not self._ifaces:
+                raise self._error(block, "simple packet block before any interface description block")
+            (wirelen,) = self._u32.unpack_from(buf, block + 8)
+            if_id, start = 0, block + 12
+            caplen = min(wirelen, self._ifaces[0].limit, length - 16)  # SPBs store no captured length
+        elif btype == BLOCK_IDB:
+            self._parse_idb(block, length)
+            return 0
+        else:
+            return 0  # statistics, name resolution, decryption secrets, custom: not packets
+        if if_id >= len(self._ifaces):
+            raise self._error(block, f"packet block names interface {if_id}, "
+                              f"but only {len(self._ifaces)} are described")
+        iface = self._ifaces[if_id]
+        if caplen > iface.limit:
+            raise self._error(block, f"packet captured length {caplen} exceeds the snap length {iface.limit}")
+        stop = start + caplen
+        if stop > block + length - 4:
+            raise self._error(block, f"packet captured length {caplen} overruns its block of {length} bytes")
+        if caplen < wirelen:
+            self.skipped_truncated += 1
+            return 0
+        span = iface.decode(buf, start, stop)  # type: ignore[misc]
+        if span is None:
+            self.skipped_non_ip += 1
+            return 0
+        views.append(self._mv[span[0]:span[1]])
+        if stamps is not None:
+            if ts is not None:  # simple packet blocks carry none: keep the last
+                self._last_ns = ts * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
+            stamps.append(self._last_ns)
+        return 1
+
     def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
         """Append up to max_packets IP packets (and, if given a list, their
         timestamps in ns since the epoch); returns how many, 0 at the end."""
-        return self._batch(max_packets, views, stamps)
+        if max_packets <= 0:
+            return 0
+        while not self._done:
+            # max_packets records hold at most that many packets; skipped ones make it fewer
+            got = self._batch(max_packets, views, stamps)
+            if got:
+                return got
+        return 0
 
     # -- lifecycle ------------------------------------------------------------
     @property

@@ -1,0 +1,12 @@
+"""Capture parsing and replay speed of the pcap backend beside scapy's readers.
+
+Usage: python benchmarks/bench_pcap.py [--quick]
+"""
+
+import sys
+
+from tio_core.benchmark import format_table
+from tio_pcap.bench import run
+
+if __name__ == "__main__":
+    print(format_table(run(quick="--quick" in sys.argv[1:])))

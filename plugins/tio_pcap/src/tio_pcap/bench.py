@@ -1,0 +1,155 @@
+"""Benchmark: capture parsing and replay speed beside scapy's readers on the same file.
+
+The capture holds small packets (40-80 byte IPv4/IPv6 TCP/UDP), the case
+where per-record overhead dominates. Figures are packets per second over a
+full pass of the file, best of a few passes; the baseline is scapy's
+RawPcapReader (RawPcapNgReader for pcapng) on the very same file in the same
+run, and dpkt's reader too when dpkt happens to be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+from tio_core.benchmark import Figure
+
+from tio_pcap import linktypes
+from tio_pcap.reader import CaptureReader
+from tio_pcap.writer import CaptureWriter
+
+
+def small_packets() -> list[bytes]:
+    """A cycle of valid-looking small packets (headers built by hand: no scapy needed)."""
+    packets = []
+    for n in range(64):
+        payload = bytes([n]) * (n % 24)
+        if n % 2:  # IPv4 + UDP
+            l4 = struct.pack("!HHHH", 1000 + n, 53, 8 + len(payload), 0) + payload
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), n, 0, 64, 17, 0,
+                             bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
+        else:  # IPv6 + TCP
+            l4 = struct.pack("!HHIIBBHHH", 2000, 80, n, 0, 0x50, 0x10, 512, 0, 0) + payload
+            ip = struct.pack("!IHBB16s16s", 0x60000000, len(l4), 6, 64,
+                             bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02"))
+        packets.append(ip + l4)
+    return packets
+
+
+def write_capture(path: str, count: int, fmt: str = "pcap", linktype: int = linktypes.RAW) -> None:
+    packets = small_packets()
+    ether = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01"
+    writer = CaptureWriter(path, fmt, linktype)
+    try:
+        for n in range(count):
+            data = packets[n % len(packets)]
+            if linktype == linktypes.EN10MB:
+                data = ether + (b"\x86\xdd" if data[0] >> 4 == 6 else b"\x08\x00") + data
+            writer.write(data, 1_700_000_000_000_000_000 + n * 1000)
+    finally:
+        writer.close()
+
+
+def _best_rate(one_pass: Callable[[], int], repeat: int) -> float:
+    best = 0.0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        packets = one_pass()
+        best = max(best, packets / (time.perf_counter() - start))
+    return best
+
+
+def _tio_reader(path: str) -> int:
+    views: list[memoryview] = []
+    count = 0
+    with CaptureReader(path) as reader:
+        while reader.read_batch(256, views):
+            count += len(views)
+            views.clear()
+    return count
+
+
+def _tio_replay(path: str, **options: object) -> int:
+    from tio_core.errors import EndOfStream
+    from tio_pcap.backend import open_pcap
+
+    count = 0
+    with open_pcap(path=path, batch=256, **options) as qs:  # type: ignore[arg-type]
+        read = qs.queues()[0].read
+        try:
+            while True:
+                count += len(read())
+        except EndOfStream:
+            pass
+    return count
+
+
+def _scapy(path: str) -> int:
+    from scapy.utils import RawPcapNgReader, RawPcapReader
+
+    reader = (RawPcapNgReader if path.endswith(".pcapng") else RawPcapReader)(path)
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
+
+
+def _dpkt(path: str) -> int:
+    import dpkt  # optional: only measured when installed
+
+    with open(path, "rb") as handle:
+        reader = dpkt.pcapng.Reader(handle) if path.endswith(".pcapng") else dpkt.pcap.Reader(handle)
+        return sum(1 for _ in reader)
+
+
+def run(quick: bool = False) -> list[Figure]:
+    count = 30_000 if quick else 300_000
+    repeat = 3
+    figures: list[Figure] = []
+    import scapy.utils  # noqa: F401  - imported before timing: its import takes longer than a pass
+
+    try:
+        import dpkt  # noqa: F401
+
+        have_dpkt = True
+    except ImportError:
+        have_dpkt = False
+    with tempfile.TemporaryDirectory(prefix="tio-pcap-bench-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scapy chatters about unknown link types
+        raw = os.path.join(tmp, "raw.pcap")
+        ng = os.path.join(tmp, "raw.pcapng")
+        eth = os.path.join(tmp, "eth.pcap")
+        write_capture(raw, count)
+        write_capture(ng, count, "pcapng")
+        write_capture(eth, count, linktype=linktypes.EN10MB)
+        scapy_pcap = _best_rate(lambda: _scapy(raw), repeat)
+        scapy_ng = _best_rate(lambda: _scapy(ng), repeat)
+        mpps = 1e-6
+        figures.append(Figure("pcap parse, small packets (tio_pcap reader)",
+                              _best_rate(lambda: _tio_reader(raw), repeat) * mpps, "Mpps",
+                              "scapy RawPcapReader", scapy_pcap * mpps))
+        figures.append(Figure("pcap replay via queue.read(), pacing=fast",
+                              _best_rate(lambda: _tio_replay(raw), repeat) * mpps, "Mpps",
+                              "scapy RawPcapReader", scapy_pcap * mpps))
+        figures.append(Figure("pcap replay, Ethernet link type",
+                              _best_rate(lambda: _tio_replay(eth), repeat) * mpps, "Mpps",
+                              "scapy RawPcapReader", _best_rate(lambda: _scapy(eth), repeat) * mpps))
+        figures.append(Figure("pcap replay with gso_mtu=1500 inference on",
+                              _best_rate(lambda: _tio_replay(raw, gso_mtu=1500), repeat) * mpps, "Mpps",
+                              "scapy RawPcapReader", scapy_pcap * mpps))
+        figures.append(Figure("pcapng parse, small packets (tio_pcap reader)",
+                              _best_rate(lambda: _tio_reader(ng), repeat) * mpps, "Mpps",
+                              "scapy RawPcapNgReader", scapy_ng * mpps))
+        figures.append(Figure("pcapng replay via queue.read(), pacing=fast",
+                              _best_rate(lambda: _tio_replay(ng), repeat) * mpps, "Mpps",
+                              "scapy RawPcapNgReader", scapy_ng * mpps))
+        if have_dpkt:
+            figures.append(Figure("pcap parse (tio_pcap reader)", figures[0].value, "Mpps",
+                                  "dpkt pcap.Reader", _best_rate(lambda: _dpkt(raw), repeat) * mpps))
+            figures.append(Figure("pcapng parse (tio_pcap reader)", figures[4].value, "Mpps",
+                                  "dpkt pcapng.Reader", _best_rate(lambda: _dpkt(ng), repeat) * mpps))
+    return figures
