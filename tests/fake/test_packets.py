@@ -103,6 +103,8 @@ def test_gso_write_args_reassemble_into_the_superpacket():
     ip_hdr, l4_hdr, payloads, proto = FACTORY.gso_write_args(2500, 1000, GSOProto.UDP, ip_id=3)
     assert [len(p) for p in payloads] == [1000, 1000, 500] and proto == GSOProto.UDP
     assert ip_hdr + l4_hdr + b"".join(payloads) == bytes(FACTORY.uso(2500, 1000, ip_id=3).data)
+    tcp_args = FACTORY.gso_write_args(2500, 1000, GSOProto.TCP, flags="PA", version=6, seq=9)
+    assert b"".join(tcp_args[:2]) + b"".join(tcp_args[2]) == bytes(FACTORY.tso(2500, 1000, version=6, seq=9).data)
 
 
 @pytest.mark.parametrize("kind", [k for k in MALFORMED_KINDS if not k.startswith("gso_")])
@@ -145,6 +147,10 @@ def test_factory_input_errors():
         FACTORY.udp(b"x" * 65510)
     with pytest.raises(TypeError, match="colour"):
         FACTORY.tso(3000, 1000, colour="red")
+    with pytest.raises(TypeError, match="flags"):
+        FACTORY.gso_write_args(3000, 1000, GSOProto.UDP, flags="A")
+    with pytest.raises(ValueError, match="proto"):
+        FACTORY.gso_write_args(3000, 1000, GSOProto.NONE)
 
 
 def test_parse_returns_scapy_layers():

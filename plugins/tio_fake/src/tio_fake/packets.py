@@ -122,50 +122,57 @@ class PacketFactory:
                 for i, chunk in enumerate(_chunks(count, size, payload))]
 
     # -- superpackets ---------------------------------------------------------------
-    def tso(self, payload: bytes | int, mss: int = 1000, *, seq: int = 1, ip_id: int = 1, flags: str | int = "PA",
-            **fields) -> Packet:
+    def tso(self, payload: bytes | int, mss: int = 1000, *, src: str | None = None, dst: str | None = None,
+            version: int | None = None, sport: int = 40000, dport: int = 5001, seq: int = 1, ack: int = 0,
+            flags: str | int = "PA", window: int = 65535, ttl: int = 64, tos: int = 0, ip_id: int = 1,
+            tcp_options: Sequence = ()) -> Packet:
         """A TCP superpacket as a TSO-enabled TUN hands it to a reader.
 
         Length fields cover the whole packet, the IPv4 header checksum is
         valid and the TCP checksum field holds the pseudo-header partial
         (virtio NEEDS_CSUM); GSOInfo says how to cut it. ``payload`` may be
-        bytes or a size (payload_pattern bytes).
+        bytes or a size (payload_pattern bytes); it must need two or more
+        segments of ``mss``.
         """
         data = _payload(payload)
-        _check_superpacket_size(len(data), mss, fields.pop("_single_ok", False))
-        hdr, ip_len, l4_len = self._headers(GSOProto.TCP, fields.pop("src", None), fields.pop("dst", None),
-                                            fields.pop("sport", 40000), fields.pop("dport", 5001),
-                                            fields.pop("ttl", 64), fields.pop("tos", 0), flags,
-                                            fields.pop("window", 65535), fields.pop("ack", 0),
-                                            fields.pop("tcp_options", ()), fields.pop("version", None))
-        _no_extra(fields)
+        _check_superpacket_size(len(data), mss)
+        hdr, ip_len, l4_len = self._headers(GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack,
+                                            tcp_options, version)
         packet = _finish(hdr, ip_len, l4_len, data, GSOProto.TCP, ip_id, seq, partial=True)
         return Packet(memoryview(packet), GSOInfo(mss, ip_len + l4_len, ip_len, GSOProto.TCP))
 
-    def uso(self, payload: bytes | int, size: int = 1000, *, ip_id: int = 1, **fields) -> Packet:
+    def uso(self, payload: bytes | int, size: int = 1000, *, src: str | None = None, dst: str | None = None,
+            version: int | None = None, sport: int = 40000, dport: int = 5000, ttl: int = 64, tos: int = 0,
+            ip_id: int = 1) -> Packet:
         """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation."""
         data = _payload(payload)
-        _check_superpacket_size(len(data), size, fields.pop("_single_ok", False))
-        hdr, ip_len, l4_len = self._headers(GSOProto.UDP, fields.pop("src", None), fields.pop("dst", None),
-                                            fields.pop("sport", 40000), fields.pop("dport", 5000),
-                                            fields.pop("ttl", 64), fields.pop("tos", 0), "", 0, 0, (),
-                                            fields.pop("version", None))
-        _no_extra(fields)
+        _check_superpacket_size(len(data), size)
+        hdr, ip_len, l4_len = self._headers(GSOProto.UDP, src, dst, sport, dport, ttl, tos, "", 0, 0, (), version)
         packet = _finish(hdr, ip_len, l4_len, data, GSOProto.UDP, ip_id, 0, partial=True)
         return Packet(memoryview(packet), GSOInfo(size, ip_len + l4_len, ip_len, GSOProto.UDP))
 
     def gso_write_args(self, payload: bytes | int, size: int = 1000, proto: GSOProto = GSOProto.TCP, **fields):
         """(ip_hdr, transport_hdr, payloads, proto) for ``queue.write_gso(*args)``, as a coalescer fills them.
 
-        Length fields cover all of ``payload``; a payload of at most ``size``
-        bytes gives the one-fragment form.
+        ``fields`` are those of tcp()/udp(). Length fields cover all of
+        ``payload`` and the L4 checksum holds the pseudo-header partial; a
+        payload of at most ``size`` bytes gives the one-fragment form.
         """
-        fields["_single_ok"] = True
-        packet = self.tso(payload, size, **fields) if proto == GSOProto.TCP else self.uso(payload, size, **fields)
-        data, hdr_len, ip_len = bytes(packet.data), packet.gso.hdr_len, packet.gso.csum_start
-        body = data[hdr_len:]
+        data = _payload(payload)
+        if not data or size < 1:
+            raise ValueError(f"write_gso arguments need payload bytes and size >= 1, got {len(data)} and {size}")
+        if proto == GSOProto.TCP:
+            packet = bytearray(self.tcp(data, **fields))
+        elif proto == GSOProto.UDP:
+            packet = bytearray(self.udp(data, **fields))
+        else:
+            raise ValueError(f"proto must be GSOProto.TCP or GSOProto.UDP, got {proto!r}")
+        ip_len = 20 if packet[0] >> 4 == 4 else 40
+        hdr_len = len(packet) - len(data)
+        _store_l4_checksum(packet, ip_len, proto, partial=True)
+        body = data
         pieces = [body[i : i + size] for i in range(0, len(body), size)]
-        return data[:ip_len], data[ip_len:hdr_len], pieces, GSOProto(proto)
+        return bytes(packet[:ip_len]), bytes(packet[ip_len:hdr_len]), pieces, GSOProto(proto)
 
     @staticmethod
     def vnet_header(packet: Packet) -> VirtioNetHdr:
@@ -273,14 +280,9 @@ def _chunks(count: int, size: int, payload: bytes | None) -> list[bytes]:
     return chunks
 
 
-def _check_superpacket_size(total: int, size: int, single_ok: bool = False) -> None:
-    if size < 1 or total == 0 or (total <= size and not single_ok):
+def _check_superpacket_size(total: int, size: int) -> None:
+    if size < 1 or total <= size:
         raise ValueError(f"a superpacket needs more than one segment: {total} payload bytes with size {size}")
-
-
-def _no_extra(fields: dict) -> None:
-    if fields:
-        raise TypeError(f"unexpected field(s): {', '.join(sorted(fields))}")
 
 
 def _finish(template: bytes, ip_len: int, l4_len: int, payload: bytes, proto: GSOProto, ip_id: int, seq: int,
@@ -292,7 +294,6 @@ def _finish(template: bytes, ip_len: int, l4_len: int, payload: bytes, proto: GS
     """
     packet = bytearray(template)
     packet += payload
-    l4 = ip_len
     l4_total = l4_len + len(payload)
     if ip_len + l4_total > 65535:
         raise ValueError(f"packet would be {ip_len + l4_total} bytes, an IP packet is at most 65535")
@@ -300,26 +301,32 @@ def _finish(template: bytes, ip_len: int, l4_len: int, payload: bytes, proto: GS
         struct.pack_into("!HH", packet, 2, ip_len + l4_total, ip_id & 0xFFFF)
         packet[10:12] = b"\0\0"
         struct.pack_into("!H", packet, 10, kernels.ipv4_header_checksum(packet[:ip_len]))
-        src, dst = bytes(packet[12:16]), bytes(packet[16:20])
     else:
         struct.pack_into("!H", packet, 4, l4_total)
-        src, dst = bytes(packet[8:24]), bytes(packet[24:40])
     if proto == GSOProto.TCP:
-        struct.pack_into("!I", packet, l4 + 4, seq & 0xFFFFFFFF)
-        csum_at = l4 + 16
+        struct.pack_into("!I", packet, ip_len + 4, seq & 0xFFFFFFFF)
     else:
-        struct.pack_into("!H", packet, l4 + 4, l4_total)
-        csum_at = l4 + 6
+        struct.pack_into("!H", packet, ip_len + 4, l4_total)  # UDP length
+    _store_l4_checksum(packet, ip_len, proto, partial)
+    return bytes(packet)
+
+
+def _store_l4_checksum(packet: bytearray, ip_len: int, proto: GSOProto, partial: bool) -> None:
+    """Write the full L4 checksum, or with partial=True the folded, not inverted, pseudo-header sum."""
+    if packet[0] >> 4 == 4:
+        src, dst = bytes(packet[12:16]), bytes(packet[16:20])
+    else:
+        src, dst = bytes(packet[8:24]), bytes(packet[24:40])
+    csum_at = ip_len + (16 if proto == GSOProto.TCP else 6)
     packet[csum_at : csum_at + 2] = b"\0\0"
-    pseudo = kernels.pseudo_header_sum(src, dst, PROTO_NUMBERS[proto], l4_total)
+    pseudo = kernels.pseudo_header_sum(src, dst, PROTO_NUMBERS[proto], len(packet) - ip_len)
     if partial:
         value = pseudo
     else:
-        value = 0xFFFF - kernels.checksum(memoryview(packet)[l4:], pseudo)
+        value = 0xFFFF - kernels.checksum(memoryview(packet)[ip_len:], pseudo)
         if value == 0 and proto == GSOProto.UDP:
-            value = 0xFFFF
+            value = 0xFFFF  # 0 means "no checksum" in UDP
     struct.pack_into("!H", packet, csum_at, value)
-    return bytes(packet)
 
 
 __all__ = ["MALFORMED_KINDS", "PacketFactory", "payload_pattern"]
