@@ -82,6 +82,12 @@ def test_ipv6_extension_headers_go_verbatim(coalesce, ext):
     assert coalesce(packets).shape() == ["W", "W", "W"]
 
 
+def test_ipv6_extension_header_packet_seals_the_runs(coalesce):
+    d1, d2 = tcp6(1), tcp6(101)
+    ext = bytes(IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrDestOpt() / TCP(sport=1000, dport=2000, flags="A"))
+    assert coalesce([d1, ext, d2]).shape() == ["W", "W", "W"]
+
+
 def test_packet_of_unknown_flow_seals_every_open_run(coalesce):
     # an IP-options packet might belong to any flow, so nothing after it may jump ahead of it
     opts = bytes(IP(src="198.18.0.1", dst="198.18.0.2", options=[IPOption_RR()]) / TCP(flags="A") / Raw(b"o"))
@@ -333,12 +339,14 @@ def test_udp_length_field_must_match_ip_payload(coalesce):
     assert coalesce(packets).shape() == ["W", "W", "W"]
 
 
-def test_udp_zero_checksum_goes_verbatim(coalesce):
+@pytest.mark.parametrize("verify", [True, False])
+def test_udp_zero_checksum_goes_verbatim(coalesce, verify):
+    # merging would give the segments a checksum they did not have, even unverified
     packets = [udp4(50, tag=i) for i in range(3)]
     raw = bytearray(packets[1])
     raw[26:28] = b"\0\0"  # "no checksum" on IPv4
     packets[1] = bytes(raw)
-    assert coalesce(packets).shape() == ["W", "W", "W"]
+    assert coalesce(packets, verify_checksums=verify).shape() == ["W", "W", "W"]
 
 
 def test_udp_bad_checksum_goes_verbatim(coalesce):
