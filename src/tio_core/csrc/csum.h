@@ -6,21 +6,18 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Adds the bytes of p[0..n) as big-endian 16-bit words to acc. An odd tail
- * byte is padded with zero, as RFC 1071 says. */
-static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
+/* Sums of the native-endian 32-bit words of p[0..n), n a multiple of 64:
+ * the vectorised bulk of a checksum (defined in checksum.c). The _copy form
+ * also copies src to dst in the same pass. Not folded. */
+uint64_t tio_csum_native64(const uint8_t *p, size_t n);
+uint64_t tio_csum_copy_native64(uint8_t *dst, const uint8_t *src, size_t n);
+
+/* Below this many bytes the scalar loop beats calling the vector kernel. */
+#define TIO_CSUM_BULK_MIN 128
+
+/* Native-endian word sum of a short (or tail) run; odd tail padded with zero. */
+static inline uint64_t tio_csum_native_tail(uint64_t native, const uint8_t *p, size_t n)
 {
-    /* Summing native-endian 32-bit loads and byte-swapping the folded result
-     * gives the big-endian sum (one's-complement addition is byte-order
-     * independent). */
-    uint64_t native = 0;
-    while (n >= 32) {
-        uint32_t w[8];
-        memcpy(w, p, 32);
-        native += (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
-        p += 32;
-        n -= 32;
-    }
     while (n >= 4) {
         uint32_t w;
         memcpy(&w, p, 4);
@@ -41,7 +38,14 @@ static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
         memcpy(&h, tail, 2);
         native += h;
     }
-    /* fold native sum to 16 bits, then convert to big-endian order */
+    return native;
+}
+
+/* Folds a native-endian word sum to 16 bits in big-endian (network) order:
+ * one's-complement addition is byte-order independent, so summing native
+ * words and byte-swapping the folded result gives the big-endian sum. */
+static inline uint64_t tio_csum_native_to_be(uint64_t native)
+{
     native = (native & 0xffffffffu) + (native >> 32);
     native = (native & 0xffffffffu) + (native >> 32);
     native = (native & 0xffff) + (native >> 16);
@@ -50,7 +54,36 @@ static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     native = ((native & 0xff) << 8) | (native >> 8);
 #endif
-    return acc + native;
+    return native;
+}
+
+/* Adds the bytes of p[0..n) as big-endian 16-bit words to acc. An odd tail
+ * byte is padded with zero, as RFC 1071 says. */
+static inline uint64_t tio_csum_add(uint64_t acc, const uint8_t *p, size_t n)
+{
+    uint64_t native = 0;
+    if (n >= TIO_CSUM_BULK_MIN) {
+        size_t bulk = n & ~(size_t)63;
+        native = tio_csum_native64(p, bulk);
+        p += bulk;
+        n -= bulk;
+    }
+    return acc + tio_csum_native_to_be(tio_csum_native_tail(native, p, n));
+}
+
+/* memcpy(dst, src, n) and tio_csum_add(acc, src, n) in one pass. */
+static inline uint64_t tio_csum_copy(uint64_t acc, uint8_t *dst, const uint8_t *src, size_t n)
+{
+    uint64_t native = 0;
+    if (n >= TIO_CSUM_BULK_MIN) {
+        size_t bulk = n & ~(size_t)63;
+        native = tio_csum_copy_native64(dst, src, bulk);
+        dst += bulk;
+        src += bulk;
+        n -= bulk;
+    }
+    memcpy(dst, src, n);
+    return acc + tio_csum_native_to_be(tio_csum_native_tail(native, src, n));
 }
 
 /* Big-endian (network order) loads and stores. */

@@ -327,7 +327,9 @@ static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets
         const Py_ssize_t seg_len = hl + chunk, l4_len = seg_len - cs;
         uint8_t *s = out + off;
         memcpy(s, p, (size_t)hl);
-        memcpy(s + hl, p + hl + start, (size_t)chunk);
+        /* copy the payload and sum it in one pass; the L4 header is an even
+         * number of bytes, so header and payload sums can simply be added */
+        const uint64_t payload_sum = tio_csum_copy(0, s + hl, p + hl + start, (size_t)chunk);
         if (v4) {
             tio_put16(s + 2, (uint16_t)seg_len);
             tio_put16(s + 4, (uint16_t)(first_id + i));
@@ -348,11 +350,8 @@ static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets
             tio_put16(s + cs + 4, (uint16_t)l4_len);
         }
         tio_put16(s + field, 0);
-        /* the L4 header is an even number of bytes, so header and payload
-         * can be summed separately (the payload from the source copy) */
-        uint64_t acc = pseudo + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
+        uint64_t acc = pseudo + payload_sum + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
         acc = tio_csum_add(acc, s + cs, (size_t)(hl - cs));
-        acc = tio_csum_add(acc, p + hl + start, (size_t)chunk);
         uint16_t value = (uint16_t)~tio_csum_fold(acc);
         if (value == 0 && !tcp)
             value = 0xFFFF; /* UDP: 0 would mean "no checksum" */
