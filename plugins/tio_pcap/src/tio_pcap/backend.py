@@ -164,7 +164,12 @@ class PcapQueue(Queue):
         if self._borrowed:
             _release(self._borrowed)
             self._borrowed = []
-        views = [] if self._ended else (self._fetch(self._wanted()) if self._pacer is None else self._paced())
+        try:
+            views = [] if self._ended else (self._fetch(self._wanted()) if self._pacer is None else self._paced())
+        except (ValueError, OSError):
+            if self._closed:  # close() from another thread shut the file under this read
+                raise QueueClosed(f"pcap queue ({self.name}) was closed during read") from None
+            raise
         if not views:
             self._ended = True
             raise EndOfStream(f"pcap queue ({self.name}): end of capture after {self._read} packets")

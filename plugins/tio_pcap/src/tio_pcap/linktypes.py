@@ -10,6 +10,7 @@ to 60 bytes), so decoders of link layers cut the packet at the IP length.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 # LINKTYPE_* values as libpcap writes them in files (not the platform DLT_*).
@@ -82,37 +83,54 @@ def decode_ipv6(buf: bytes, start: int, end: int) -> Span:
     return None
 
 
+# One unpack reads what a cooked/Ethernet frame needs: the ethertype, the
+# first IP byte (version), and IP bytes 2-3 (IPv4 total length) and 4-5
+# (IPv6 payload length); far fewer interpreter steps than indexing bytes.
+_ETHERNET = struct.Struct("!12xHBxHH")
+_SLL = struct.Struct("!14xHBxHH")
+_SLL2 = struct.Struct("!H18xBxHH")
+
+
+def _framed_ip(buf: bytes, start: int, end: int, fields: tuple[int, int, int, int], ip: int) -> Span:
+    """The IP packet at ip, given the fields unpacked above; padding cut off."""
+    ethertype, first, len4, len6 = fields
+    size = end - ip
+    if ethertype == ETH_P_IP:
+        if first >> 4 == 4:
+            return (ip, ip + len4) if 20 <= len4 < size else (ip, end)
+    elif ethertype == ETH_P_IPV6 and first >> 4 == 6 and size >= 40:
+        return (ip, ip + 40 + len6) if 0 < len6 and 40 + len6 < size else (ip, end)
+    return None
+
+
 def decode_ethernet(buf: bytes, start: int, end: int) -> Span:
     """EN10MB (1): 14-byte Ethernet header, then any number of 802.1Q/QinQ tags."""
+    if end - start >= 34:
+        fields = _ETHERNET.unpack_from(buf, start)
+        if fields[0] not in VLAN_TPIDS:
+            return _framed_ip(buf, start, end, fields, start + 14)
     offset = start + 12
-    if offset + 2 > end:
-        return None
-    ethertype = buf[offset] << 8 | buf[offset + 1]
-    if ethertype == ETH_P_IP and offset + 22 <= end and buf[offset + 2] >> 4 == 4:
-        # untagged IPv4, the bulk of most captures: inline, cut padding at the IP total length
-        ip = offset + 2
-        total = buf[ip + 2] << 8 | buf[ip + 3]
-        return (ip, ip + total) if 20 <= total < end - ip else (ip, end)
-    while ethertype in VLAN_TPIDS:
-        offset += 4
-        if offset + 2 > end:
-            return None
+    while offset + 2 <= end:
         ethertype = buf[offset] << 8 | buf[offset + 1]
-    return _ip_of_ethertype(buf, ethertype, offset + 2, end)
+        if ethertype in VLAN_TPIDS:
+            offset += 4
+            continue
+        return _ip_of_ethertype(buf, ethertype, offset + 2, end)
+    return None
 
 
 def decode_sll(buf: bytes, start: int, end: int) -> Span:
     """LINUX_SLL (113): 16-byte cooked header, protocol at offset 14."""
-    if end - start < 16:
-        return None
-    return _ip_of_ethertype(buf, buf[start + 14] << 8 | buf[start + 15], start + 16, end)
+    if end - start < 36:
+        return None  # too short for a header and an IPv4 packet
+    return _framed_ip(buf, start, end, _SLL.unpack_from(buf, start), start + 16)
 
 
 def decode_sll2(buf: bytes, start: int, end: int) -> Span:
     """LINUX_SLL2 (276): 20-byte cooked header, protocol at offset 0."""
-    if end - start < 20:
+    if end - start < 40:
         return None
-    return _ip_of_ethertype(buf, buf[start] << 8 | buf[start + 1], start + 20, end)
+    return _framed_ip(buf, start, end, _SLL2.unpack_from(buf, start), start + 20)
 
 
 def decode_null(buf: bytes, start: int, end: int) -> Span:
