@@ -63,6 +63,19 @@ def test_memoryview_inputs_are_sliced_without_copy(coalesce):
     assert [p.obj for p in payloads] == backing
 
 
+def test_views_into_one_receive_buffer(coalesce):
+    # packets as slices of one big buffer, the way a batched read hands them out
+    packets = tcp_stream(4)
+    arena = bytearray(b"\xaa" * 7 + b"".join(packets) + b"\xbb" * 5)
+    views, offset = [], 7
+    for p in packets:
+        views.append(memoryview(arena)[offset : offset + len(p)])
+        offset += len(p)
+    writer = coalesce(views)
+    assert writer.shape() == ["G4"]
+    assert all(p.obj is arena for p in writer.calls[0][3])
+
+
 # -- IP layer -------------------------------------------------------------------
 def test_ipv4_options_go_verbatim(coalesce):
     opts = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_NOP()]

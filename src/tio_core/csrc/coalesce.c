@@ -225,10 +225,6 @@ static int is_byte_view(PyObject *view)
 
 static PyObject *byte_view(PyObject *obj)
 {
-    if (PyMemoryView_Check(obj) && is_byte_view(obj)) {
-        Py_INCREF(obj);
-        return obj;
-    }
     PyObject *view = PyMemoryView_FromObject(obj);
     if (view == NULL)
         return NULL;
@@ -239,25 +235,24 @@ static PyObject *byte_view(PyObject *obj)
     return cast;
 }
 
-/* A read-only memoryview of obj[start:start+len] sharing obj's memory. */
+/* A memoryview of obj[start:start+len] sharing obj's memory (no copy). */
 static PyObject *payload_view(PyObject *obj, Py_ssize_t start, Py_ssize_t len)
 {
-    if (!PyMemoryView_Check(obj)) {
+    PyObject *view = PyMemoryView_FromObject(obj);
+    if (view == NULL)
+        return NULL;
+    Py_buffer *b = PyMemoryView_GET_BUFFER(view);
+    if (is_byte_view(view) && b->len >= start + len) {
         /* A fresh view that nobody else has seen yet can be narrowed in place,
-         * exactly as memoryview slicing does, saving one object per payload. */
-        PyObject *view = PyMemoryView_FromObject(obj);
-        if (view == NULL)
-            return NULL;
-        Py_buffer *b = PyMemoryView_GET_BUFFER(view);
-        if (is_byte_view(view) && b->len >= start + len) {
-            b->buf = (char *)b->buf + start;
-            b->len = len;
-            b->shape[0] = len;
-            return view;
-        }
-        Py_DECREF(view);
+         * exactly as memoryview slicing does (1-D, stride 1, so it stays
+         * contiguous), saving one object per payload. */
+        b->buf = (char *)b->buf + start;
+        b->len = len;
+        b->shape[0] = len;
+        return view;
     }
-    PyObject *view = byte_view(obj);
+    Py_DECREF(view);
+    view = byte_view(obj); /* another item format: cast to bytes, then slice */
     if (view == NULL)
         return NULL;
     PyObject *slice = PySequence_GetSlice(view, start, start + len);
