@@ -7,7 +7,7 @@ from pathlib import Path
 
 pytest_plugins = ["pytester"]
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"  # the "Testing your code with tio" section
 FILE_BLOCK = re.compile(r"^`(?P<path>[\w/.]+)`\n```\w+\n(?P<body>.*?)^```", re.M | re.S)
 
 
