@@ -209,7 +209,8 @@ class _DedicatedThread:
                 loop.call_soon_threadsafe(_settle, future, result, error)
             except RuntimeError:  # the loop is closed: nobody is waiting
                 pass
-            del job, future, result, error  # drop references to borrowed packets
+            # Parked threads must not keep borrowed packets, caller buffers or the queue alive.
+            del job, loop, future, call, args, result, error
 
 
 async def _await_uncancellable(future: asyncio.Future) -> Any:
