@@ -233,11 +233,11 @@ typedef uint32_t tio_u32x8 __attribute__((vector_size(32)));
 
 #define TIO_BLOCK_ITERS 16384
 
-static inline uint64_t lanes_total(tio_u32x8 v)
+static inline uint64_t lanes_total(const tio_u32x8 *v)
 {
     uint64_t total = 0;
     for (int i = 0; i < 8; i++)
-        total += v[i];
+        total += (*v)[i];
     return total;
 }
 
@@ -257,7 +257,7 @@ uint64_t tio_csum_native64(const uint8_t *p, size_t n)
             lo += (a & low16) + (b & low16);
             hi += (a >> 16) + (b >> 16);
         }
-        total += lanes_total(lo) + lanes_total(hi);
+        total += lanes_total(&lo) + lanes_total(&hi);
         iters -= block;
     }
     return total;
@@ -281,7 +281,7 @@ uint64_t tio_csum_copy_native64(uint8_t *dst, const uint8_t *src, size_t n)
             lo += (a & low16) + (b & low16);
             hi += (a >> 16) + (b >> 16);
         }
-        total += lanes_total(lo) + lanes_total(hi);
+        total += lanes_total(&lo) + lanes_total(&hi);
         iters -= block;
     }
     return total;
