@@ -101,8 +101,10 @@ def check_buffers(packets: Sequence[object]) -> None:
             view = memoryview(obj)
         except TypeError:
             raise TypeError(f"packet {index} is a {type(obj).__name__}, not a bytes-like object") from None
+        except ValueError as exc:  # a released memoryview
+            raise TypeError(f"packet {index} is not a readable C-contiguous buffer ({exc})") from None
         if not view.c_contiguous:
-            raise TypeError(f"packet {index} is not a C-contiguous buffer")
+            raise TypeError(f"packet {index} is not a readable C-contiguous buffer (strided)")
 
 
 def _l4_checksum_ok(view: memoryview, l4off: int, ip_len: int, proto: int) -> bool:

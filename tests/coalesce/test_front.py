@@ -118,7 +118,13 @@ def test_runs_do_not_span_flushes(impl):
     assert writer.shape() == ["G2", "G2"]
 
 
-@pytest.mark.parametrize("bad", [42, "text", None, memoryview(b"abcdef")[::2]])
+def released_view():
+    view = memoryview(b"gone")
+    view.release()
+    return view
+
+
+@pytest.mark.parametrize("bad", [42, "text", None, memoryview(b"abcdef")[::2], released_view()])
 def test_non_buffers_are_refused_and_nothing_is_staged(impl, bad):
     co = Coalescer(RecordingWriter(), tcp=True, implementation=impl)
     with pytest.raises(PacketTypeError, match="packet 1") as info:

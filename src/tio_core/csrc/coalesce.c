@@ -444,8 +444,14 @@ static PyObject *coalesce_check_buffers(PyObject *self, PyObject *arg)
             return NULL;
         }
         if (PyObject_GetBuffer(o, &b, PyBUF_SIMPLE) < 0) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "packet %zd is not a C-contiguous buffer", i);
+            /* e.g. a strided or released memoryview: say which packet and why */
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_Format(PyExc_TypeError, "packet %zd is not a readable C-contiguous buffer (%S)", i,
+                         value ? value : Py_None);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
             Py_DECREF(seq);
             return NULL;
         }
