@@ -447,15 +447,17 @@ class AsyncQueue:
         if self._closed:
             return
         self._closed = True
-        if self._fd is not None and self._loop is not None and not self._loop.is_closed():
+        pending, self._pending_read = self._pending_read, None
+        if self._loop is None or self._loop.is_closed():
+            return  # nobody can be awaiting on a loop that is gone
+        if self._fd is not None:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
         for waiter in list(self._fd_waiters):
             _settle(waiter, None, QueueClosed("the queue was closed while awaiting it"))
-        if self._pending_read is not None:
+        if pending is not None:
             # Its packets (if any) die with the queue; a waiting reader gets QueueClosed.
-            _settle(self._pending_read, None, QueueClosed("the queue was closed while awaiting a read"))
-            self._pending_read = None
+            _settle(pending, None, QueueClosed("the queue was closed while awaiting a read"))
 
     def _stop_threads(self) -> None:
         for thread in (self._reader, self._writer):

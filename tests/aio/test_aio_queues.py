@@ -472,3 +472,18 @@ def test_using_one_queue_from_two_loops_is_refused():
         run(aq.read())
         with pytest.raises(LoopMismatch):
             run(aq.read())
+
+
+def test_close_after_the_loop_ended_with_a_read_in_flight():
+    """A wrapper outliving its loop (asyncio.run returned) still closes cleanly."""
+    queue = MemoryQueue()
+    aq = AsyncQueue(queue)
+
+    async def main():
+        task = asyncio.create_task(aq.read())
+        await asyncio.sleep(0.01)
+        task.cancel()  # the read stays in flight in its thread
+
+    run(main())
+    aq.close()
+    assert aq.closed and queue._closed
