@@ -310,13 +310,26 @@ done:
 }
 
 /* Writes the plan's segments back to back into out (plan->total bytes) and
- * their start offsets into offsets[0..count] (offsets[count] == total). */
+ * their start offsets into offsets[0..count] (offsets[count] == total).
+ *
+ * The checksums are incremental: the header words that stay the same in
+ * every segment are summed once, and each segment adds only its own length,
+ * IPv4 ID, TCP sequence number and flags. Every summed piece starts at an
+ * even offset, so the pieces' big-endian sums simply add up. */
 static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets)
 {
     const uint8_t *p = plan->p;
     const Py_ssize_t hl = plan->hdr_len, cs = plan->cs, size = plan->size, payload = plan->len - plan->hdr_len;
     const int tcp = plan->proto == PROTO_TCP, v4 = plan->version == 4;
     const uint64_t pseudo = (v4 ? tio_csum_add(0, p + 12, 8) : tio_csum_add(0, p + 8, 32)) + (tcp ? 6 : 17);
+    /* IPv4 header without total length (2..4), ID (4..6) and checksum (10..12) */
+    const uint64_t ip_fixed = v4 ? tio_csum_add(tio_csum_add(tio_csum_add(0, p, 2), p + 6, 4), p + 12, (size_t)cs - 12) : 0;
+    /* TCP header without seq (4..8), data offset+flags (12..14) and checksum
+     * (16..18); UDP header without length (4..6) and checksum (6..8) */
+    const uint64_t l4_fixed =
+        tcp ? tio_csum_add(tio_csum_add(tio_csum_add(tio_csum_add(0, p + cs, 4), p + cs + 8, 4), p + cs + 14, 2),
+                           p + cs + 18, (size_t)(hl - cs - 18))
+            : tio_csum_add(0, p + cs, 4);
     const uint16_t first_id = v4 ? tio_get16(p + 4) : 0;
     const uint32_t first_seq = tcp ? tio_get32(p + cs + 4) : 0;
     const Py_ssize_t field = cs + (tcp ? 16 : 6);
@@ -327,31 +340,31 @@ static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets
         const Py_ssize_t seg_len = hl + chunk, l4_len = seg_len - cs;
         uint8_t *s = out + off;
         memcpy(s, p, (size_t)hl);
-        /* copy the payload and sum it in one pass; the L4 header is an even
-         * number of bytes, so header and payload sums can simply be added */
+        /* copy the payload and sum it in one pass */
         const uint64_t payload_sum = tio_csum_copy(0, s + hl, p + hl + start, (size_t)chunk);
         if (v4) {
+            const uint16_t id = (uint16_t)(first_id + i);
             tio_put16(s + 2, (uint16_t)seg_len);
-            tio_put16(s + 4, (uint16_t)(first_id + i));
-            tio_put16(s + 10, 0);
-            tio_put16(s + 10, (uint16_t)~tio_csum_fold(tio_csum_add(0, s, (size_t)cs)));
+            tio_put16(s + 4, id);
+            tio_put16(s + 10, (uint16_t)~tio_csum_fold(ip_fixed + (uint64_t)seg_len + id));
         } else {
             tio_put16(s + 4, (uint16_t)(seg_len - 40));
         }
+        uint64_t acc = pseudo + l4_fixed + payload_sum + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
         if (tcp) {
+            const uint32_t seq = (uint32_t)(first_seq + (uint64_t)start);
             uint8_t flags = s[cs + 13];
-            tio_put32(s + cs + 4, (uint32_t)(first_seq + (uint64_t)start));
             if (i != plan->count - 1)
                 flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
             if (i != 0)
                 flags &= (uint8_t)~TCP_CWR;
+            tio_put32(s + cs + 4, seq);
             s[cs + 13] = flags;
+            acc += (seq >> 16) + (seq & 0xFFFF) + ((uint64_t)s[cs + 12] << 8 | flags);
         } else {
             tio_put16(s + cs + 4, (uint16_t)l4_len);
+            acc += (uint64_t)l4_len;
         }
-        tio_put16(s + field, 0);
-        uint64_t acc = pseudo + payload_sum + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
-        acc = tio_csum_add(acc, s + cs, (size_t)(hl - cs));
         uint16_t value = (uint16_t)~tio_csum_fold(acc);
         if (value == 0 && !tcp)
             value = 0xFFFF; /* UDP: 0 would mean "no checksum" */
