@@ -141,6 +141,7 @@ def test_output_only_reads_end_at_once(tmp_path):
     ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
     ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
     ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),
+    ({"path": "same.pcap", "output_format": "pcapng"}, "output= is not"),
 ])
 def test_bad_open_options(tmp_path, monkeypatch, options, words):
     monkeypatch.chdir(tmp_path)
@@ -160,6 +161,7 @@ def test_add_adopts_a_capture_descriptor_as_a_new_queue(tmp_path):
         with pytest.raises(EndOfStream):
             queue.read()
         queue.write(ip_packets(1)[0])  # every queue records into the set's output
+    assert queue.closed
     with pytest.raises(OSError):
         os.fstat(fd)  # the set owned the descriptor and closed it
     bad = os.open(first, os.O_RDONLY)

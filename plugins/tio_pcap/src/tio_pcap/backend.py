@@ -157,6 +157,10 @@ class PcapQueue(Queue):
     def name(self) -> str:
         return self._reader.name if self._reader is not None else "<no capture>"
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- read -----------------------------------------------------------------
     def read(self) -> list[Packet]:
         if self._closed:
@@ -382,6 +386,8 @@ def open_pcap(path: str | None = None, output: str | None = None, output_format:
     """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
     settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
     _check_settings(path, output, settings)
+    if output_format is not None and output is None:
+        raise ConfigError("backend 'pcap': output_format is given but output= is not")
     if record_gso not in ("segmented", "superpacket"):
         raise ConfigError(f"backend 'pcap': record_gso must be 'segmented' or 'superpacket', got {record_gso!r}")
     reader = CaptureReader(path, strict=strict) if path is not None else None
