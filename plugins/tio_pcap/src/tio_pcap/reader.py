@@ -167,7 +167,8 @@ class CaptureReader:
             raise CaptureFormatError(self.name, 0, f"unknown link type {linktype}")
         self.linktype = linktype
         self._iface = iface
-        self._rec = struct.Struct(order + "IIII")
+        self._rec_lengths = struct.Struct(order + "8xII")  # captured and wire length
+        self._rec_stamp = struct.Struct(order + "II")  # seconds and fraction
         self._pos = PCAP_FILE_HDR
         self._batch = self._batch_pcap
 
@@ -181,7 +182,8 @@ class CaptureReader:
         decode = None if iface.linktype == linktypes.RAW else iface.decode
         limit = min(iface.snaplen, MAX_CAPLEN)
         ts_mul = iface.ts_mul
-        unpack = self._rec.unpack_from
+        lengths = self._rec_lengths.unpack_from  # timestamps are unpacked only when asked for
+        stamp = self._rec_stamp.unpack_from
         append = views.append
         is_ip = _IP_FIRST_BYTE
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
@@ -198,7 +200,7 @@ class CaptureReader:
                             self._truncated("record header", PCAP_REC_HDR)
                         break
                     buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
-                sec, frac, caplen, wirelen = unpack(buf, pos)
+                caplen, wirelen = lengths(buf, pos)
                 start = pos + PCAP_REC_HDR
                 stop = start + caplen
                 if stop > end or caplen > limit:
@@ -212,7 +214,7 @@ class CaptureReader:
                     buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
                     start = pos + PCAP_REC_HDR
                     stop = start + caplen
-                pos = stop
+                record, pos = pos, stop
                 if caplen < wirelen:
                     skipped_truncated += 1
                     continue
@@ -228,6 +230,7 @@ class CaptureReader:
                     start, stop = span
                 append(mv[start:stop])
                 if stamps is not None:
+                    sec, frac = stamp(buf, record)
                     stamps.append(sec * NS + frac * ts_mul)
                 count += 1
             else:
