@@ -216,13 +216,15 @@ static slot_t *lookup(slot_t *table, size_t mask, const flow_key *key)
     return &table[i];
 }
 
-/* A 1-D unsigned-byte memoryview of obj (whose buffer is known contiguous). */
+/* Whether a memoryview is 1-D, unsigned bytes, stride 1. */
 static int is_byte_view(PyObject *view)
 {
     Py_buffer *b = PyMemoryView_GET_BUFFER(view);
-    return b->ndim == 1 && (b->format == NULL || strcmp(b->format, "B") == 0);
+    return b->ndim == 1 && (b->format == NULL || strcmp(b->format, "B") == 0) &&
+           (b->strides == NULL || b->strides[0] == 1);
 }
 
+/* A 1-D unsigned-byte memoryview of obj (whose buffer is known contiguous). */
 static PyObject *byte_view(PyObject *obj)
 {
     PyObject *view = PyMemoryView_FromObject(obj);
