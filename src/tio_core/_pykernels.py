@@ -197,6 +197,8 @@ def _transport_end(view: memoryview, version: int, csum_start: int, proto: GSOPr
             raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
         if csum_start != ihl_bytes:
             raise MalformedPacket(f"csum_start {csum_start} does not match the IPv4 header length {ihl_bytes}")
+        if (view[6] << 8 | view[7]) & 0x3FFF:  # MF flag or a fragment offset
+            raise MalformedPacket("IPv4 fragment in a superpacket")
         next_header = view[9]
     else:
         if csum_start < IPV6_HDR:

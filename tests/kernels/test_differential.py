@@ -47,6 +47,8 @@ def superpackets(draw):
         options = draw(st.binary(min_size=0, max_size=40).map(lambda b: b[: len(b) // 4 * 4]))
         l3 = bytearray(draw(st.binary(min_size=20, max_size=20)) + options)
         l3[0] = 0x40 | (len(l3) // 4)
+        l3[6] &= 0x40  # DF may be set; never MF or a fragment offset
+        l3[7] = 0
         l3[9] = number
     else:
         l3 = bytearray(draw(st.binary(min_size=40, max_size=40)))

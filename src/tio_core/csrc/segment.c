@@ -70,6 +70,10 @@ static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, 
                          ihl_bytes);
             return -1;
         }
+        if (tio_get16(p + 6) & 0x3FFF) { /* MF flag or a fragment offset */
+            PyErr_SetString(tio_MalformedPacket, "IPv4 fragment in a superpacket");
+            return -1;
+        }
         next_header = p[9];
     } else {
         if (cs < 40) {
