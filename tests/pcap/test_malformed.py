@@ -187,3 +187,18 @@ def test_fuzzed_captures_raise_only_the_documented_error_in_bounded_memory(tmp_p
     finally:
         tracemalloc.stop()
     assert outcomes["ok"] > 50 and outcomes["error"] > 50, outcomes
+
+
+def test_packets_before_a_fault_are_delivered_then_the_fault_is_raised_for_good(tmp_path):
+    bad_record = struct.pack("<IIII", 1, 2, 70000, 70000)
+    data = PCAP_HDR + b"".join(record(p) for p in PACKETS) + bad_record + b"\0" * 100
+    path = tmp_path / "mid.pcap"
+    path.write_bytes(data)
+    offset = 24 + sum(16 + len(p) for p in PACKETS)
+    with open_backend("pcap", path=str(path)) as qs:
+        queue = qs.queues()[0]
+        assert [bytes(p.data) for p in queue.read()] == PACKETS
+        for _ in range(2):
+            with pytest.raises(CaptureFormatError) as info:
+                queue.read()
+            assert info.value.offset == offset

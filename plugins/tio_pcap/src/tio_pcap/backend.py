@@ -32,6 +32,7 @@ from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadEr
 from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
 from tio_core.virtio import VirtioNetHdr
 
+from tio_pcap.errors import CaptureFormatError
 from tio_pcap.pacing import Pacer
 from tio_pcap.reader import CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
@@ -179,11 +180,11 @@ class PcapQueue(Queue):
             raise EndOfStream(f"pcap queue ({self.name}): end of capture after {self._read} packets")
         self._read += len(views)
         self._borrowed = views
-        if self._infer is None:
-            # Packet(view) for each view, without the namedtuple's Python-level __new__:
-            # the whole batch is built in C (half the per-packet cost of a replay).
-            return list(map(_tuple_new, repeat(Packet), zip(views, repeat(NO_GSO))))
+        # Packet(view) for each view, without the namedtuple's Python-level __new__:
+        # the whole batch is built in C (half the per-packet cost of a replay).
         packets = list(map(_tuple_new, repeat(Packet), zip(views, repeat(NO_GSO))))
+        if self._infer is None:
+            return packets
         private: list[memoryview] = []  # superpackets live in their own copies
         min_length, infer = self._infer.min_length, self._infer.infer
         for index in [i for i, size in enumerate(map(len, views)) if size >= min_length]:
@@ -208,7 +209,12 @@ class PcapQueue(Queue):
             return views
         loop = self._settings.loop
         while True:
-            got = self._reader.read_batch(count, views, stamps)
+            try:
+                got = self._reader.read_batch(count, views, stamps)
+            except CaptureFormatError:
+                if not views:
+                    raise  # and again on every later read: the reader keeps its failure
+                got = len(views)  # deliver the packets before the fault; the next read raises
             if got:
                 self._pass_packets += got
                 return views

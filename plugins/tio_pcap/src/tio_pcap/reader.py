@@ -105,6 +105,7 @@ class CaptureReader:
         self._eof = False
         self._ifaces: list[_Interface] = []
         self._done = False
+        self._failure: CaptureFormatError | None = None
         self._last_ns = 0
         if not self._fill(4):
             raise CaptureFormatError(self.name, 0, f"truncated file header: {self._avail()} of 4 magic bytes")
@@ -452,13 +453,20 @@ class CaptureReader:
     def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
         """Append up to max_packets IP packets (and, if given a list, their
         timestamps in ns since the epoch); returns how many, 0 at the end."""
+        if self._failure is not None:
+            raise self._failure  # the capture is broken there; never re-read what came before
         if max_packets <= 0:
             return 0
-        while not self._done:
-            # max_packets records hold at most that many packets; skipped ones make it fewer
-            got = self._batch(max_packets, views, stamps)
-            if got:
-                return got
+        try:
+            while not self._done:
+                # max_packets records hold at most that many packets; skipped ones make it fewer
+                got = self._batch(max_packets, views, stamps)
+                if got:
+                    return got
+        except CaptureFormatError as exc:
+            # The packets before the fault are already in views: the caller may use them.
+            self._failure = exc
+            raise
         return 0
 
     # -- lifecycle ------------------------------------------------------------
