@@ -123,28 +123,20 @@ def test_finish_checksum_completes_partial(k, version, proto, n):
 
 
 def test_finish_checksum_udp_zero_becomes_ffff_tcp_zero_stays(k):
-    # A payload chosen so the true checksum is 0: UDP must send 0xFFFF, TCP 0.
+    # Pick the last two payload bytes so that the whole sum is 0xFFFF, i.e. the
+    # true checksum is 0: UDP must send 0xFFFF (0 means "none"), TCP sends 0.
     hdr_udp = VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, 20, 6)
-    base = bytes(IP(src=SRC4, dst=DST4) / UDP(sport=5, dport=6) / b"\0\0")
-    buf = _partial(base, 4, 20, 26)
-    k.finish_checksum(bytearray(buf), hdr_udp)
-    # choose the last two payload bytes so the whole sum becomes 0xFFFF
-    probe = bytearray(buf)
-    probe[-2:] = b"\0\0"
-    from tio_core import _pykernels
-
-    s = _pykernels.checksum(bytes(probe[20:26]) + b"\0\0" + bytes(probe[28:]), int.from_bytes(buf[26:28], "big"))
-    fill = (0xFFFF - s) & 0xFFFF
-    probe[-2:] = fill.to_bytes(2, "big")
-    k.finish_checksum(probe, hdr_udp)
-    assert probe[26:28] == b"\xff\xff"
-    assert IP(bytes(probe))[UDP].chksum == 0xFFFF  # scapy agrees
+    pkt = _partial(bytes(IP(src=SRC4, dst=DST4) / UDP(sport=5, dport=6) / b"\0\0"), 4, 20, 26)
+    partial = int.from_bytes(pkt[26:28], "big")
+    covered = bytes(pkt[20:26]) + b"\0\0" + bytes(pkt[28:])
+    pkt[-2:] = ((0xFFFF - reference_sum(covered, partial)) & 0xFFFF).to_bytes(2, "big")
+    k.finish_checksum(pkt, hdr_udp)
+    assert pkt[26:28] == b"\xff\xff"
+    assert IP(bytes(pkt))[UDP].chksum == 0xFFFF  # scapy agrees
     tcp = bytearray(20 + 20 + 2)
     tcp[0] = 0x45
-    hdr_tcp = VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, 20, 16)
-    # an all-zero segment with partial 0xFFFF sums to 0xFFFF: checksum 0 stays 0
-    tcp[36:38] = b"\xff\xff"
-    k.finish_checksum(tcp, hdr_tcp)
+    tcp[36:38] = b"\xff\xff"  # an all-zero segment whose partial is 0xFFFF sums to 0xFFFF
+    k.finish_checksum(tcp, VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, 20, 16))
     assert tcp[36:38] == b"\0\0"
 
 

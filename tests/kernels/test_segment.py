@@ -117,6 +117,16 @@ def test_odd_tails(k):
                 check_segments(k.segment(packet), packet, original)
 
 
+def test_the_scapy_checker_catches_a_bad_checksum():
+    packet, _ = superpacket(4, GSOProto.UDP, 100, 1000)
+    good = bytes(packet.data)
+    assert checksums_ok(good)
+    for spot in (10, 26, len(good) - 1):  # IPv4 checksum, UDP checksum, payload byte
+        bad = bytearray(good)
+        bad[spot] ^= 0x01
+        assert not checksums_ok(bytes(bad))
+
+
 def test_plain_packet_is_returned_unchanged(k):
     data = memoryview(b"\x45" + bytes(30))
     assert k.segment(Packet(data)) == [data]
