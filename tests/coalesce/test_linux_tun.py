@@ -1,0 +1,160 @@
+"""The coalescer against a real kernel: a TUN with TSO/USO in a namespace.
+
+What the kernel delivers to sockets must be exactly the stream/datagrams the
+staged packets carried, with merging actually happening (write_gso calls), and
+a packet with a bad checksum must be dropped by the kernel as if it had not
+been coalesced.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.packet import Raw
+
+from tio_core.coalesce import Coalescer
+
+from .helpers import corrupt_l4_checksum
+
+pytestmark = pytest.mark.root
+if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+    pytest.skip("needs root and /dev/net/tun", allow_module_level=True)
+tio_linux = pytest.importorskip("tio_linux.backend")
+from tests.linux import nsutil  # noqa: E402  (namespace helpers of the Linux backend tests)
+from tests.linux.conftest import make_ns, open_in_ns  # noqa: E402,F401  (fixtures)
+
+def ip_df(**kw):
+    return IP(flags="DF", **kw)  # scapy repeats ID 1: only DF packets may merge with equal IDs
+
+
+FAMILIES = {4: (ip_df, "198.18.0.1", "198.18.0.2", "198.18.0.1/24"), 6: (IPv6, "fd00::1", "fd00::2", "fd00::1/64")}
+
+
+def checksum_errors(ns: str) -> int:
+    """UDP/TCP checksum-error counters of namespace ``ns`` (v4 and v6).
+
+    Read through /proc/thread-self: /proc/net follows the main thread, which
+    stays in the root namespace.
+    """
+
+    def read() -> int:
+        total = 0
+        with open("/proc/thread-self/net/snmp") as handle:
+            lines = handle.read().splitlines()
+        for names, values in zip(lines[::2], lines[1::2]):
+            group, _, keys = names.partition(":")
+            counters = dict(zip(keys.split(), values.split()[1:]))
+            if group in ("Tcp", "Udp"):
+                total += int(counters.get("InCsumErrors", 0))
+        with open("/proc/thread-self/net/snmp6") as handle:
+            for line in handle:
+                name, _, value = line.partition(" ")
+                if name == "Udp6InCsumErrors":
+                    total += int(value)
+        return total
+
+    return nsutil.in_ns(ns, read)
+
+
+class Counting:
+    """Forwards to the queue and counts the writes of each kind."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.writes = 0
+        self.gso_segments: list[int] = []
+
+    def capabilities(self):
+        return self.queue.capabilities()
+
+    def write(self, data):
+        self.writes += 1
+        return self.queue.write(data)
+
+    def write_gso(self, ip_hdr, l4_hdr, payloads, proto):
+        self.gso_segments.append(len(payloads))
+        return self.queue.write_gso(ip_hdr, l4_hdr, payloads, proto)
+
+
+@pytest.fixture(params=[4, 6], ids=["v4", "v6"])
+def linked(request, open_in_ns):  # noqa: F811
+    layer, local, peer, cidr = FAMILIES[request.param]
+    ns, qset = open_in_ns(addresses=(cidr,), up=True)
+    queue = qset.queues()[0]
+    caps = queue.capabilities()
+    if not (caps.tso and caps.uso):
+        pytest.skip(f"kernel granted {caps}")
+    family = socket.AF_INET if request.param == 4 else socket.AF_INET6
+    return ns, queue, layer, local, peer, family
+
+
+def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
+    ns, queue, layer, local, peer, family = linked
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((local, 5100))
+        sock.settimeout(5)
+        payloads = [os.urandom(1200) for _ in range(20)] + [os.urandom(300)]
+        packets = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(p)) for p in payloads]
+        bad = corrupt_l4_checksum(bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"bad")))
+        tail = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"t" * 99)) for _ in range(3)]
+        errors_before = checksum_errors(ns)
+        writer = Counting(queue)
+        co = Coalescer.for_queue(writer)
+        co.add_many([*packets, bad, *tail])
+        co.flush()
+        received = [sock.recv(2000) for _ in range(len(payloads) + len(tail))]
+    assert (writer.gso_segments, writer.writes) == ([21, 3], 1)
+    assert received == payloads + [b"t" * 99] * 3
+    assert checksum_errors(ns) == errors_before + 1  # the kernel dropped the bad one
+
+
+def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
+    ns, queue, layer, local, peer, family = linked
+    listener = nsutil.ns_socket(ns, family, socket.SOCK_STREAM)
+    listener.bind((local, 5101))
+    listener.listen(1)
+    listener.settimeout(5)
+    seq = 1000
+    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="S", seq=seq, window=65535)))
+    synack = None
+    for _ in range(200):
+        for packet in queue.read():
+            data = bytes(packet.data)
+            if (data[9] if data[0] >> 4 == 4 else data[6]) == 6:
+                synack = IP(data) if data[0] >> 4 == 4 else IPv6(data)
+        if synack is not None:
+            break
+    assert synack is not None and synack[TCP].flags == "SA"
+    ack, seq = synack[TCP].seq + 1, seq + 1
+    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535)))
+    conn, _ = listener.accept()
+    listener.close()
+    with conn:
+        conn.settimeout(5)
+        chunks = [os.urandom(1400) for _ in range(30)] + [os.urandom(321)]
+        packets = []
+        for index, chunk in enumerate(chunks):
+            flags = "PA" if index == len(chunks) - 1 else "A"
+            packets.append(
+                bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535) / Raw(chunk))
+            )
+            seq += len(chunk)
+        errors_before = checksum_errors(ns)
+        writer = Counting(queue)
+        co = Coalescer.for_queue(writer)
+        co.add_many(packets)
+        co.flush()
+        expected = b"".join(chunks)
+        received = b""
+        while len(received) < len(expected):
+            data = conn.recv(65536)
+            assert data, "connection closed early"
+            received += data
+    assert (writer.gso_segments, writer.writes) == ([31], 0)
+    assert received == expected
+    assert checksum_errors(ns) == errors_before
