@@ -107,10 +107,14 @@ def shb(order: str = "<") -> bytes:
     return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
 
 
-def idb(order: str, linktype: int, snaplen: int = SNAPLEN, tsresol: int | None = None) -> bytes:
-    options = b""
+def idb(order: str, linktype: int, snaplen: int = SNAPLEN, tsresol: int | None = None,
+        tsoffset: int | None = None) -> bytes:
+    options = struct.pack(order + "HH", 2, 4) + b"tun0"  # if_name, skipped by the reader
     if tsresol is not None:
-        options = struct.pack(order + "HHB3x", 9, 1, tsresol) + struct.pack(order + "HH", 0, 0)
+        options += struct.pack(order + "HHB3x", 9, 1, tsresol)
+    if tsoffset is not None:
+        options += struct.pack(order + "HHq", 14, 8, tsoffset)
+    options += struct.pack(order + "HH", 0, 0)
     return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
 
 

@@ -101,7 +101,7 @@ def test_pcapng_big_endian_simple_packets_and_resolutions(tmp_path, order):
             + epb(order, 1, 3 << 20, frame(EN10MB, packets[1]))
             + spb(order, packets[2])
             + block_unknown(order)
-            + shb(order) + idb(order, SLL) + epb(order, 0, 7_000_000, frame(SLL, packets[3]))
+            + shb(order) + idb(order, SLL, tsoffset=100) + epb(order, 0, 7_000_000, frame(SLL, packets[3]))
             + spb(order, frame(SLL, packets[4])) + epb(order, 0, 8_000_000, frame(SLL, packets[5])))
     path = tmp_path / "h.pcapng"
     path.write_bytes(data)
@@ -112,8 +112,8 @@ def test_pcapng_big_endian_simple_packets_and_resolutions(tmp_path, order):
         while reader.read_batch(2, views, stamps):
             pass
     assert [bytes(v) for v in views] == packets
-    # ns resolution, 2^-20 s resolution, SPB keeps the last stamp, default microseconds
-    assert stamps == [5_000_000_000, 3_000_000_000, 3_000_000_000, 7_000_000_000, 7_000_000_000, 8_000_000_000]
+    # ns resolution, 2^-20 s resolution, SPB keeps the last stamp, then microseconds plus a 100 s offset
+    assert stamps == [5_000_000_000, 3_000_000_000, 3_000_000_000, 107_000_000_000, 107_000_000_000, 108_000_000_000]
 
 
 def block_unknown(order: str) -> bytes:
