@@ -29,7 +29,13 @@ Public API
 ``flush()``
     Emits everything staged through ``writer.write`` / ``writer.write_gso``.
     Every write is attempted even when one fails; then the first error is
-    raised. Staged packets are released either way.
+    raised (a failed write_gso is not retried as single packets: a backend
+    that must survive kernels refusing GSO does that itself). Staged packets
+    are released either way. Runs never span two flushes.
+``pending``, ``tcp``, ``udp``, ``verify_checksums``, ``implementation``
+    Read-only information about the staged count and the configuration.
+
+Like the queues it writes to, a coalescer is not safe for concurrent use.
 
 Ordering guarantees
 -------------------
