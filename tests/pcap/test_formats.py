@@ -159,3 +159,34 @@ def test_large_capture_streams_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert count == len(frames)
     assert peak < 4 * (1 << 20), f"peak {peak} bytes for a {path.stat().st_size} byte capture"
+
+
+@pytest.mark.parametrize("kind", ["pcap-raw", "pcap-ether-be", "pcapng-mixed", "pcapng-hand-be"])
+def test_records_straddling_read_chunks(tmp_path, kind):
+    """Small read chunks put record and block boundaries everywhere; the packets do not change."""
+    import random
+
+    from scapy.layers.inet import IP, UDP
+
+    from tests.pcap.captures import RAW, SLL2
+    from tio_pcap.reader import CaptureReader
+
+    rng = random.Random(kind)
+    packets = [bytes(IP(src="198.18.0.1", dst="198.18.0.2", id=n) / UDP() / Raw(bytes([n % 256]) * rng.randint(0, 9000)))
+               for n in range(120)]
+    path = tmp_path / "chunks.cap"
+    if kind == "pcap-raw":
+        write_pcap(path, packets, RAW)
+    elif kind == "pcap-ether-be":
+        write_pcap(path, [frame(EN10MB, p) for p in packets], EN10MB, endianness=">")
+    elif kind == "pcapng-mixed":
+        write_pcapng(path, [(lt, frame(lt, p)) for lt, p in zip([EN10MB, RAW, SLL2] * 40, packets)])
+    else:
+        path.write_bytes(shb(">") + idb(">", RAW) + b"".join(
+            spb(">", p) if n % 3 == 0 else epb(">", 0, n, p) for n, p in enumerate(packets)))
+    for chunk in (4096, 5000, 1 << 20):
+        views: list = []
+        with CaptureReader(path, chunk_size=chunk) as reader:
+            while reader.read_batch(rng.randint(1, 50), views):
+                pass
+        assert [bytes(v) for v in views] == packets, chunk
