@@ -20,8 +20,8 @@ def reference_sum(data: bytes, seed: int = 0) -> int:
     total = seed
     for (word,) in struct.iter_unpack("!H", data):
         total += word
-        while total > 0xFFFF:
-            total = (total & 0xFFFF) + (total >> 16)
+    while total > 0xFFFF:  # end-around carry
+        total = (total & 0xFFFF) + (total >> 16)
     return total
 
 
@@ -41,6 +41,18 @@ def test_checksum_seed_and_odd_tail(k):
     assert k.checksum(b"\xff\xff") == 0xFFFF
     assert k.checksum(bytearray(b"\x00\x00\x00")) == 0
     assert k.checksum(memoryview(b"\xab\xcd\xef")) == 0xABCD + 0xEF00 - 0xFFFF
+
+
+def test_checksum_of_large_buffers(k):
+    # Beyond the vector kernel's 1 MiB blocks, with every lane at its maximum.
+    assert k.checksum(b"\xff" * (3 << 20)) == 0xFFFF
+    assert k.checksum(b"\xff" * ((3 << 20) + 1)) == 0xFFFF - 0xFF  # + 0xFF00, folded
+    data = payload_bytes(256) * 12289 + b"\x7f"
+    from tio_core import _pykernels
+
+    # 256 bytes of payload_bytes sum to a known value; 12289 copies, plus the odd tail 0x7F00
+    block = reference_sum(payload_bytes(256))
+    assert k.checksum(data) == reference_sum(b"", block * 12289 + 0x7F00) == _pykernels.checksum(data)
 
 
 @pytest.mark.parametrize("seed", [-1, 1 << 32])
