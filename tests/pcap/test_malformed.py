@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import tracemalloc
@@ -202,3 +203,13 @@ def test_packets_before_a_fault_are_delivered_then_the_fault_is_raised_for_good(
             with pytest.raises(CaptureFormatError) as info:
                 queue.read()
             assert info.value.offset == offset
+
+
+def test_a_rejected_capture_is_not_left_open(tmp_path):
+    path = tmp_path / "junk.pcap"
+    path.write_bytes(b"not a capture at all")
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(CaptureFormatError):
+            open_backend("pcap", path=str(path))
+    assert set(os.listdir("/proc/self/fd")) <= before

@@ -86,7 +86,7 @@ class CaptureReader:
             except OSError as exc:
                 raise CaptureFormatError(self.name, 0, f"cannot open capture: {exc.strerror or exc}") from exc
         else:
-            self.name = name or getattr(source, "name", None) or "<capture stream>"
+            self.name = name or str(getattr(source, "name", None) or "<capture stream>")
             self._file = source
         self.strict = strict
         self.chunk_size = max(chunk_size, 4096)
@@ -94,7 +94,11 @@ class CaptureReader:
         self.skipped_truncated = 0
         self.format = ""
         self._closed = False
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # not a capture we can read: do not leak the file
+            raise
 
     # -- buffer management ------------------------------------------------
     def _start(self) -> None:
