@@ -7,7 +7,8 @@
 
 int tio_as_ll(PyObject *obj, long long *out)
 {
-    PyObject *number = PyNumber_Index(obj);
+    /* plain ints (the common case) skip the __index__ call */
+    PyObject *number = PyLong_CheckExact(obj) ? Py_NewRef(obj) : PyNumber_Index(obj);
     if (number == NULL)
         return -1;
     int overflow = 0;
@@ -27,7 +28,8 @@ static const long vnet_limits[TIO_VNET_NFIELDS] = {0xFF, 0xFF, 0xFFFF, 0xFFFF, 0
 
 int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS])
 {
-    PyObject *seq = PySequence_Tuple(hdr);
+    /* a VirtioNetHdr is a tuple already: no copy needed */
+    PyObject *seq = PyTuple_Check(hdr) ? Py_NewRef(hdr) : PySequence_Tuple(hdr);
     if (seq == NULL)
         return -1;
     if (PyTuple_GET_SIZE(seq) != TIO_VNET_NFIELDS) {

@@ -214,8 +214,18 @@ static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
                      proto_name(proto), want_offset);
         goto done;
     }
-    result = PyObject_CallFunction(gsoinfo_type, "lnlO", f[TIO_VNET_GSO_SIZE], hdr_len, cs,
-                                   proto == PROTO_TCP ? proto_tcp : proto_udp);
+    /* tuple.__new__(GSOInfo, items), as GSOInfo._make does, without the
+     * Python-level __new__ of the named tuple */
+    PyObject *items = Py_BuildValue("(lnlO)", f[TIO_VNET_GSO_SIZE], hdr_len, cs,
+                                    proto == PROTO_TCP ? proto_tcp : proto_udp);
+    if (items != NULL) {
+        PyObject *new_args = PyTuple_Pack(1, items);
+        Py_DECREF(items);
+        if (new_args != NULL) {
+            result = PyTuple_Type.tp_new((PyTypeObject *)gsoinfo_type, new_args, NULL);
+            Py_DECREF(new_args);
+        }
+    }
 done:
     PyBuffer_Release(&pkt);
     return result;
@@ -238,7 +248,7 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
     PyObject *data = NULL, *gso = NULL, *fields = NULL;
     if ((data = PyObject_GetAttr(packet, str_data)) == NULL || (gso = PyObject_GetAttr(packet, str_gso)) == NULL)
         goto done;
-    if ((fields = PySequence_Tuple(gso)) == NULL)
+    if ((fields = PyTuple_Check(gso) ? Py_NewRef(gso) : PySequence_Tuple(gso)) == NULL)
         goto done;
     if (PyTuple_GET_SIZE(fields) != 4) {
         PyErr_Format(PyExc_TypeError, "GSOInfo must have 4 fields, got %zd", PyTuple_GET_SIZE(fields));
@@ -526,6 +536,11 @@ int tio_segment_init(PyObject *module)
         (no_gso = import_attr("tio_core.contract", "NO_GSO")) == NULL ||
         (gsoproto = import_attr("tio_core.contract", "GSOProto")) == NULL)
         return -1;
+    if (!PyType_Check(gsoinfo_type) || !PyType_IsSubtype((PyTypeObject *)gsoinfo_type, &PyTuple_Type)) {
+        Py_DECREF(gsoproto);
+        PyErr_SetString(PyExc_TypeError, "tio_core.contract.GSOInfo must be a tuple subclass");
+        return -1;
+    }
     proto_tcp = PyObject_GetAttrString(gsoproto, "TCP");
     proto_udp = PyObject_GetAttrString(gsoproto, "UDP");
     Py_DECREF(gsoproto);
