@@ -106,6 +106,28 @@ def _dpkt(path: str) -> int:
         return sum(1 for _ in reader)
 
 
+def _tio_record(path: str, packets: list[bytes], count: int) -> int:
+    from tio_pcap.backend import open_pcap
+
+    with open_pcap(output=path) as qs:
+        write = qs.queues()[0].write
+        for n in range(count):
+            write(packets[n & 63])
+    return count
+
+
+def _scapy_record(path: str, packets: list[bytes], count: int) -> int:
+    from scapy.utils import RawPcapWriter
+
+    writer = RawPcapWriter(path, linktype=linktypes.RAW)
+    try:
+        for n in range(count):
+            writer.write(packets[n & 63])
+    finally:
+        writer.close()
+    return count
+
+
 def run(quick: bool = False) -> list[Figure]:
     count = 30_000 if quick else 300_000
     repeat = 3
@@ -147,6 +169,12 @@ def run(quick: bool = False) -> list[Figure]:
         figures.append(Figure("pcapng replay via queue.read(), pacing=fast",
                               _best_rate(lambda: _tio_replay(ng), repeat) * mpps, "Mpps",
                               "scapy RawPcapNgReader", scapy_ng * mpps))
+        packets = small_packets()
+        rec = os.path.join(tmp, "rec.pcap")
+        figures.append(Figure("record write() of small packets to pcap",
+                              _best_rate(lambda: _tio_record(rec, packets, count), repeat) * mpps, "Mpps",
+                              "scapy RawPcapWriter.write", _best_rate(lambda: _scapy_record(rec, packets, count // 4),
+                                                                      repeat) * mpps))
         if have_dpkt:
             figures.append(Figure("pcap parse (tio_pcap reader)", figures[0].value, "Mpps",
                                   "dpkt pcap.Reader", _best_rate(lambda: _dpkt(raw), repeat) * mpps))
