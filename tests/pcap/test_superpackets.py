@@ -13,6 +13,7 @@ from scapy.packet import Raw
 from tio_core import kernels, open_backend
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import EndOfStream
+from tio_core.virtio import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 from tests.pcap.captures import ip_packets, write_pcap
 
@@ -88,6 +89,10 @@ def test_gso_mtu_infers_superpackets_that_segment_into_valid_packets(tmp_path, n
     field = l3_len + (16 if proto == GSOProto.TCP else 6)
     assert data[:field] == wire[:field] and data[field + 2 :] == wire[field + 2 :]
     assert struct.unpack_from("!H", data, field)[0] == pseudo_partial(wire, l3_len, 6 if proto == GSOProto.TCP else 17)
+    # the shared validation of kernel metadata accepts it and agrees on every field
+    gso_type = (GSO_UDP_L4 if proto == GSOProto.UDP else GSO_TCPV4 if wire[0] >> 4 == 4 else GSO_TCPV6)
+    vnet = VirtioNetHdr(NEEDS_CSUM, gso_type, hdr_len, 1500 - hdr_len, l3_len, 16 if proto == GSOProto.TCP else 6)
+    assert kernels.gso_info_from_vnet(vnet, superpacket.data) == superpacket.gso
     segments = [bytes(s) for s in kernels.segment(superpacket)]
     assert len(segments) == -(-len(PAYLOAD) // (1500 - hdr_len))
     assert_valid_segments(data, segments, 1500, PAYLOAD)
