@@ -6,29 +6,40 @@ otherwise or when the environment sets TIO_PURE=1. Both behave identically
 (tests/kernels compares them byte for byte); IMPLEMENTATION says which one
 is in use.
 
-API (all raise tio_core.errors.MalformedPacket for unacceptable packets):
+API. Packets that cannot be accepted raise tio_core.errors.MalformedPacket
+(a TioError and a ValueError) whose message says what is wrong; argument
+misuse raises ValueError / TypeError; only C-contiguous buffers are taken.
 
 checksum(data, seed=0) -> int
     RFC 1071 folded 16-bit one's-complement sum of data plus seed (0..2**32-1),
-    not inverted.
+    not inverted; an odd tail byte is padded with zero.
 pseudo_header_sum(src, dst, proto, l4_len) -> int
     Folded, not inverted, TCP/UDP pseudo-header sum; 4-byte addresses give
-    IPv4, 16-byte addresses IPv6 (32-bit length).
+    IPv4, 16-byte addresses IPv6 (32-bit length, so > 65535 is fine).
 ipv4_header_checksum(hdr) -> int
     The value for the header checksum field (the field's own bytes ignored).
 finish_checksum(pkt, hdr: VirtioNetHdr) -> None
-    Completes a NEEDS_CSUM checksum in place in the writable ``pkt``.
+    Completes a NEEDS_CSUM checksum in place in the writable ``pkt`` (UDP 0
+    is stored as 0xFFFF); no-op without NEEDS_CSUM.
 gso_info_from_vnet(hdr: VirtioNetHdr, pkt) -> GSOInfo
-    Validates a kernel packet and its header; corrects hdr_len; NO_GSO for GSO_NONE.
+    Validates a kernel packet against its header and returns its GSOInfo with
+    hdr_len recomputed (the kernel's is not trusted); NO_GSO for GSO_NONE.
 segment(packet) -> list[memoryview]
-    The wire IP packets of a superpacket, in one fresh buffer the views keep
-    alive; [packet.data] for a plain packet.
+    The wire IP packets (fully checksummed) of a superpacket, back to back in
+    one fresh bytearray that the views keep alive: they stay valid for as long
+    as they are referenced. A plain packet gives [packet.data] unchanged.
 segment_into(packet, out: bytearray) -> list[memoryview]
-    The same into the caller's reusable ``out`` (grown when too short); the
-    views are valid until ``out`` is written again. Segment i starts where
-    segment i-1 ends, so ``out[:segmented_size(packet)]`` holds them all.
+    The same into the caller's reusable ``out``, grown when shorter than
+    segmented_size(packet). The views are valid until ``out`` is written
+    again (the next segment_into with it). Growing fails with BufferError
+    while views of ``out`` are alive, so preallocate (2 * 65536 bytes cover a
+    64 KiB superpacket at MSS >= 536 with up to 500 header bytes) or drop the
+    views first. All segments together are out[:segmented_size(packet)].
 segmented_size(packet) -> int
     Bytes all segments occupy (len(packet.data) for a plain packet).
+
+Segmenting refuses (MalformedPacket) output above MAX_SEGMENTED_SIZE bytes,
+which only hostile geometry (a tiny gso size with huge headers) reaches.
 """
 
 from __future__ import annotations
