@@ -37,3 +37,10 @@ def test_facade_exports_the_agreed_api():
         assert callable(getattr(kernels, name))
     impl = _pykernels if kernels.IMPLEMENTATION == "pure" else kernels._impl
     assert kernels.segment is impl.segment
+
+
+def test_output_limit_is_the_same_in_both_implementations():
+    from .conftest import IMPLEMENTATIONS
+
+    if "c" in IMPLEMENTATIONS:
+        assert IMPLEMENTATIONS["c"].MAX_SEGMENTED_SIZE == _pykernels.MAX_SEGMENTED_SIZE == kernels.MAX_SEGMENTED_SIZE
