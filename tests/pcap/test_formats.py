@@ -73,11 +73,17 @@ def test_vlan_and_qinq_tags_are_stripped(tmp_path):
     assert got == packets
 
 
-def test_ethernet_padding_is_cut_at_the_ip_length(tmp_path):
-    small = ip_packets(1)[0]  # 29-byte IPv4/UDP: an Ethernet frame pads it to 60 bytes
-    padded = frame(EN10MB, small) + b"\0" * 20
-    got, _ = replay(write_pcap(tmp_path / "p.pcap", [padded], EN10MB))
-    assert got == [small]
+@pytest.mark.parametrize("linktype", [EN10MB, SLL, SLL2, NULL])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_link_padding_is_cut_at_the_ip_length(tmp_path, linktype, fmt):
+    packets = ip_packets(4)  # 29-byte IPv4/UDP etc.: an Ethernet frame pads them to 60 bytes
+    padded = [frame(linktype, p) + b"\0" * 20 for p in packets]
+    if fmt == "pcap":
+        path = write_pcap(tmp_path / "p.pcap", padded, linktype)
+    else:
+        path = write_pcapng(tmp_path / "p.pcapng", [(linktype, f) for f in padded])
+    got, _ = replay(path)
+    assert got == packets
 
 
 def test_records_cut_by_the_snap_length_are_skipped_and_counted(tmp_path):

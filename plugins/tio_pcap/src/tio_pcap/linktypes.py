@@ -119,6 +119,12 @@ def decode_ethernet(buf: bytes, start: int, end: int) -> Span:
     return None
 
 
+# For readers that inline the common case: link type -> (fields struct, header length).
+# A frame whose ethertype is neither IPv4 nor IPv6 with the matching version,
+# or shorter than header + 40 bytes, goes to the link type's decoder instead.
+FRAMING: dict[int, tuple[struct.Struct, int]] = {}
+
+
 def decode_sll(buf: bytes, start: int, end: int) -> Span:
     """LINUX_SLL (113): 16-byte cooked header, protocol at offset 14."""
     if end - start < 36:
@@ -172,6 +178,9 @@ NAMES = {
     IPV6: "IPV6",
     LINUX_SLL2: "LINUX_SLL2",
 }
+
+
+FRAMING.update({EN10MB: (_ETHERNET, 14), LINUX_SLL: (_SLL, 16), LINUX_SLL2: (_SLL2, 20)})
 
 
 def decoder_for(linktype: int) -> Decoder | None:

@@ -185,6 +185,10 @@ class CaptureReader:
         """
         iface = self._iface
         decode = None if iface.linktype == linktypes.RAW else iface.decode
+        framing = linktypes.FRAMING.get(iface.linktype)
+        frame_fields = framing[0].unpack_from if framing else None
+        l2_len = framing[1] if framing else 0
+        min_framed = l2_len + 40  # long enough for either IP version's header
         limit = min(iface.snaplen, MAX_CAPLEN)
         ts_mul = iface.ts_mul
         lengths = self._rec_lengths.unpack_from  # timestamps are unpacked only when asked for
@@ -223,16 +227,31 @@ class CaptureReader:
                 if caplen < wirelen:
                     skipped_truncated += 1
                     continue
-                if decode is None:  # RAW, the common case, inline
+                if decode is None:  # RAW, inline
                     if not caplen or not is_ip[buf[start]]:
                         skipped_non_ip += 1
                         continue
                 else:
-                    span = decode(buf, start, stop)
-                    if span is None:
-                        skipped_non_ip += 1
-                        continue
-                    start, stop = span
+                    ethertype = version = 0
+                    if frame_fields is not None and caplen >= min_framed:
+                        # Ethernet/cooked frames inline: one unpack gives the ethertype, the IP
+                        # version and both IP length fields (to cut link padding)
+                        ethertype, version, len4, len6 = frame_fields(buf, start)
+                        version >>= 4
+                    if ethertype == 0x0800 and version == 4:
+                        start += l2_len
+                        if 20 <= len4 < stop - start:
+                            stop = start + len4
+                    elif ethertype == 0x86DD and version == 6:
+                        start += l2_len
+                        if 0 < len6 and 40 + len6 < stop - start:
+                            stop = start + 40 + len6
+                    else:
+                        span = decode(buf, start, stop)  # VLAN tags, NULL/LOOP, short or odd frames
+                        if span is None:
+                            skipped_non_ip += 1
+                            continue
+                        start, stop = span
                 append(mv[start:stop])
                 if stamps is not None:
                     sec, frac = stamp(buf, record)
