@@ -34,7 +34,7 @@ from tio_core.virtio import VirtioNetHdr
 
 from tio_pcap.errors import CaptureFormatError
 from tio_pcap.pacing import Pacer
-from tio_pcap.reader import CaptureReader
+from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
 
@@ -252,12 +252,12 @@ class PcapQueue(Queue):
         if self._closed:
             raise QueueClosed(f"pcap queue ({self.name}) is closed")
         size = len(data)
-        if size == 0:
-            raise MalformedPacket("write: empty packet")
-        if data[0] >> 4 not in (4, 6):
+        if not 0 < size <= MAX_IP_PACKET or not IP_FIRST_BYTE[data[0]]:
+            if size == 0:
+                raise MalformedPacket("write: empty packet")
+            if size > MAX_IP_PACKET:
+                raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
             raise MalformedPacket(f"write: not an IP packet (version nibble {data[0] >> 4}, expected 4 or 6)")
-        if size > MAX_IP_PACKET:
-            raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
         if self._recorder is not None:
             self._recorder.record(data)
         self._written += 1

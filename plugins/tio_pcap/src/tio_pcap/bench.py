@@ -145,9 +145,11 @@ def run(quick: bool = False) -> list[Figure]:
         raw = os.path.join(tmp, "raw.pcap")
         ng = os.path.join(tmp, "raw.pcapng")
         eth = os.path.join(tmp, "eth.pcap")
+        eth_ng = os.path.join(tmp, "eth.pcapng")
         write_capture(raw, count)
         write_capture(ng, count, "pcapng")
         write_capture(eth, count, linktype=linktypes.EN10MB)
+        write_capture(eth_ng, count, "pcapng", linktypes.EN10MB)
         scapy_pcap = _best_rate(lambda: _scapy(raw), repeat)
         scapy_ng = _best_rate(lambda: _scapy(ng), repeat)
         mpps = 1e-6
@@ -169,6 +171,9 @@ def run(quick: bool = False) -> list[Figure]:
         figures.append(Figure("pcapng replay via queue.read(), pacing=fast",
                               _best_rate(lambda: _tio_replay(ng), repeat) * mpps, "Mpps",
                               "scapy RawPcapNgReader", scapy_ng * mpps))
+        figures.append(Figure("pcapng replay, Ethernet link type (Wireshark's default)",
+                              _best_rate(lambda: _tio_replay(eth_ng), repeat) * mpps, "Mpps",
+                              "scapy RawPcapNgReader", _best_rate(lambda: _scapy(eth_ng), repeat) * mpps))
         packets = small_packets()
         rec = os.path.join(tmp, "rec.pcap")
         figures.append(Figure("record write() of small packets to pcap",

@@ -47,17 +47,23 @@ OPT_END = 0
 OPT_IF_TSRESOL = 9
 OPT_IF_TSOFFSET = 14
 NS = 1_000_000_000
-_IP_FIRST_BYTE = bytes(1 if byte >> 4 in (4, 6) else 0 for byte in range(256))  # version nibble 4 or 6
+IP_FIRST_BYTE = bytes(1 if byte >> 4 in (4, 6) else 0 for byte in range(256))  # version nibble 4 or 6
 
 
 class _Interface:
     """What a pcapng Interface Description Block says about its packets."""
 
-    __slots__ = ("linktype", "decode", "snaplen", "limit", "ts_mul", "ts_div", "ts_offset_ns")
+    __slots__ = ("linktype", "decode", "frame_fields", "l2_len", "min_framed", "snaplen", "limit",
+                 "ts_mul", "ts_div", "ts_offset_ns")
 
     def __init__(self, linktype: int, snaplen: int, units_per_second: int, offset_s: int) -> None:
         self.linktype = linktype
         self.decode = linktypes.decoder_for(linktype)
+        # Ethernet/cooked framing that the hot loops decode inline (see linktypes.FRAMING)
+        framing = linktypes.FRAMING.get(linktype)
+        self.frame_fields = framing[0].unpack_from if framing else None
+        self.l2_len = framing[1] if framing else 0
+        self.min_framed = self.l2_len + 40  # long enough for either IP version's header
         self.snaplen = snaplen if snaplen else MAX_CAPLEN  # 0 means "no limit"
         self.limit = min(self.snaplen, MAX_CAPLEN)  # the largest record accepted
         # ns = ts * NS / units; exact integer arithmetic either way
@@ -185,16 +191,13 @@ class CaptureReader:
         """
         iface = self._iface
         decode = None if iface.linktype == linktypes.RAW else iface.decode
-        framing = linktypes.FRAMING.get(iface.linktype)
-        frame_fields = framing[0].unpack_from if framing else None
-        l2_len = framing[1] if framing else 0
-        min_framed = l2_len + 40  # long enough for either IP version's header
+        frame_fields, l2_len, min_framed = iface.frame_fields, iface.l2_len, iface.min_framed
         limit = min(iface.snaplen, MAX_CAPLEN)
         ts_mul = iface.ts_mul
         lengths = self._rec_lengths.unpack_from  # timestamps are unpacked only when asked for
         stamp = self._rec_stamp.unpack_from
         append = views.append
-        is_ip = _IP_FIRST_BYTE
+        is_ip = IP_FIRST_BYTE
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
         count = 0
         skipped_non_ip = skipped_truncated = 0
@@ -232,10 +235,11 @@ class CaptureReader:
                         skipped_non_ip += 1
                         continue
                 else:
+                    # Ethernet/cooked frames inline (twin of the pcapng loop's): one unpack
+                    # gives the ethertype, the IP version and both IP length fields (to cut
+                    # link padding); anything else goes to the link type's decoder
                     ethertype = version = 0
                     if frame_fields is not None and caplen >= min_framed:
-                        # Ethernet/cooked frames inline: one unpack gives the ethertype, the IP
-                        # version and both IP length fields (to cut link padding)
                         ethertype, version, len4, len6 = frame_fields(buf, start)
                         version >>= 4
                     if ethertype == 0x0800 and version == 4:
@@ -359,7 +363,7 @@ class CaptureReader:
         """
         count = 0
         skipped_non_ip = skipped_truncated = 0
-        is_ip = _IP_FIRST_BYTE
+        is_ip = IP_FIRST_BYTE
         append = views.append
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
         epb, u32 = self._epb7.unpack_from, self._u32.unpack_from
@@ -383,11 +387,25 @@ class CaptureReader:
                                 skipped_non_ip += 1
                                 continue
                         else:
-                            span = iface.decode(buf, start, stop)  # type: ignore[misc]
-                            if span is None:
-                                skipped_non_ip += 1
-                                continue
-                            start, stop = span
+                            # twin of the classic loop's inline framing
+                            ethertype = version = 0
+                            if iface.frame_fields is not None and caplen >= iface.min_framed:
+                                ethertype, version, len4, len6 = iface.frame_fields(buf, start)
+                                version >>= 4
+                            if ethertype == 0x0800 and version == 4:
+                                start += iface.l2_len
+                                if 20 <= len4 < stop - start:
+                                    stop = start + len4
+                            elif ethertype == 0x86DD and version == 6:
+                                start += iface.l2_len
+                                if 0 < len6 and 40 + len6 < stop - start:
+                                    stop = start + 40 + len6
+                            else:
+                                span = iface.decode(buf, start, stop)  # type: ignore[misc]
+                                if span is None:
+                                    skipped_non_ip += 1
+                                    continue
+                                start, stop = span
                         append(mv[start:stop])
                         if stamps is not None:
                             self._last_ns = (ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns

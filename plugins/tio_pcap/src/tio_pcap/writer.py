@@ -54,9 +54,8 @@ class CaptureWriter:
         size = len(data)
         write = self._file.write
         if self.format == "pcap":
-            sec, ns = divmod(ts_ns, 1_000_000_000)
-            write(_PCAP_RECORD.pack(sec, ns // 1000, size, size))
-            write(data)
+            sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            write(_PCAP_RECORD.pack(sec, usec, size, size) + data)  # one buffered write per record
         else:
             pad = _PADDING[size % 4]
             length = 32 + size + len(pad)
