@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from tio_core import open_backend
@@ -197,3 +199,48 @@ def test_a_coalescer_writing_through_the_queue_records_the_original_packets(tmp_
         stats = queue.stats()
     assert (stats.gso_writes > 0) == tso
     assert scapy_read(out)[0] == stream
+
+
+def test_add_reads_a_capture_from_a_pipe_but_cannot_loop_it(tmp_path):
+    import threading
+
+    data = write_pcap(tmp_path / "p.pcap", ip_packets(6)).read_bytes()
+    for loop, ok in ((1, True), (2, False)):
+        read_end, write_end = os.pipe()
+        feeder = threading.Thread(target=lambda: (os.write(write_end, data), os.close(write_end)))
+        feeder.start()
+        with open_backend("pcap", output=str(tmp_path / "o.pcap"), loop=loop) as qs:
+            if ok:
+                queue = qs.add(read_end)
+                assert [bytes(p.data) for p in queue.read()] == ip_packets(6)
+            else:
+                with pytest.raises(ConfigError, match="seekable"):
+                    qs.add(read_end)
+                os.close(read_end)
+        feeder.join()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    records=st.lists(st.tuples(st.sampled_from([0x45, 0x60]), st.binary(max_size=2000),
+                               st.integers(min_value=0, max_value=2**32 * 10**9 - 1)), max_size=30),
+    fmt=st.sampled_from(["pcap", "pcapng"]),
+)
+def test_writer_and_reader_round_trip(tmp_path_factory, records, fmt):
+    """Whatever bytes and timestamps are recorded come back; pcap keeps microseconds, pcapng nanoseconds."""
+    from tio_pcap.reader import CaptureReader
+    from tio_pcap.writer import CaptureWriter
+
+    path = tmp_path_factory.mktemp("rt") / f"r.{fmt}"
+    writer = CaptureWriter(path, fmt)
+    packets = [bytes([first]) + body for first, body, _ in records]
+    for packet, (_, _, stamp) in zip(packets, records):
+        writer.write(packet, stamp)
+    writer.close()
+    views, stamps = [], []
+    with CaptureReader(path) as reader:
+        while reader.read_batch(7, views, stamps):
+            pass
+    assert [bytes(v) for v in views] == packets
+    unit = 1000 if fmt == "pcap" else 1
+    assert stamps == [stamp // unit * unit for _, _, stamp in records]

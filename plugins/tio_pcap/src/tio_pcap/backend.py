@@ -342,6 +342,9 @@ class PcapQueueSet(QueueSet):
             raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd!r}: {exc}") from exc
         try:
             reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
+            if self._settings.loop != 1 and not reader.seekable:
+                raise ConfigError(f"backend 'pcap': loop={self._settings.loop} needs a seekable capture; "
+                                  f"file descriptor {fd} is a pipe or socket")
         except BaseException:
             stream.close()  # the descriptor stays the caller's when adoption fails
             raise

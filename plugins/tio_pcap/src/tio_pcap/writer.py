@@ -55,6 +55,8 @@ class CaptureWriter:
         write = self._file.write
         if self.format == "pcap":
             sec, usec = divmod(ts_ns // 1000, 1_000_000)
+            if not 0 <= sec <= 0xFFFFFFFF:
+                raise ValueError(f"timestamp {ts_ns} ns is outside what a pcap record holds (1970..2106)")
             write(_PCAP_RECORD.pack(sec, usec, size, size) + data)  # one buffered write per record
         else:
             pad = _PADDING[size % 4]
