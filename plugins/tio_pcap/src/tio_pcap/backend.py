@@ -78,8 +78,13 @@ class Recorder:
 
     def record(self, data: Buffer) -> None:
         with self._lock:
-            if not self.writer.closed:
-                self.writer.write(data)
+            self._check_open()
+            self.writer.write(data)
+
+    def _check_open(self) -> None:
+        # a write racing the set's close() must not be accepted and then dropped
+        if self.writer.closed:
+            raise QueueClosed(f"pcap output {self.writer.path} is closed")
 
     def record_superpacket(self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer,
                            payloads: Sequence[Buffer], proto: GSOProto) -> None:
@@ -97,9 +102,9 @@ class Recorder:
             wire = kernels.segment(packet)
         stamp = time.time_ns()
         with self._lock:
-            if not self.writer.closed:
-                for data in wire:
-                    self.writer.write(data, stamp)
+            self._check_open()
+            for data in wire:
+                self.writer.write(data, stamp)
 
     def flush(self) -> None:
         with self._lock:
