@@ -367,58 +367,67 @@ class CaptureReader:
         append = views.append
         buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
         epb, u32 = self._epb7.unpack_from, self._u32.unpack_from
-        ifaces = self._ifaces
+        ifaces, n_ifaces = self._ifaces, len(self._ifaces)
+        # What the loop needs of the current interface, in locals; reloaded when it changes.
+        current = -1
+        iface = raw = frame_fields = decode = None
+        l2_len = min_framed = limit = 0
         try:
             for _ in range(max_records):
                 if end - pos >= 28:
                     btype, length, if_id, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos)
-                    start = pos + 28
-                    stop = start + caplen
-                    if (btype == BLOCK_EPB and not length & 3 and stop + 4 <= pos + length <= end
-                            and length <= MAX_PACKET_BLOCK and if_id < len(ifaces)
-                            and caplen <= ifaces[if_id].limit and u32(buf, pos + length - 4)[0] == length):
-                        pos += length
-                        if caplen < wirelen:
-                            skipped_truncated += 1
-                            continue
-                        iface = ifaces[if_id]
-                        if iface.linktype == linktypes.RAW:
-                            if not caplen or not is_ip[buf[start]]:
-                                skipped_non_ip += 1
+                    if btype == BLOCK_EPB and if_id < n_ifaces:
+                        if if_id != current:
+                            current, iface = if_id, ifaces[if_id]
+                            raw, decode = iface.linktype == linktypes.RAW, iface.decode
+                            frame_fields, l2_len, min_framed = iface.frame_fields, iface.l2_len, iface.min_framed
+                            limit = iface.limit
+                        start = pos + 28
+                        stop = start + caplen
+                        if (not length & 3 and stop + 4 <= pos + length <= end and length <= MAX_PACKET_BLOCK
+                                and caplen <= limit and u32(buf, pos + length - 4)[0] == length):
+                            pos += length
+                            if caplen < wirelen:
+                                skipped_truncated += 1
                                 continue
-                        else:
-                            # twin of the classic loop's inline framing
-                            ethertype = version = 0
-                            if iface.frame_fields is not None and caplen >= iface.min_framed:
-                                ethertype, version, len4, len6 = iface.frame_fields(buf, start)
-                                version >>= 4
-                            if ethertype == 0x0800 and version == 4:
-                                start += iface.l2_len
-                                if 20 <= len4 < stop - start:
-                                    stop = start + len4
-                            elif ethertype == 0x86DD and version == 6:
-                                start += iface.l2_len
-                                if 0 < len6 and 40 + len6 < stop - start:
-                                    stop = start + 40 + len6
-                            else:
-                                span = iface.decode(buf, start, stop)  # type: ignore[misc]
-                                if span is None:
+                            if raw:
+                                if not caplen or not is_ip[buf[start]]:
                                     skipped_non_ip += 1
                                     continue
-                                start, stop = span
-                        append(mv[start:stop])
-                        if stamps is not None:
-                            self._last_ns = (ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
-                            stamps.append(self._last_ns)
-                        count += 1
-                        continue
+                            else:
+                                # twin of the classic loop's inline framing
+                                ethertype = version = 0
+                                if frame_fields is not None and caplen >= min_framed:
+                                    ethertype, version, len4, len6 = frame_fields(buf, start)
+                                    version >>= 4
+                                if ethertype == 0x0800 and version == 4:
+                                    start += l2_len
+                                    if 20 <= len4 < stop - start:
+                                        stop = start + len4
+                                elif ethertype == 0x86DD and version == 6:
+                                    start += l2_len
+                                    if 0 < len6 and 40 + len6 < stop - start:
+                                        stop = start + 40 + len6
+                                else:
+                                    span = decode(buf, start, stop)
+                                    if span is None:
+                                        skipped_non_ip += 1
+                                        continue
+                                    start, stop = span
+                            append(mv[start:stop])
+                            if stamps is not None:
+                                self._last_ns = ((ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div
+                                                 + iface.ts_offset_ns)
+                                stamps.append(self._last_ns)
+                            count += 1
+                            continue
                 self._pos = pos
                 count += self._general_block(views, stamps)
                 if self._done:
                     break
                 buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
                 epb, u32 = self._epb7.unpack_from, self._u32.unpack_from  # a new section may change byte order
-                ifaces = self._ifaces
+                ifaces, n_ifaces, current = self._ifaces, len(self._ifaces), -1
             else:
                 self._pos = pos
         finally:
