@@ -100,6 +100,7 @@ class TunQueue(Queue):
         self._buf = bytearray(BUFFER_SIZE)
         self._view = memoryview(self._buf)
         self._drops: Counter[str] = Counter()
+        self._idle = True  # the last drain ended on EAGAIN
 
     def fileno(self) -> int:
         """The TUN fd, readable when packets wait (for loop.add_reader)."""
@@ -145,12 +146,16 @@ class TunQueue(Queue):
 
     def read(self) -> list[Packet]:
         while True:
+            # Wait first when the last drain ended on EAGAIN: poll returns at
+            # once if packets came meanwhile, and a read that would only say
+            # EAGAIN again is saved.
+            if self._idle:
+                self._wait(self._poll_in)
             with self._read_lock:
                 self._check_open()
                 packets = self._drain()
             if packets:
                 return packets
-            self._wait(self._poll_in)
 
     @abc.abstractmethod
     def _drain(self) -> list[Packet]:
@@ -204,6 +209,7 @@ class VnetQueue(TunQueue):
         limit = len(view) - HEADROOM
         packets: list[Packet] = []
         offset = 0
+        self._idle = False
         for _ in range(MAX_BATCH):
             if offset > limit:
                 break
@@ -211,6 +217,7 @@ class VnetQueue(TunQueue):
             try:
                 got = readv(fd, (hdr_view, body))
             except BlockingIOError:
+                self._idle = True
                 break
             except InterruptedError:
                 continue
@@ -314,6 +321,7 @@ class PlainQueue(TunQueue):
         limit = len(view) - HEADROOM
         packets: list[Packet] = []
         offset = 0
+        self._idle = False
         for _ in range(MAX_BATCH):
             if offset > limit:
                 break
@@ -321,6 +329,7 @@ class PlainQueue(TunQueue):
             try:
                 size = readv(fd, (body,))
             except BlockingIOError:
+                self._idle = True
                 break
             except InterruptedError:
                 continue
