@@ -27,6 +27,7 @@ from tio_core.coalesce import Coalescer
 from tio_core.contract import GSOProto, Queue, supports_gso
 from tio_core.errors import QueueClosed, TioError
 from tio_linux.backend import LinuxQueueSet, open_linux
+from tio_linux.fragments import EvenFragments
 
 SCRATCH_SIZE = 128 * 1024  # segments of one 64 KiB superpacket, with their headers
 
@@ -71,8 +72,8 @@ def pump_passthrough(src: Queue, dst: Queue, stats: Counter) -> None:
                     write(packet.data)
                 elif offload[gso.proto]:
                     data, start, end, size = packet.data, gso.csum_start, gso.hdr_len, gso.size
-                    payloads = [data[i : i + size] for i in range(end, len(data), size)]
-                    dst.write_gso(data[:start], data[start:end], payloads, gso.proto)
+                    # the payload stays one span: one iovec instead of one per segment
+                    dst.write_gso(data[:start], data[start:end], EvenFragments(data, end, size), gso.proto)
                 else:  # the other side has no offload for this protocol: segment here
                     for segment in kernels.segment(packet):
                         write(segment)

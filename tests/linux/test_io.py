@@ -17,6 +17,7 @@ from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
 from tio_core.virtio import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
 from tio_linux import queue as queue_module
+from tio_linux.fragments import EvenFragments
 from tio_linux.queue import SetState, VnetQueue
 from tests.linux import nsutil
 from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
@@ -276,3 +277,43 @@ def test_packet_clone_is_independent(seqpacket_queue):
     peer.send(VirtioNetHdr().pack() + b)
     assert bytes(queue.read()[0].data) == b and bytes(kept.data) == a
     assert isinstance(kept, Packet)
+
+
+def test_even_fragments_is_the_sequence_of_slices():
+    data = bytes(range(256)) * 10
+    frags = EvenFragments(data, 60, 700)
+    expected = [data[i : i + 700] for i in range(60, len(data), 700)]
+    assert len(frags) == len(expected) == 4
+    assert [bytes(f) for f in frags] == expected and bytes(frags[-1]) == expected[-1]
+    assert [bytes(f) for f in frags[1:3]] == expected[1:3]
+    with pytest.raises(IndexError):
+        frags[4]
+    with pytest.raises(GSOGeometryError):
+        EvenFragments(data, len(data), 700)
+
+
+def test_write_gso_with_even_fragments_is_one_iovec_and_delivered_intact(linked, syscalls):
+    ns, queue, local, peer, family = linked
+    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((local, 5003))
+        sock.settimeout(5)
+        payloads = [os.urandom(1000) for _ in range(5)] + [os.urandom(10)]
+        ip_hdr, udp_hdr = udp_gso(peer, local, 6000, 5003, payloads)
+        body = bytearray(100) + b"".join(payloads)
+        queue.write_gso(ip_hdr, udp_hdr, EvenFragments(body, 100, 1000), GSOProto.UDP)
+        assert [sock.recv(2000) for _ in payloads] == payloads
+    (iov,) = syscalls
+    assert len(iov) == 4 and iov[3] == b"".join(payloads)
+    assert VirtioNetHdr.unpack(iov[0]).gso_size == 1000
+
+
+@pytest.mark.parametrize(
+    ("payload_bytes", "size", "message"),
+    [(251 * 10, 10, "251 fragments"), (65535, 30000, "at most 65535")],
+)
+def test_even_fragments_geometry_errors_before_the_syscall(open_in_ns, syscalls, payload_bytes, size, message):
+    _, qset = open_in_ns(up=True)
+    with pytest.raises(GSOGeometryError, match=message):
+        qset.queues()[0].write_gso(GOOD_IP, GOOD_UDP, EvenFragments(bytes(payload_bytes), 0, size), GSOProto.UDP)
+    assert syscalls == []

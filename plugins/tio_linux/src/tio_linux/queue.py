@@ -36,6 +36,7 @@ from tio_core.virtio import (
 )
 
 from tio_linux.errors import DeviceError, InterfaceDownError
+from tio_linux.fragments import EvenFragments
 from tio_linux.tun import capabilities_of
 
 log = logging.getLogger("tio_linux")
@@ -272,15 +273,22 @@ class VnetQueue(TunQueue):
         payloads: Sequence[bytes | bytearray | memoryview],
         proto: GSOProto,
     ) -> None:
-        vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
-        if vhdr is None:
-            return
+        if type(payloads) is EvenFragments:
+            # one contiguous span: validated in constant time, written as one iovec
+            vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads.representatives(), proto)
+            payloads.check_bounds(vhdr.hdr_len)
+            body: Sequence[bytes | bytearray | memoryview] = (payloads.span,)
+        else:
+            vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
+            if vhdr is None:
+                return
+            body = payloads
         segmented = vhdr.gso_type != GSO_NONE
         if segmented and self._state.gso_disabled:
             self._write_segments(ip_hdr, transport_hdr, payloads, proto)
             return
         try:
-            self._write_iov((vhdr.pack(), ip_hdr, transport_hdr, *payloads), "write_gso")
+            self._write_iov((vhdr.pack(), ip_hdr, transport_hdr, *body), "write_gso")
         except MalformedPacket:
             if not segmented:
                 raise
