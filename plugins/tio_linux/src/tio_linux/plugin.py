@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tio_core import hookimpl
 from tio_core.options import Option
-from tio_core.registry import BackendDef
+from tio_core.registry import BackendDef, BenchmarkDef
 
 OPTIONS = (
     Option("name", str, "tio%d", "interface name (at most 15 bytes); '%d' lets the kernel pick a number"),
@@ -26,5 +26,17 @@ def tio_register_backends() -> list[BackendDef]:
             description="Linux /dev/net/tun with TSO/USO superpackets (IFF_VNET_HDR) and multiqueue",
             factory="tio_linux.backend:open_linux",
             options=OPTIONS,
+        )
+    ]
+
+
+@hookimpl
+def tio_register_benchmarks() -> list[BenchmarkDef]:
+    return [
+        BenchmarkDef(
+            "tun",
+            "iperf3 through two TUNs: naive forwarder, raw vnet, tio passthrough and segment+coalesce",
+            "tio_linux.bench:run",
+            needs_root=True,
         )
     ]
