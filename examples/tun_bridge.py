@@ -17,6 +17,8 @@ passthrough  superpackets go straight to the other device with write_gso.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import signal
 import sys
 import threading
@@ -29,6 +31,7 @@ from tio_core.errors import QueueClosed, TioError
 from tio_linux.backend import LinuxQueueSet, open_linux
 from tio_linux.fragments import EvenFragments
 
+PR_SET_PDEATHSIG = 1
 SCRATCH_SIZE = 128 * 1024  # segments of one 64 KiB superpacket, with their headers
 
 
@@ -87,10 +90,9 @@ def pump_passthrough(src: Queue, dst: Queue, stats: Counter) -> None:
 PUMPS = {"segment": pump_segment, "passthrough": pump_passthrough}
 
 
-def run_bridge(a: LinuxQueueSet, b: LinuxQueueSet, mode: str) -> tuple[list[threading.Thread], Counter]:
-    """Start one pumping thread per direction and queue pair; they end when a set closes."""
+def start_pumps(directions: list[tuple[Queue, Queue]], mode: str, stats: Counter) -> list[threading.Thread]:
+    """One pumping thread per (src, dst); each ends when its queues close."""
     pump = PUMPS[mode]
-    stats: Counter = Counter()
 
     def guarded(src: Queue, dst: Queue) -> None:
         try:
@@ -99,18 +101,41 @@ def run_bridge(a: LinuxQueueSet, b: LinuxQueueSet, mode: str) -> tuple[list[thre
             pass
 
     threads = []
-    for qa, qb in zip(a.queues(), b.queues()):
-        for src, dst in ((qa, qb), (qb, qa)):
-            thread = threading.Thread(target=guarded, args=(src, dst), daemon=True)
-            thread.start()
-            threads.append(thread)
-    return threads, stats
+    for src, dst in directions:
+        thread = threading.Thread(target=guarded, args=(src, dst), name=f"{src.name}->{dst.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def fork_worker(directions: list[tuple[Queue, Queue]], mode: str) -> int:
+    """Pump ``directions`` in a child process (its own GIL); returns its pid.
+
+    The child shares the TUN fds, dies with SIGTERM (the default action) and
+    also when the parent dies, so nothing outlives the bridge.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+        for thread in start_pumps(directions, mode, Counter()):
+            thread.join()
+    finally:
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=sorted(PUMPS), default="segment")
-    parser.add_argument("--queues", type=int, default=1, help="queues per device (one thread per queue and direction)")
+    parser.add_argument("--queues", type=int, default=1, help="queues per device (one pump per queue and direction)")
+    parser.add_argument(
+        "--workers", choices=("process", "thread"), default="process",
+        help="process: B->A runs in a forked child, so the two directions do not share one GIL",
+    )
     parser.add_argument("tun_a")
     parser.add_argument("tun_b")
     args = parser.parse_args(argv)
@@ -121,18 +146,25 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         a.close()
         raise
+    forward = list(zip(a.queues(), b.queues()))
+    backward = [(qb, qa) for qa, qb in forward]
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    threads, stats = run_bridge(a, b, args.mode)
+    stats: Counter = Counter()
+    child = fork_worker(backward, args.mode) if args.workers == "process" else None
+    threads = start_pumps(forward if child else forward + backward, args.mode, stats)
     caps = a.queues()[0].capabilities() if hasattr(a.queues()[0], "capabilities") else None
-    print(f"READY {a.name} {b.name} mode={args.mode} capabilities={caps}", flush=True)
+    print(f"READY {a.name} {b.name} mode={args.mode} workers={args.workers} capabilities={caps}", flush=True)
     stop.wait()
+    if child:
+        os.kill(child, signal.SIGTERM)
+        os.waitpid(child, 0)
     a.close()
     b.close()
     for thread in threads:
         thread.join(2)
-    drops = {q.name + f"[{i}]": q.drop_counts() for s in (a, b) for i, q in enumerate(s.queues()) if q.drop_counts()}
+    drops = {f"{q.name}[{i}]": q.drop_counts() for s in (a, b) for i, q in enumerate(s.queues()) if q.drop_counts()}
     print(f"stopped: {dict(stats)} drops={drops} gso_fallbacks={a.gso_fallbacks + b.gso_fallbacks}", file=sys.stderr)
     return 0
 

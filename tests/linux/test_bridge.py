@@ -35,13 +35,14 @@ def _configure(name: str, addresses: list[tuple[str, int]]) -> None:
         ipr.link("set", index=index, state="up")
 
 
-@pytest.fixture(params=["segment", "passthrough"])
+@pytest.fixture(params=[("segment", "process"), ("passthrough", "process"), ("segment", "thread")], ids="-".join)
 def bridge(request, make_ns):
     """(nsA, nsB) joined by tun_bridge.py in the given mode; stopped and removed afterwards."""
+    mode, workers = request.param
     ns_a, ns_b = make_ns(), make_ns()
     tun_a, tun_b = nsutil.unique("ba"), nsutil.unique("bb")
     proc = subprocess.Popen(
-        [sys.executable, str(BRIDGE), "--mode", request.param, tun_a, tun_b],
+        [sys.executable, str(BRIDGE), "--mode", mode, "--workers", workers, tun_a, tun_b],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
