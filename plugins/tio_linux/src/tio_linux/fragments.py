@@ -45,9 +45,10 @@ class EvenFragments(Sequence):
 
     def representatives(self) -> list[memoryview]:
         """First and last fragment: together they show the whole geometry to plan_gso_write."""
+        span, size = self.span, self.size
         if self._count == 1:
-            return [self.span]
-        return [self[0], self[-1]]
+            return [span]
+        return [span[:size], span[(self._count - 1) * size :]]
 
     def check_bounds(self, header_bytes: int) -> None:
         """What plan_gso_write cannot see from the representatives: count and total size."""
