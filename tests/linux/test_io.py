@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import struct
+import threading
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -317,3 +318,70 @@ def test_even_fragments_geometry_errors_before_the_syscall(open_in_ns, syscalls,
     with pytest.raises(GSOGeometryError, match=message):
         qset.queues()[0].write_gso(GOOD_IP, GOOD_UDP, EvenFragments(bytes(payload_bytes), 0, size), GSOProto.UDP)
     assert syscalls == []
+
+
+def _pump(src, dst, seen, stop):
+    """Forward src -> dst, segmenting superpackets; keep clones of the first superpackets."""
+    try:
+        while not stop.is_set():
+            for packet in src.read():
+                if packet.gso.is_superpacket and len(seen) < 8:
+                    seen.append(packet.clone())
+                for segment in kernels.segment(packet):
+                    dst.write(segment)
+    except Exception:  # QueueClosed at teardown ends the pump
+        return
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, version):
+    local, peer, _ = FAMILIES[version]
+    prefix = 24 if version == 4 else 64
+    ns_a, qa_set = open_in_ns(addresses=(f"{local}/{prefix}",), up=True)
+    ns_b, qb_set = open_in_ns(addresses=(f"{peer}/{prefix}",), up=True)
+    qa, qb = qa_set.queues()[0], qb_set.queues()[0]
+    seen, stop = [], threading.Event()
+    pumps = [threading.Thread(target=_pump, args=args, daemon=True) for args in ((qa, qb, seen, stop), (qb, qa, [], stop))]
+    for thread in pumps:
+        thread.start()
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    listener = nsutil.ns_socket(ns_b, family, socket.SOCK_STREAM)
+    listener.bind((peer, 7100))
+    listener.listen(1)
+    sender = nsutil.ns_socket(ns_a, family, socket.SOCK_STREAM)
+    data = os.urandom(4 << 20)
+    received = bytearray()
+    with listener, sender:
+        sender.settimeout(20)
+        sender.connect((peer, 7100))
+        conn, _ = listener.accept()
+        conn.settimeout(20)
+        with conn:
+            reader = threading.Thread(target=lambda: [received.extend(c) for c in iter(lambda: conn.recv(1 << 20), b"")])
+            reader.start()
+            sender.sendall(data)
+            sender.shutdown(socket.SHUT_WR)
+            reader.join(30)
+    stop.set()
+    qa_set.close()
+    qb_set.close()
+    for thread in pumps:
+        thread.join(5)
+    assert bytes(received) == data
+    tcp_supers = [p for p in seen if p.gso.proto == GSOProto.TCP]
+    assert tcp_supers, "a bulk TCP transfer produced no superpacket"
+    for packet in tcp_supers:
+        pkt = parse(bytes(packet.data))
+        ip_len = pkt[IP].ihl * 4 if version == 4 else 40
+        assert packet.gso.csum_start == ip_len
+        assert packet.gso.hdr_len == ip_len + pkt[TCP].dataofs * 4
+        payload = bytes(pkt[TCP].payload)
+        assert len(payload) > packet.gso.size
+        segments = [parse(bytes(s)) for s in kernels.segment(packet)]
+        assert len(segments) == -(-len(payload) // packet.gso.size)
+        assert all(checksums_valid(bytes(s)) for s in segments)
+        assert [len(s[TCP].payload) for s in segments[:-1]] == [packet.gso.size] * (len(segments) - 1)
+        assert [s[TCP].seq for s in segments] == [
+            (pkt[TCP].seq + i * packet.gso.size) & 0xFFFFFFFF for i in range(len(segments))
+        ]
+        assert b"".join(bytes(s[TCP].payload) for s in segments) == payload
