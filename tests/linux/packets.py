@@ -54,11 +54,6 @@ def tcp_gso(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, payl
     return raw[:ip_len], raw[ip_len:]
 
 
-def wire(pkt) -> bytes:
-    """Fully checksummed bytes of a scapy packet."""
-    return bytes(pkt)
-
-
 def parse(data: bytes):
     return IPv6(data) if data[0] >> 4 == 6 else IP(data)
 

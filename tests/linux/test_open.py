@@ -142,6 +142,8 @@ def test_unknown_kill_switch_is_a_config_error(monkeypatch, ioctl_log):
         ({"name": "a%s"}, "%d"),
         ({"queues": 0}, "queues"),
         ({"queues": 257}, "queues"),
+        ({"queues": "2"}, "integer"),
+        ({"mtu": True}, "integer"),
         ({"mtu": 67}, "mtu"),
         ({"addresses": ("198.18.0.1/33",)}, "198.18.0.1/33"),
     ],

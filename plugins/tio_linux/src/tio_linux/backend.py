@@ -103,6 +103,9 @@ class LinuxQueueSet(QueueSet):
 
 def _check_options(name: str, queues: int, mtu: int | None, addresses: tuple) -> tuple[bytes, list]:
     raw_name = tun.check_ifname(name)
+    for label, value in (("queues", queues), ("mtu", mtu)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"{label} must be an integer, got {type(value).__name__} {value!r}")
     if not 1 <= queues <= tun.MAX_QUEUES:
         raise ConfigError(f"queues must be 1..{tun.MAX_QUEUES}, got {queues}")
     if mtu is not None and not 68 <= mtu <= 65535:
