@@ -385,3 +385,18 @@ def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, v
             (pkt[TCP].seq + i * packet.gso.size) & 0xFFFFFFFF for i in range(len(segments))
         ]
         assert b"".join(bytes(s[TCP].payload) for s in segments) == payload
+
+
+def test_plain_queue_reads_and_writes_real_packets(open_in_ns):
+    ns, qset = open_in_ns(offloads=False, addresses=("198.18.0.1/24",), up=True)
+    queue = qset.queues()[0]
+    sock = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind(("198.18.0.1", 5004))
+        sock.settimeout(5)
+        sock.sendto(b"x" * 1000, ("198.18.0.2", 4002))
+        first = read_matching(queue, is_proto(17))
+        assert not first.gso.is_superpacket and checksums_valid(first.data)
+        reply = bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=4002, dport=5004) / b"pong")
+        assert queue.write(reply) == len(reply)
+        assert sock.recv(100) == b"pong"

@@ -102,6 +102,8 @@ class TunQueue(Queue):
         self._view = memoryview(self._buf)
         self._drops: Counter[str] = Counter()
         self._idle = True  # the last drain ended on EAGAIN
+        self._header_iov: tuple[memoryview, ...] = ()  # plain queues: no header
+        self._header_len = 0
 
     def fileno(self) -> int:
         """The TUN fd, readable when packets wait (for loop.add_reader)."""
@@ -158,9 +160,44 @@ class TunQueue(Queue):
             if packets:
                 return packets
 
-    @abc.abstractmethod
     def _drain(self) -> list[Packet]:
-        """Read what is ready without blocking (each queue kind its own way)."""
+        """Read what is ready without blocking, each packet after the previous one in the buffer."""
+        fd, view, header, header_len = self._fd, self._view, self._header_iov, self._header_len
+        limit = len(view) - HEADROOM
+        packets: list[Packet] = []
+        offset = 0
+        self._idle = False
+        for _ in range(MAX_BATCH):
+            if offset > limit:
+                break
+            body = view[offset:]
+            try:
+                got = readv(fd, (*header, body))
+            except BlockingIOError:
+                self._idle = True
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if packets:
+                    break  # hand these over; the error shows again on the next read
+                raise self._os_error(exc, "read") from None
+            size = got - header_len
+            if size <= 0:
+                self._drops["short_read"] += 1
+                continue
+            if size == len(body):
+                self._drops["truncated"] += 1
+                continue
+            packet = self._accept(view[offset : offset + size])
+            if packet is not None:
+                packets.append(packet)
+                offset += size
+        return packets
+
+    @abc.abstractmethod
+    def _accept(self, data: memoryview) -> Packet | None:
+        """The packet for bytes just read (None: dropped and counted)."""
 
     def _write_iov(self, iov: Sequence[bytes | bytearray | memoryview], what: str) -> int:
         while True:
@@ -200,50 +237,18 @@ class VnetQueue(TunQueue):
     def __init__(self, fd: int, state: SetState, name: str) -> None:
         super().__init__(fd, state, name)
         self._hdr = bytearray(VIRTIO_NET_HDR_LEN)
-        self._hdr_view = memoryview(self._hdr)
+        # readv puts the header here and the body straight into the shared buffer
+        self._header_iov = (memoryview(self._hdr),)
+        self._header_len = VIRTIO_NET_HDR_LEN
 
     def capabilities(self) -> Capabilities:
         return self._state.capabilities()
 
-    def _drain(self) -> list[Packet]:
-        fd, view, hdr, hdr_view = self._fd, self._view, self._hdr, self._hdr_view
-        limit = len(view) - HEADROOM
-        packets: list[Packet] = []
-        offset = 0
-        self._idle = False
-        for _ in range(MAX_BATCH):
-            if offset > limit:
-                break
-            body = view[offset:]
-            try:
-                got = readv(fd, (hdr_view, body))
-            except BlockingIOError:
-                self._idle = True
-                break
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                if packets:
-                    break  # hand these over; the error shows again on the next read
-                raise self._os_error(exc, "read") from None
-            size = got - VIRTIO_NET_HDR_LEN
-            if size <= 0:
-                self._drops["short_read"] += 1
-                continue
-            if size == len(body):
-                self._drops["truncated"] += 1
-                continue
-            flags, gso_type = hdr[0], hdr[1]
-            data = view[offset : offset + size]
-            if flags == 0 and gso_type == GSO_NONE:
-                packets.append(Packet(data))  # the common case: nothing to finish
-            else:
-                packet = self._finish(data, VirtioNetHdr._make(_HDR.unpack(hdr)))
-                if packet is None:
-                    continue
-                packets.append(packet)
-            offset += size
-        return packets
+    def _accept(self, data: memoryview) -> Packet | None:
+        hdr = self._hdr
+        if hdr[0] == 0 and hdr[1] == GSO_NONE:
+            return Packet(data)  # the common case: nothing to finish
+        return self._finish(data, VirtioNetHdr._make(_HDR.unpack(hdr)))
 
     def _finish(self, data: memoryview, vhdr: VirtioNetHdr) -> Packet | None:
         """Complete a checksum or validate a superpacket; None (counted) if malformed."""
@@ -324,36 +329,8 @@ class VnetQueue(TunQueue):
 class PlainQueue(TunQueue):
     """A queue on a fd without IFF_VNET_HDR: fully checksummed packets only."""
 
-    def _drain(self) -> list[Packet]:
-        fd, view = self._fd, self._view
-        limit = len(view) - HEADROOM
-        packets: list[Packet] = []
-        offset = 0
-        self._idle = False
-        for _ in range(MAX_BATCH):
-            if offset > limit:
-                break
-            body = view[offset:]
-            try:
-                size = readv(fd, (body,))
-            except BlockingIOError:
-                self._idle = True
-                break
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                if packets:
-                    break
-                raise self._os_error(exc, "read") from None
-            if size == 0:
-                self._drops["short_read"] += 1
-                continue
-            if size == len(body):
-                self._drops["truncated"] += 1
-                continue
-            packets.append(Packet(view[offset : offset + size]))
-            offset += size
-        return packets
+    def _accept(self, data: memoryview) -> Packet | None:
+        return Packet(data)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._check_write_size(data)
