@@ -185,6 +185,20 @@ def test_link_setup_through_netlink(open_in_ns):
     assert {("198.18.0.1", 24), ("fd00::1", 64)} <= addrs
 
 
+def test_failed_link_setup_closes_everything(make_ns):
+    ns = make_ns()
+    before = nsutil.open_fds()
+    with pytest.raises(DeviceError, match="netlink"):
+        nsutil.in_ns(ns, open_linux, name="badlink0", addresses=("198.18.0.1/24", "198.18.0.1/24"))
+    assert nsutil.open_fds() == before
+
+    def links():
+        with IPRoute() as ipr:
+            return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+
+    assert "badlink0" not in nsutil.in_ns(ns, links)
+
+
 def test_existing_single_queue_device_is_busy(open_in_ns):
     ns, qset = open_in_ns()
     before = nsutil.open_fds()
