@@ -81,7 +81,7 @@ class LinuxQueueSet(QueueSet):
         os.set_blocking(fd, False)
         os.set_inheritable(fd, False)
         if flags & tun.IFF_VNET_HDR:
-            tun.set_vnet_hdr_size(fd, 10)
+            tun.set_vnet_hdr_size(fd)
             if self._state.mask:
                 tun.replay(fd, self._state.mask)
             else:
@@ -148,7 +148,7 @@ def open_linux(
             extra = tun.attach(real_name.encode(), flags)
             fds.append(extra.fd)
             if state.mask:
-                tun.set_vnet_hdr_size(extra.fd, 10)
+                tun.set_vnet_hdr_size(extra.fd)
                 tun.replay(extra.fd, state.mask)
         kind = VnetQueue if state.mask else PlainQueue
         qset._queues = [kind(fd, state, real_name) for fd in fds]
@@ -167,7 +167,7 @@ def _open_first(raw_name: bytes, flags: int, mask: int, fds: list[int]) -> tuple
     if mask:
         att = tun.attach(raw_name, flags | tun.IFF_VNET_HDR)
         fds.append(att.fd)
-        tun.set_vnet_hdr_size(att.fd, 10)
+        tun.set_vnet_hdr_size(att.fd)
         granted = tun.negotiate(att.fd, mask)
         if granted:
             return att.name, granted

@@ -14,6 +14,7 @@ import struct
 from typing import NamedTuple
 
 from tio_core.errors import ConfigError, TioPermissionError
+from tio_core.virtio import VIRTIO_NET_HDR_LEN
 
 from tio_linux.errors import DeviceError, NotATunError, TunUnavailableError
 
@@ -22,7 +23,6 @@ TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 TUNGETIFF = 0x800454D2
 TUNSETOFFLOAD = 0x400454D0
-TUNGETVNETHDRSZ = 0x800454D7
 TUNSETVNETHDRSZ = 0x400454D8
 
 IFF_TUN = 0x0001
@@ -126,12 +126,11 @@ def get_iff(fd: int) -> tuple[str, int]:
     return name.rstrip(b"\0").decode("utf-8", "surrogateescape"), flags
 
 
-def set_vnet_hdr_size(fd: int, size: int) -> None:
-    tun_ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", size))
-
-
-def get_vnet_hdr_size(fd: int) -> int:
-    return struct.unpack("i", tun_ioctl(fd, TUNGETVNETHDRSZ, bytes(4)))[0]
+def set_vnet_hdr_size(fd: int, size: int = VIRTIO_NET_HDR_LEN) -> None:
+    try:
+        tun_ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", size))
+    except OSError as exc:
+        raise DeviceError(exc.errno, f"TUNSETVNETHDRSZ {size} refused: {exc.strerror}") from None
 
 
 def wanted_mask(tso: bool, uso: bool) -> int:
@@ -154,7 +153,7 @@ def negotiate(fd: int, mask: int) -> int:
             tun_ioctl(fd, TUNSETOFFLOAD, candidate)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
-                raise
+                raise DeviceError(exc.errno, f"TUNSETOFFLOAD {candidate:#x} failed: {exc.strerror}") from None
             continue
         return candidate
     return 0
