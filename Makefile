@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 CSRC := $(wildcard src/tio_core/csrc/*.c src/tio_core/csrc/*.h)
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean sysdeps
 
 $(VENV)/.installed: pyproject.toml setup.py requirements-dev.txt $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,18 @@ $(VENV)/.kernels: $(VENV)/.installed $(CSRC) setup.py
 run: $(VENV)/.kernels
 	$(VENV)/bin/tio forward
 
-test: $(VENV)/.kernels
+# System tools some root tests use (tcpdump captures a real TUN); best effort:
+# installed only as root where apt-get exists, otherwise those tests skip with a reason.
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v tcpdump >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq tcpdump) >/dev/null 2>&1 || echo "note: could not install tcpdump"; fi
+
+test: $(VENV)/.kernels sysdeps
 	$(PY) -m pytest
 
 bench: $(VENV)/.kernels
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v iperf3 >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq iperf3) >/dev/null 2>&1 || echo "note: could not install iperf3"; fi
 	$(VENV)/bin/tio bench
 
 clean:

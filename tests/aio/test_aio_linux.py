@@ -85,7 +85,7 @@ def udp_to_ns(payload: bytes, dport: int, sport: int = 5555) -> bytes:
 def test_read_and_write_through_a_real_tun(tun_in_ns):
     ns, open_tun = tun_in_ns
     sender = ns.udp_socket()
-    receiver = ns.udp_socket((TUN_ADDR, PORT + 1))
+    receiver = ns.udp_socket(("0.0.0.0", PORT + 1))  # bound before any TUN gives the address
     receiver.setblocking(False)
 
     async def main():

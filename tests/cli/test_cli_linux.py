@@ -19,27 +19,12 @@ from pyroute2 import IPRoute
 from scapy.all import IP, UDP, Raw
 
 from tests.linux import nsutil
-from tests.linux.conftest import SKIP_REASON
+from tests.linux.conftest import SKIP_REASON, make_ns  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
 TIO = str(Path(sys.executable).with_name("tio"))
 A4, B4 = "198.18.0.1", "198.18.0.2"
-
-
-@pytest.fixture
-def namespaces():
-    made: list[str] = []
-
-    def make() -> str:
-        name = nsutil.unique("tioc")
-        nsutil.create_ns(name)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        nsutil.remove_ns(name)
 
 
 def tio_in_ns(ns: str, *args: str, **popen) -> subprocess.Popen:
@@ -56,8 +41,8 @@ def write_raw_pcap(path: Path, packets: list[bytes], gap_s: float = 0.01) -> Non
             out.write(pkt)
 
 
-def test_info_reports_tso_and_uso(namespaces):
-    ns = namespaces()
+def test_info_reports_tso_and_uso(make_ns):
+    ns = make_ns()
     proc = tio_in_ns(ns, "info", f"linux:name={nsutil.unique('ti')}", "--json")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -66,8 +51,8 @@ def test_info_reports_tso_and_uso(namespaces):
     assert info["queue 0"].startswith("tso=True uso=True")
 
 
-def test_replay_into_a_tun_reaches_a_socket(namespaces, tmp_path):
-    ns = namespaces()
+def test_replay_into_a_tun_reaches_a_socket(make_ns, tmp_path):
+    ns = make_ns()
     port = 40400
     small = [bytes(IP(src=B4, dst=A4) / UDP(sport=5000, dport=port) / Raw(f"datagram {i}".encode())) for i in range(20)]
     # one USO-sized datagram: replayed as a superpacket (gso_mtu), cut into 1472-byte chunks
@@ -117,8 +102,8 @@ def _move(ifname: str, ns: str, address: str) -> None:
     nsutil.in_ns(ns, configure)
 
 
-def test_two_workers_forward_a_tcp_transfer_byte_exact(namespaces):
-    ns1, ns2 = namespaces(), namespaces()
+def test_two_workers_forward_a_tcp_transfer_byte_exact(make_ns):
+    ns1, ns2 = make_ns(), make_ns()
     tun_a, tun_b = nsutil.unique("wa"), nsutil.unique("wb")
     proc = subprocess.Popen(
         [TIO, "forward", "--workers", "2", "--both-ways", "--json",

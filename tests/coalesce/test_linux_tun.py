@@ -34,32 +34,6 @@ def ip_df(**kw):
 FAMILIES = {4: (ip_df, "198.18.0.1", "198.18.0.2", "198.18.0.1/24"), 6: (IPv6, "fd00::1", "fd00::2", "fd00::1/64")}
 
 
-def checksum_errors(ns: str) -> int:
-    """UDP/TCP checksum-error counters of namespace ``ns`` (v4 and v6).
-
-    Read through /proc/thread-self: /proc/net follows the main thread, which
-    stays in the root namespace.
-    """
-
-    def read() -> int:
-        total = 0
-        with open("/proc/thread-self/net/snmp") as handle:
-            lines = handle.read().splitlines()
-        for names, values in zip(lines[::2], lines[1::2]):
-            group, _, keys = names.partition(":")
-            counters = dict(zip(keys.split(), values.split()[1:]))
-            if group in ("Tcp", "Udp"):
-                total += int(counters.get("InCsumErrors", 0))
-        with open("/proc/thread-self/net/snmp6") as handle:
-            for line in handle:
-                name, _, value = line.partition(" ")
-                if name == "Udp6InCsumErrors":
-                    total += int(value)
-        return total
-
-    return nsutil.in_ns(ns, read)
-
-
 class Counting:
     """Forwards to the queue and counts the writes of each kind."""
 
@@ -102,7 +76,7 @@ def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
         packets = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(p)) for p in payloads]
         bad = corrupt_l4_checksum(bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"bad")))
         tail = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"t" * 99)) for _ in range(3)]
-        errors_before = checksum_errors(ns)
+        errors_before = nsutil.checksum_errors(ns)
         writer = Counting(queue)
         co = Coalescer.for_queue(writer)
         co.add_many([*packets, bad, *tail])
@@ -110,7 +84,7 @@ def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
         received = [sock.recv(2000) for _ in range(len(payloads) + len(tail))]
     assert (writer.gso_segments, writer.writes) == ([21, 3], 1)
     assert received == payloads + [b"t" * 99] * 3
-    assert checksum_errors(ns) == errors_before + 1  # the kernel dropped the bad one
+    assert nsutil.checksum_errors(ns) == errors_before + 1  # the kernel dropped the bad one
 
 
 def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
@@ -144,7 +118,7 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
                 bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535) / Raw(chunk))
             )
             seq += len(chunk)
-        errors_before = checksum_errors(ns)
+        errors_before = nsutil.checksum_errors(ns)
         writer = Counting(queue)
         co = Coalescer.for_queue(writer)
         co.add_many(packets)
@@ -157,4 +131,4 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
             received += data
     assert (writer.gso_segments, writer.writes) == ([31], 0)
     assert received == expected
-    assert checksum_errors(ns) == errors_before
+    assert nsutil.checksum_errors(ns) == errors_before

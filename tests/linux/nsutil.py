@@ -81,16 +81,17 @@ def snmp(ns: str) -> dict[str, dict[str, int]]:
 
     def read() -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        with open("/proc/net/snmp") as handle:
+        with open("/proc/thread-self/net/snmp") as handle:
             lines = handle.read().splitlines()
         for names, values in zip(lines[::2], lines[1::2]):
             group, _, keys = names.partition(":")
             out[group] = dict(zip(keys.split(), map(int, values.split(":", 1)[1].split())))
-        with open("/proc/net/snmp6") as handle:
+        with open("/proc/thread-self/net/snmp6") as handle:
             out["6"] = {k: int(v) for k, v in (line.split() for line in handle if line.strip())}
         return out
 
-    # /proc/net follows the reading thread's namespace
+    # /proc/net is the main thread's (root) namespace; /proc/thread-self/net
+    # is the namespace this reading thread joined
     return in_ns(ns, read)
 
 
