@@ -49,6 +49,18 @@ def test_info_reports_tso_and_uso(make_ns):
     info = json.loads(out)
     assert info["backend"] == "linux" and info["queues"] == 1
     assert info["queue 0"].startswith("tso=True uso=True")
+    assert info["vnet header"] == "10 bytes"
+    assert info["offload mask"] == "0x6f (CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6)"
+    assert info["mtu"] == 1500
+
+
+def test_info_on_a_plain_device(make_ns):
+    proc = tio_in_ns(make_ns(), "info", f"linux:name={nsutil.unique('tp')},offloads=false,mtu=9000", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    info = json.loads(out)
+    assert info["vnet header"] == "none (plain packets)" and info["mtu"] == 9000
+    assert info["queue 0"].startswith("tso=False uso=False write_gso tcp=False")
 
 
 def test_replay_into_a_tun_reaches_a_socket(make_ns, tmp_path):

@@ -14,17 +14,22 @@ capabilities() always reports what the kernel granted after the switches.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
+import socket
+import struct
 
 from tio_core.contract import Queue, QueueSet
 from tio_core.errors import ConfigError, QueueClosed
+from tio_core.virtio import VIRTIO_NET_HDR_LEN
 
 from tio_linux import tun
 from tio_linux.errors import DeviceError, NotATunError
 from tio_linux.queue import PlainQueue, SetState, TunQueue, VnetQueue
 
 DISABLE_ENV = "TIO_LINUX_DISABLE"
+SIOCGIFMTU = 0x8921
 _SWITCHES = ("tso", "uso", "all")
 
 
@@ -60,6 +65,17 @@ class LinuxQueueSet(QueueSet):
     def gso_fallbacks(self) -> int:
         """GSO writes the kernel refused with EINVAL and that were segmented instead."""
         return self._state.gso_fallbacks
+
+    def describe(self) -> dict[str, object]:
+        """What `tio info` shows: device, header, negotiated offloads, MTU."""
+        vnet = any(isinstance(q, VnetQueue) for q in self._queues)
+        return {
+            "interface": self.name,
+            "vnet header": f"{VIRTIO_NET_HDR_LEN} bytes" if vnet else "none (plain packets)",
+            "offload mask": f"{self._state.mask:#04x} ({tun.describe_mask(self._state.mask)})",
+            "mtu": _mtu(self.name),
+            "gso fallbacks": self._state.gso_fallbacks,
+        }
 
     def add(self, fd: int) -> Queue:
         """Adopt an attached TUN fd (e.g. from a privileged helper); the set owns it from now on.
@@ -99,6 +115,16 @@ class LinuxQueueSet(QueueSet):
 
     def _close_resources(self) -> None:
         self._state.release()
+
+
+def _mtu(ifname: str) -> int | str:
+    """The link MTU by SIOCGIFMTU (in this thread's network namespace)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            reply = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si", ifname.encode(), 0))
+    except OSError as exc:
+        return f"unknown ({exc.strerror})"
+    return struct.unpack_from("i", reply, 16)[0]
 
 
 def _check_options(name: str, queues: int, mtu: int | None, addresses: tuple) -> tuple[bytes, list]:

@@ -160,6 +160,16 @@ class TunQueue(Queue):
             if packets:
                 return packets
 
+    def read_nowait(self) -> list[Packet]:
+        """What is ready now, without waiting ([] when nothing is): for event loops.
+
+        Same borrowing rules as read(); used by tio_core.aio after the fd
+        polled readable (read() could block again if all were dropped).
+        """
+        with self._read_lock:
+            self._check_open()
+            return self._drain()
+
     def _drain(self) -> list[Packet]:
         """Read what is ready without blocking, each packet after the previous one in the buffer."""
         fd, view, header, header_len = self._fd, self._view, self._header_iov, self._header_len

@@ -170,3 +170,18 @@ def replay(fd: int, mask: int) -> None:
 def capabilities_of(mask: int) -> tuple[bool, bool]:
     """(tso, uso) granted by a mask."""
     return bool(mask & (TUN_F_TSO4 | TUN_F_TSO6)), bool(mask & USO_MASK)
+
+
+_MASK_NAMES = (
+    (TUN_F_CSUM, "CSUM"),
+    (TUN_F_TSO4, "TSO4"),
+    (TUN_F_TSO6, "TSO6"),
+    (TUN_F_TSO_ECN, "TSO_ECN"),
+    (TUN_F_USO4, "USO4"),
+    (TUN_F_USO6, "USO6"),
+)
+
+
+def describe_mask(mask: int) -> str:
+    """A TUNSETOFFLOAD mask as flag names, e.g. "CSUM|TSO4|TSO6"."""
+    return "|".join(name for bit, name in _MASK_NAMES if mask & bit) or "none"
