@@ -1,10 +1,12 @@
-"""iperf3 TCP throughput between two namespaces, through five data paths.
+"""iperf3 TCP throughput between two namespaces, through seven data paths.
 
 (a) a veth pair: the kernel's own limit on this machine
 (b) the naive per-packet forwarder (plain TUN, one read/write per packet)
 (c) raw vnet passthrough (IFF_VNET_HDR, superpackets copied header and all)
 (d) tio_bridge --mode passthrough: superpackets written back with write_gso
 (e) tio_bridge --mode segment: cut into wire packets, coalesced again (a VPN's shape)
+(f), (g) `tio forward --both-ways` with 1 and 2 worker processes (multiqueue
+    devices, one queue per worker)
 
 Targets on the 2-core dev machine: (e) >= 4x (b) and (d) >= 0.9x (c).
 
@@ -38,7 +40,12 @@ NAMES = {
     "c": "(c) raw vnet passthrough",
     "d": "(d) tio passthrough (write_gso)",
     "e": "(e) tio segment+coalesce (VPN shape)",
+    "f": "(f) tio forward --both-ways, 1 worker",
+    "g": "(g) tio forward --both-ways, 2 workers",
 }
+TIO = Path(sys.executable).with_name("tio")
+# tunbench appends the two TUN names: they become $1 and $2 of this script
+_TIO_FORWARD = 'exec "$0" forward -q --both-ways --workers {n} --from "linux:name=$1" --to "linux:name=$2"'
 
 
 def missing_requirements() -> list[str]:
@@ -65,6 +72,8 @@ def _command(path: str, seconds: int) -> list[str]:
         "c": [sys.executable, str(NAIVE), "vnet"],
         "d": [sys.executable, str(BRIDGE), "--mode", "passthrough"],
         "e": [sys.executable, str(BRIDGE), "--mode", "segment"],
+        "f": ["bash", "-c", _TIO_FORWARD.format(n=1), str(TIO)],
+        "g": ["bash", "-c", _TIO_FORWARD.format(n=2), str(TIO)],
     }[path]
     return ["bash", str(TUNBENCH), "fwd", str(seconds), "--", *forwarder]
 
@@ -89,7 +98,7 @@ def run(quick: bool = False) -> list[Figure]:
         print("tio_linux bench: not measured: " + "; ".join(problems), file=sys.stderr)
         return []
     # quick: the VPN-shape comparison only, one short run each
-    paths, seconds, rounds = ("be", 1, 1) if quick else ("abcde", 5, 2)
+    paths, seconds, rounds = ("be", 1, 1) if quick else ("abcdefg", 5, 2)
     best = dict.fromkeys(paths, 0.0)
     for _ in range(rounds):
         for path in paths:
@@ -101,4 +110,6 @@ def run(quick: bool = False) -> list[Figure]:
             figures.append(Figure(NAMES[path], best[path], unit, NAMES["b"], best["b"]))
     if "c" in paths:
         figures += [Figure(NAMES[p], best[p], unit, NAMES["c"], best["c"]) for p in ("a", "d", "e")]
+    if "g" in paths:
+        figures.append(Figure(NAMES["g"], best["g"], unit, NAMES["f"], best["f"]))
     return figures
