@@ -15,6 +15,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 from tio_core.errors import TioError
 
+Buffer = bytes | bytearray | memoryview  # any bytes-like packet data a writer accepts
+
 
 class GSOProto(enum.IntEnum):
     """L4 protocol of a superpacket: picks the GSO type and checksum offset."""
@@ -93,7 +95,7 @@ class Queue(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: Buffer) -> int:
         """Emit one IP packet; returns the number of bytes written."""
 
     @abc.abstractmethod
@@ -176,9 +178,9 @@ class GSOWriter(Protocol):
 
     def write_gso(
         self,
-        ip_hdr: bytes | bytearray | memoryview,
-        transport_hdr: bytes | bytearray | memoryview,
-        payloads: Sequence[bytes | bytearray | memoryview],
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
         proto: GSOProto,
     ) -> None: ...
 
@@ -211,6 +213,7 @@ def supports_gso(writer: object, want: GSOProto) -> tuple[GSOWriter | None, bool
 
 
 __all__ = [
+    "Buffer",
     "Capabilities",
     "CapsProvider",
     "GSOInfo",

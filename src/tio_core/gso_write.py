@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tio_core.contract import GSOInfo, GSOProto, Packet
+from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError
 from tio_core.virtio import (
     GSO_ECN,
@@ -29,7 +29,6 @@ TCP_MIN_HDR = 20
 UDP_HDR = 8
 TCP_FLAG_CWR = 0x80
 
-Buffer = bytes | bytearray | memoryview
 
 
 def plan_gso_write(

@@ -34,6 +34,7 @@ from typing import Any
 
 from tio_core.contract import (
     NO_GSO,
+    Buffer,
     Capabilities,
     GSOInfo,
     GSOProto,
@@ -84,7 +85,7 @@ def _as_bytes(item: Any, what: str) -> bytes:
     raise TypeError(f"{what}: expected bytes, a tio Packet or a packet object with __bytes__, got {type(item).__name__}")
 
 
-def check_ip_packet(data: bytes | bytearray | memoryview, what: str) -> None:
+def check_ip_packet(data: Buffer, what: str) -> None:
     """Raise MalformedPacket unless ``data`` is one IPv4/IPv6 packet whose length fields match.
 
     This is what a TUN device accepts on write and ever hands to a reader.
@@ -114,7 +115,7 @@ def check_ip_packet(data: bytes | bytearray | memoryview, what: str) -> None:
         raise MalformedPacket(f"{what}: IP version must be 4 or 6, got {version}")
 
 
-def vnet_header_for(gso: GSOInfo, data: bytes | bytearray | memoryview) -> VirtioNetHdr:
+def vnet_header_for(gso: GSOInfo, data: Buffer) -> VirtioNetHdr:
     """The virtio_net_hdr a kernel would put before this superpacket."""
     if gso.proto == GSOProto.TCP:
         gso_type = GSO_TCPV4 if data[0] >> 4 == 4 else GSO_TCPV6
@@ -327,7 +328,7 @@ class FakeQueue(Queue):
         self._lent_buffer, self._lent = None, []
 
     # -- outbound ------------------------------------------------------------------
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: Buffer) -> int:
         """Record one IP packet (MalformedPacket if a TUN would refuse it); returns its length."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"{self.name}: write takes a bytes-like packet, got {type(data).__name__}")
@@ -339,9 +340,9 @@ class FakeQueue(Queue):
 
     def write_gso(
         self,
-        ip_hdr: bytes | bytearray | memoryview,
-        transport_hdr: bytes | bytearray | memoryview,
-        payloads: Sequence[bytes | bytearray | memoryview],
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
         proto: GSOProto,
     ) -> None:
         """Record a superpacket write after the Linux backend's geometry checks (GSOGeometryError)."""

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from tio_core import kernels
-from tio_core.contract import NO_CAPABILITIES, Capabilities, GSOProto, Packet, Queue
+from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
 from tio_core.virtio import (
@@ -209,7 +209,7 @@ class TunQueue(Queue):
     def _accept(self, data: memoryview) -> Packet | None:
         """The packet for bytes just read (None: dropped and counted)."""
 
-    def _write_iov(self, iov: Sequence[bytes | bytearray | memoryview], what: str) -> int:
+    def _write_iov(self, iov: Sequence[Buffer], what: str) -> int:
         while True:
             with self._write_lock:
                 self._check_open()
@@ -232,7 +232,7 @@ class TunQueue(Queue):
             os.close(self._fd)
 
     @staticmethod
-    def _check_write_size(data: bytes | bytearray | memoryview) -> int:
+    def _check_write_size(data: Buffer) -> int:
         size = len(data)
         if size == 0:
             raise MalformedPacket("write: empty packet")
@@ -277,22 +277,22 @@ class VnetQueue(TunQueue):
             return None
         return Packet(data, info) if info.size else Packet(data)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: Buffer) -> int:
         self._check_write_size(data)
         return self._write_iov((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
 
     def write_gso(
         self,
-        ip_hdr: bytes | bytearray | memoryview,
-        transport_hdr: bytes | bytearray | memoryview,
-        payloads: Sequence[bytes | bytearray | memoryview],
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
         proto: GSOProto,
     ) -> None:
         if type(payloads) is EvenFragments:
             # one contiguous span: validated in constant time, written as one iovec
             vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads.representatives(), proto)
             payloads.check_bounds(vhdr.hdr_len)
-            body: Sequence[bytes | bytearray | memoryview] = (payloads.span,)
+            body: Sequence[Buffer] = (payloads.span,)
         else:
             vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
             if vhdr is None:
@@ -325,9 +325,9 @@ class VnetQueue(TunQueue):
 
     def _write_segments(
         self,
-        ip_hdr: bytes | bytearray | memoryview,
-        transport_hdr: bytes | bytearray | memoryview,
-        payloads: Sequence[bytes | bytearray | memoryview],
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
         proto: GSOProto,
     ) -> None:
         packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
@@ -342,7 +342,7 @@ class PlainQueue(TunQueue):
     def _accept(self, data: memoryview) -> Packet | None:
         return Packet(data)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: Buffer) -> int:
         self._check_write_size(data)
         return self._write_iov((data,), "write")
 

@@ -27,7 +27,7 @@ from itertools import repeat
 from typing import NamedTuple
 
 from tio_core import kernels
-from tio_core.contract import NO_GSO, Capabilities, GSOProto, Packet, Queue, QueueSet
+from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Queue, QueueSet
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
 from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
 from tio_core.virtio import VirtioNetHdr
@@ -38,7 +38,7 @@ from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
 
-Buffer = bytes | bytearray | memoryview
+
 
 
 class ReplaySettings(NamedTuple):
