@@ -61,17 +61,19 @@ def plan_gso_write(
         raise GSOGeometryError(f"write_gso: IPv{version} header is {len(ip_hdr)} bytes, needs at least {min_ip}")
     if len(payloads) > MAX_GSO_FRAGMENTS:
         raise GSOGeometryError(f"write_gso: {len(payloads)} fragments, at most {MAX_GSO_FRAGMENTS}")
-    gso_size = len(payloads[0])
-    total_payload = 0
-    for index, fragment in enumerate(payloads):
-        size = len(fragment)
-        if size == 0:
-            raise GSOGeometryError(f"write_gso: fragment {index} is empty")
-        if size > gso_size or (size < gso_size and index != len(payloads) - 1):
-            raise GSOGeometryError(
-                f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
-            )
-        total_payload += size
+    # Sizes are checked in bulk (this runs on every GSO write); the loop
+    # below runs only to name the first bad fragment.
+    sizes = list(map(len, payloads))
+    gso_size, last = sizes[0], sizes[-1]
+    if not (0 < last <= gso_size and sizes[:-1].count(gso_size) == len(sizes) - 1):
+        for index, size in enumerate(sizes):
+            if size == 0:
+                raise GSOGeometryError(f"write_gso: fragment {index} is empty")
+            if size > gso_size or (size < gso_size and index != len(sizes) - 1):
+                raise GSOGeometryError(
+                    f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
+                )
+    total_payload = sum(sizes)
     hdr_len = len(ip_hdr) + len(transport_hdr)
     if hdr_len + total_payload > MAX_IP_PACKET:
         raise GSOGeometryError(
