@@ -188,3 +188,18 @@ def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
     assert summary["packets_read"] > 100
     assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
     assert len(read_capture(out)) == summary["packets_written"]
+
+
+def test_bench_prints_ratios_and_plots(tmp_path):
+    plot = tmp_path / "bench.png"
+    result = tio("bench", "--quick", "--only", "kernels", "--plot", str(plot), "-q", timeout=300)
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header[:2] == ["measurement", "value"] and header[-1] == "ratio"
+    assert "checksum 64KiB (C)" in result.stdout and "bytes copy" in result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_unknown_name_is_a_usage_error():
+    result = tio("bench", "--only", "nosuch")
+    assert result.returncode == 2 and "unknown benchmark nosuch" in result.stderr
