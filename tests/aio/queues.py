@@ -11,11 +11,14 @@ reused buffer).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import select
 import socket
 import threading
+
+import pytest
 
 from tio_core import EndOfStream, GSOProto, Packet, Queue, QueueClosed, QueueSet
 
@@ -196,3 +199,12 @@ class ListQueueSet(QueueSet):
 
     def _close_resources(self) -> None:
         self.resources_closed = True
+
+
+async def cancel_a_waiting_read(aq, wait: float = 0.02) -> None:
+    """Start aq.read(), let it wait for ``wait`` seconds, cancel it, and see it cancelled."""
+    task = asyncio.create_task(aq.read())
+    await asyncio.sleep(wait)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -13,6 +13,8 @@ import tio_core
 from tio_core import Capabilities, GSOProto, QueueClosed
 from tio_core.aio import AsyncGSOQueue, AsyncQueueSet
 
+from .queues import cancel_a_waiting_read
+
 tio_fake = pytest.importorskip("tio_fake.backend")
 
 TIMEOUT = 10.0
@@ -97,11 +99,7 @@ def test_cancelled_read_keeps_a_valid_batch_on_the_fake(flow):
 
     async def main():
         async with AsyncQueueSet(qs) as aqs:
-            task = asyncio.create_task(aqs[0].read())
-            await asyncio.sleep(0.02)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await cancel_a_waiting_read(aqs[0])
             qs.inject(*flow[:6])
             first = await aqs[0].read()  # the batch of the read that outlived its task
             assert payloads(first) == flow[:4]
@@ -178,11 +176,7 @@ def test_fake_fd_queue_cancel_then_close_while_awaiting(fd_set, flow):
 
     async def main():
         loop = asyncio.get_running_loop()
-        task = asyncio.create_task(aq.read())
-        await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_a_waiting_read(aq)
         assert not loop.remove_reader(aq.fileno())  # nothing left registered
         peer.send(flow[0])
         assert payloads(await aq.read()) == [flow[0]]  # usable, nothing lost

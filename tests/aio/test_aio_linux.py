@@ -18,6 +18,7 @@ from tio_core import GSOProto, QueueClosed
 from tio_core.aio import AsyncQueue, AsyncQueueSet
 
 from .netns import Namespace, unique
+from .queues import cancel_a_waiting_read
 
 pytestmark = [
     pytest.mark.root,
@@ -211,11 +212,7 @@ def test_cancellation_and_close_while_awaiting_on_a_real_tun(tun_in_ns):
             qset = open_tun()
             async with AsyncQueueSet(qset, mode=mode) as aqs:
                 aq = aqs[0]
-                task = asyncio.create_task(aq.read())
-                await asyncio.sleep(0.05)
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
+                await cancel_a_waiting_read(aq, wait=0.05)
                 sender.sendto(b"after cancel", (PEER_ADDR, PORT))
                 got = []
                 while not got:

@@ -11,7 +11,7 @@ import pytest
 from tio_core import ConfigError, GSOProto, QueueClosed
 from tio_core.aio import AsyncGSOQueue, AsyncQueue, AsyncQueueSet, LoopMismatch
 
-from .queues import ListQueueSet, MemoryGSOQueue, MemoryQueue, SocketQueue
+from .queues import ListQueueSet, MemoryGSOQueue, MemoryQueue, SocketQueue, cancel_a_waiting_read
 
 TIMEOUT = 10.0
 
@@ -284,11 +284,7 @@ def test_cancelled_read_leaves_the_queue_usable_and_loses_nothing(mode_queue):
     aq = AsyncQueue(queue)
 
     async def main():
-        task = asyncio.create_task(aq.read())
-        await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_a_waiting_read(aq)
         if mode == "fd":  # nothing left registered with the loop
             assert not asyncio.get_running_loop().remove_reader(queue.fileno())
         inject(queue, pkt(1))
@@ -451,11 +447,7 @@ def test_closing_after_a_cancelled_read_drops_its_batch_cleanly():
     aq = AsyncQueue(queue)
 
     async def main():
-        task = asyncio.create_task(aq.read())
-        await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_a_waiting_read(aq)
         queue.inject(pkt(1))
         await until(lambda: queue.reads_returned == 1, "the orphaned read to finish")
         await aq.aclose()

@@ -612,16 +612,8 @@ class FakeQueueSet(QueueSet):
             queue.clear()
 
 
-def open_fake(
-    queues: int = 1,
-    max_batch: int = DEFAULT_MAX_BATCH,
-    capabilities: str | Capabilities | None = None,
-    read_timeout: float | None = None,
-    blocking: bool = True,
-    end_of_stream: bool = False,
-) -> FakeQueueSet:
-    """Factory registered as backend ``fake`` (see plugin.py for the options)."""
-    return FakeQueueSet(queues, max_batch, capabilities, read_timeout, blocking, end_of_stream)
+# The factory registered as backend "fake" (see plugin.py for the options).
+open_fake = FakeQueueSet
 
 
 def fake_pair(deliver: str = DELIVER_SEGMENTED, **options: Any) -> tuple[FakeQueueSet, FakeQueueSet]:
