@@ -24,7 +24,7 @@ from tio_core.virtio import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
 from tio_linux.backend import open_linux
 from tests.contract.harness import ContractHarness
 from tests.contract.suite import BackendContractTests
-from tests.linux import nsutil
+from tio_linux.netns import Namespace, unique_ifname
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -32,13 +32,6 @@ ETH_P_IPV6 = 0x86DD
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
-
-
-def _disable_ipv6_by_default() -> None:
-    # No router solicitations or MLD reports on new devices: queue 0 must
-    # read exactly the injected packets.
-    with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as handle:
-        handle.write("1")
 
 
 def _capture_socket(ifname: str) -> socket.socket:
@@ -62,18 +55,17 @@ class LinuxHarness(ContractHarness):
     read_timeout = 10.0
 
     def __init__(self) -> None:
-        self.ns = nsutil.unique("tioc")
-        nsutil.create_ns(self.ns)
-        nsutil.in_ns(self.ns, _disable_ipv6_by_default)
+        # IPv6 off on new links: no router solicitations or MLD reports among the packets read
+        self.ns = Namespace("c", ipv6=False)
         self.sets: list[QueueSet] = []
         self.captures: dict[int, socket.socket] = {}
 
     def open(self, inbound: Sequence[bytes]) -> QueueSet:
-        qs = nsutil.in_ns(self.ns, open_linux, name=nsutil.unique("tc"), up=True)
+        qs = self.ns.run(open_linux, name=unique_ifname("tc"), up=True)
         self.sets.append(qs)
-        self.captures[id(qs)] = nsutil.in_ns(self.ns, _capture_socket, qs.name)
+        self.captures[id(qs)] = self.ns.run(_capture_socket, qs.name)
         if inbound:
-            injector = nsutil.in_ns(self.ns, _inject_socket, qs.name)
+            injector = self.ns.run(_inject_socket, qs.name)
             with injector:
                 for data in inbound:
                     proto = ETH_P_IP if data[0] >> 4 == 4 else ETH_P_IPV6
@@ -110,7 +102,7 @@ class LinuxHarness(ContractHarness):
         for qs in self.sets:
             qs.close()
         self.sets.clear()
-        nsutil.remove_ns(self.ns)
+        self.ns.remove()
 
 
 class TestLinuxContract(BackendContractTests):
