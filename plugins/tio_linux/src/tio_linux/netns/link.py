@@ -36,6 +36,8 @@ IPV6 = ("fd00::1", "fd00::2", 64)
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 POLL_S = 0.02
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IFA_F_NODAD = 0x02
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ class ForwarderProcess:
                 with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as handle:
                     frontier += [int(child) for child in handle.read().split()]
         return found
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU time of the forwarder and its live descendants (reaped children included)."""
+        ticks = 0
+        for pid in self.processes():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as handle:
+                # fields after the ")" closing the command name: utime is the 12th, then stime, cutime, cstime
+                fields = handle.read().rpartition(")")[2].split()
+                ticks += sum(int(value) for value in fields[11:15])
+        return ticks / CLOCK_TICKS
 
     def tun_fds(self, ifname: str) -> int:
         """TUN queues of ``ifname`` one process of the tree holds (fdinfo's ``iff:`` line)."""
@@ -329,7 +341,9 @@ def _configure(ifname: str, cidrs: list[str], mtu: int | None) -> None:
             ipr.link("set", index=index, mtu=mtu)
         for cidr in cidrs:
             address, prefix = cidr.split("/")
-            ipr.addr("add", index=index, address=address, prefixlen=int(prefix))
+            # no duplicate address detection: nothing else is on the link, and a tentative address cannot be bound
+            flags = IFA_F_NODAD if ":" in address else 0
+            ipr.addr("add", index=index, address=address, prefixlen=int(prefix), flags=flags)
         ipr.link("set", index=index, state="up")
 
 

@@ -34,6 +34,7 @@ TUN_DEVICE = "/dev/net/tun"
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
 MNT_DETACH = 2
+REQUIRED_CAPABILITIES = ((21, "CAP_SYS_ADMIN"), (12, "CAP_NET_ADMIN"))  # (bit in CapEff, name)
 PROCESS_GRACE_S = 5.0  # processes left in a namespace get SIGTERM, then SIGKILL after this
 
 T = TypeVar("T")
@@ -41,10 +42,23 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count()
 
 
+def _effective_capabilities() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def why_unavailable() -> str | None:
     """Why namespaces and TUN devices cannot be created here, or None if they can."""
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces and TUN devices"
+    caps = _effective_capabilities()
+    missing = [name for bit, name in REQUIRED_CAPABILITIES if not caps >> bit & 1]
+    if missing:
+        return (
+            f"needs root: this process lacks {' and '.join(missing)} "
+            "(to mount network namespaces under /run/netns and create TUN devices)"
+        )
     if not os.path.exists(TUN_DEVICE):
         return f"needs {TUN_DEVICE} (load the tun module, or pass the device into the container)"
     return None
