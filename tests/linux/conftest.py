@@ -35,6 +35,8 @@ def open_in_ns(tio_netns) -> Iterator[Callable[..., tuple[Namespace, object]]]:
         options.setdefault("name", unique_ifname("tt"))
         qset = ns.run(open_linux, **options)
         sets.append(qset)
+        if options.get("addresses") and options.get("up"):
+            ns.wait_addresses(qset.name)  # an IPv6 address is tentative for a moment after the link comes up
         return ns, qset
 
     yield opener

@@ -200,8 +200,8 @@ class TunLink:
         self._claim("open")
         with deferred_interrupt():
             for side in (self.a, self.b):
-                qset = side.ns.run(open_linux, name=side.ifname, addresses=side.cidrs(), up=True, **options)
-                self._queue_sets.append(qset)
+                self._queue_sets.append(side.ns.run(open_linux, name=side.ifname, **options))
+                self._configure(side, None)  # addresses set here, not by open_linux: without DAD
         return self._queue_sets[0], self._queue_sets[1]
 
     def start(
@@ -234,7 +234,7 @@ class TunLink:
         with deferred_interrupt():
             for side in (self.a, self.b):
                 middle.run(_move_link, side.ifname, side.ns.path)
-                side.ns.run(_configure, side.ifname, side.cidrs(), mtu)
+                self._configure(side, mtu)
         return self.forwarder
 
     def _wait_ready(self, fwd: ForwarderProcess, middle: Namespace, queues: int, ready: str | None, timeout: float):
@@ -265,7 +265,12 @@ class TunLink:
         with deferred_interrupt():
             self.a.ns.run(_add_veth, self.a.ifname, self.b.ifname, self.b.ns.path)
             for side in (self.a, self.b):
-                side.ns.run(_configure, side.ifname, side.cidrs(), mtu)
+                self._configure(side, mtu)
+
+    @staticmethod
+    def _configure(side: Side, mtu: int | None) -> None:
+        side.ns.run(_configure_link, side.ifname, side.cidrs(), mtu)
+        side.ns.wait_addresses(side.ifname)
 
     # -- traffic and counters ---------------------------------------------------------
 
@@ -332,7 +337,7 @@ def _move_link(ifname: str, target_path: str) -> None:
         os.close(fd)
 
 
-def _configure(ifname: str, cidrs: list[str], mtu: int | None) -> None:
+def _configure_link(ifname: str, cidrs: list[str], mtu: int | None) -> None:
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:

@@ -34,6 +34,7 @@ TUN_DEVICE = "/dev/net/tun"
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
 MNT_DETACH = 2
+IFA_F_TENTATIVE = 0x40
 REQUIRED_CAPABILITIES = ((21, "CAP_SYS_ADMIN"), (12, "CAP_NET_ADMIN"))  # (bit in CapEff, name)
 PROCESS_GRACE_S = 5.0  # processes left in a namespace get SIGTERM, then SIGKILL after this
 
@@ -260,6 +261,18 @@ class Namespace:
         """Delete device ``ifname`` if it is here; True if it was."""
         return self.run(_delete_link, ifname)
 
+    def wait_addresses(self, ifname: str, timeout: float = 5.0) -> None:
+        """Wait until no IPv6 address of ``ifname`` is tentative (one cannot be bound until then).
+
+        Even without duplicate address detection (TUN devices), the kernel clears
+        the tentative flag asynchronously after the link comes up.
+        """
+        deadline = time.monotonic() + timeout
+        while pending := self.run(_tentative_addresses, ifname):
+            if time.monotonic() > deadline:
+                raise NetnsError(f"addresses {pending} of {ifname} in {self.name} still tentative after {timeout} s")
+            time.sleep(0.01)
+
     # -- counters --------------------------------------------------------------------
 
     def snmp(self) -> dict[str, dict[str, int]]:
@@ -311,6 +324,20 @@ def _end_processes(processes: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _tentative_addresses(ifname: str) -> list[str]:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise NetnsError(f"no device {ifname!r} in this namespace")
+        return [
+            address.get_attr("IFA_ADDRESS")
+            for address in ipr.get_addr(index=found[0], family=socket.AF_INET6)
+            if (address["flags"] | (address.get_attr("IFA_FLAGS") or 0)) & IFA_F_TENTATIVE
+        ]
 
 
 def _link_names() -> list[str]:
