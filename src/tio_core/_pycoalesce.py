@@ -169,11 +169,7 @@ def parse(view: memoryview, tcp: bool, udp: bool, verify: bool):
             return SEAL_FLOW, key, None
         plen = l4_len - 8
         # a zero UDP checksum means "none": merging would add one, so keep it verbatim
-        if (
-            _U16.unpack_from(view, l4off + 4)[0] != l4_len
-            or plen == 0
-            or _U16.unpack_from(view, l4off + 6)[0] == 0
-        ):
+        if _U16.unpack_from(view, l4off + 4)[0] != l4_len or plen == 0 or _U16.unpack_from(view, l4off + 6)[0] == 0:
             return SEAL_FLOW, key, None
         if verify and not _l4_checksum_ok(view, l4off, ip_len, proto):
             return SEAL_FLOW, key, None

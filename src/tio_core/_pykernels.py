@@ -129,8 +129,14 @@ def _ipv4_header_length(view: memoryview) -> int:
     return ihl_bytes
 
 
-_VNET_FIELDS = (("flags", 0xFF), ("gso_type", 0xFF), ("hdr_len", 0xFFFF), ("gso_size", 0xFFFF),
-                ("csum_start", 0xFFFF), ("csum_offset", 0xFFFF))
+_VNET_FIELDS = (
+    ("flags", 0xFF),
+    ("gso_type", 0xFF),
+    ("hdr_len", 0xFFFF),
+    ("gso_size", 0xFFFF),
+    ("csum_start", 0xFFFF),
+    ("csum_offset", 0xFFFF),
+)
 
 
 def _vnet_fields(hdr: VirtioNetHdr) -> tuple[int, ...]:

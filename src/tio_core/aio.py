@@ -79,11 +79,18 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from tio_core.contract import Buffer, Capabilities, GSOProto, GSOWriter, Packet, Queue, QueueSet
-from tio_core.contract import queue_capabilities, supports_gso
+from tio_core.contract import (
+    Buffer,
+    Capabilities,
+    GSOProto,
+    GSOWriter,
+    Packet,
+    Queue,
+    QueueSet,
+    queue_capabilities,
+    supports_gso,
+)
 from tio_core.errors import ConfigError, QueueClosed, TioError
-
-
 
 MODES = ("auto", "fd", "thread")
 

@@ -32,7 +32,9 @@ def _c_kernels():
 def tcpv4_superpacket(total: int, mss: int = MSS) -> Packet:
     """A TCPv4 superpacket of ``total`` bytes as a TSO-enabled TUN would hand it over."""
     payload = bytes(i * 31 & 0xFF for i in range(total - 40))
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 7, 0x4000, 64, 6, 0, bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, 7, 0x4000, 64, 6, 0, bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+    )
     tcp = struct.pack("!HHIIBBHHH", 40000, 443, 12345, 678, 5 << 4, 0x18, 512, 0, 0)
     return Packet(memoryview(ip + tcp + payload), GSOInfo(mss, 40, 20, GSOProto.TCP))
 

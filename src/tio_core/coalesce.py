@@ -109,7 +109,7 @@ class PacketTypeError(TioError, TypeError):
 
 
 def default_implementation() -> str:
-    """"c" when the C planner is built and TIO_PURE is not set, else "pure"."""
+    """ "c" when the C planner is built and TIO_PURE is not set, else "pure"."""
     if os.environ.get("TIO_PURE", "") not in ("", "0") or _C_PLAN is None:
         return "pure"
     return "c"

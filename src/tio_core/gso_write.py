@@ -30,7 +30,6 @@ UDP_HDR = 8
 TCP_FLAG_CWR = 0x80
 
 
-
 def plan_gso_write(
     ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
 ) -> VirtioNetHdr | None:
@@ -47,9 +46,7 @@ def plan_gso_write(
     else:
         raise GSOGeometryError(f"write_gso: proto must be GSOProto.TCP or GSOProto.UDP, got {proto!r}")
     if len(transport_hdr) < min_l4:
-        raise GSOGeometryError(
-            f"write_gso: {proto.name} header is {len(transport_hdr)} bytes, needs at least {min_l4}"
-        )
+        raise GSOGeometryError(f"write_gso: {proto.name} header is {len(transport_hdr)} bytes, needs at least {min_l4}")
     version = ip_hdr[0] >> 4 if len(ip_hdr) else 0
     if version == 4:
         min_ip = 20

@@ -215,7 +215,9 @@ class BackendRegistry:
                 found.extend((bench, source.distribution) for bench in impl.function() or ())
             except Exception as exc:
                 label = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-                self._load_errors.append(LoadError(label, source.distribution, f"tio_register_benchmarks failed: {exc}"))
+                self._load_errors.append(
+                    LoadError(label, source.distribution, f"tio_register_benchmarks failed: {exc}")
+                )
         return found
 
     def available_backends(self) -> list[BackendSpec]:

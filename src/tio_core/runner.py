@@ -120,6 +120,7 @@ def run_forward(
 
 # -- worker processes ---------------------------------------------------------
 
+
 def _worker_main(source: QueueSet, sink: QueueSet, options: RunOptions, index: int, conn) -> None:
     stop = threading.Event()
     # Ctrl-C reaches the whole process group; each worker stops on its own.

@@ -153,12 +153,12 @@ class SocketQueue(Queue):
         view = memoryview(self._buffer)
         while len(batch) < self.max_batch:
             try:
-                n = self._sock.recv_into(view[offset:offset + 2048])
+                n = self._sock.recv_into(view[offset : offset + 2048])
             except BlockingIOError:
                 break
             except OSError:
                 raise QueueClosed("socket queue closed") from None
-            batch.append(Packet(view[offset:offset + n]))
+            batch.append(Packet(view[offset : offset + n]))
             offset += 2048
         return batch
 

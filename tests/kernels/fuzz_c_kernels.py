@@ -50,8 +50,14 @@ for step in range(iterations):
             rng.choice([GSOProto.TCP, GSOProto.UDP, 0, 9]),
         )
     packet = Packet(memoryview(bytes(data)), gso)
-    hdr = VirtioNetHdr(rng.randrange(8), rng.choice([0, 1, 3, 4, 5, 0x81, rng.randrange(256)]), rng.randrange(300),
-                       rng.randrange(3000), rng.randrange(120), rng.choice([6, 16, rng.randrange(200)]))
+    hdr = VirtioNetHdr(
+        rng.randrange(8),
+        rng.choice([0, 1, 3, 4, 5, 0x81, rng.randrange(256)]),
+        rng.randrange(300),
+        rng.randrange(3000),
+        rng.randrange(120),
+        rng.choice([6, 16, rng.randrange(200)]),
+    )
     for name, call in (
         ("segment", lambda: c.segment(packet)),
         ("segment_into", lambda: c.segment_into(packet, bytearray(rng.randrange(50)))),

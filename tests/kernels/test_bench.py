@@ -25,7 +25,10 @@ def test_benchmark_superpackets_are_valid():
     from tio_core import _pykernels
     from tio_core.virtio import GSO_TCPV4, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
-    for build, gso_type, offset in ((bench_kernels.tcpv4_superpacket, GSO_TCPV4, 16), (bench_kernels.udpv6_superpacket, GSO_UDP_L4, 6)):
+    for build, gso_type, offset in (
+        (bench_kernels.tcpv4_superpacket, GSO_TCPV4, 16),
+        (bench_kernels.udpv6_superpacket, GSO_UDP_L4, 6),
+    ):
         packet = build(65535)
         assert len(packet.data) == 65535
         hdr = VirtioNetHdr(NEEDS_CSUM, gso_type, 0, 1448, packet.gso.csum_start, offset)

@@ -70,7 +70,9 @@ def test_pseudo_header_sums_match_scapy(k):
     assert (~k.checksum(l4[:6] + b"\0\0" + l4[8:], ph)) & 0xFFFF == IP(seg)[UDP].chksum
     seg6 = bytes(IPv6(src=SRC6, dst=DST6) / TCP(sport=1, dport=2) / b"hello6")
     l4 = seg6[40:]
-    ph6 = k.pseudo_header_sum(socket.inet_pton(socket.AF_INET6, SRC6), socket.inet_pton(socket.AF_INET6, DST6), 6, len(l4))
+    ph6 = k.pseudo_header_sum(
+        socket.inet_pton(socket.AF_INET6, SRC6), socket.inet_pton(socket.AF_INET6, DST6), 6, len(l4)
+    )
     assert (~k.checksum(l4[:16] + b"\0\0" + l4[18:], ph6)) & 0xFFFF == IPv6(seg6)[TCP].chksum
 
 
@@ -106,7 +108,6 @@ def test_ipv4_header_checksum_rejects_bad_headers(k, hdr):
 
 def _partial(pkt: bytes, version: int, csum_start: int, field: int) -> bytearray:
     """pkt with its L4 checksum replaced by the kernel's partial (pseudo-header sum)."""
-    import socket
 
     buf = bytearray(pkt)
     if version == 4:

@@ -12,8 +12,15 @@ def _implementation(env_value):
     if env_value is not None:
         env["TIO_PURE"] = env_value
     out = subprocess.run(
-        [sys.executable, "-c", "from tio_core import kernels; print(kernels.IMPLEMENTATION, kernels.segment.__module__)"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from tio_core import kernels; print(kernels.IMPLEMENTATION, kernels.segment.__module__)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.split()
 

@@ -82,7 +82,9 @@ def _as_bytes(item: Any, what: str) -> bytes:
         return bytes(item)
     if hasattr(item, "__bytes__"):  # scapy packets and similar builders
         return bytes(item)
-    raise TypeError(f"{what}: expected bytes, a tio Packet or a packet object with __bytes__, got {type(item).__name__}")
+    raise TypeError(
+        f"{what}: expected bytes, a tio Packet or a packet object with __bytes__, got {type(item).__name__}"
+    )
 
 
 def check_ip_packet(data: Buffer, what: str) -> None:
@@ -134,7 +136,9 @@ def check_superpacket(data: bytes, gso: GSOInfo, what: str) -> None:
     hdr = vnet_header_for(gso, data)
     checked = kernels.gso_info_from_vnet(hdr, memoryview(data))
     if checked != gso:
-        raise MalformedPacket(f"{what}: GSOInfo {tuple(gso)} does not match the packet headers, expected {tuple(checked)}")
+        raise MalformedPacket(
+            f"{what}: GSOInfo {tuple(gso)} does not match the packet headers, expected {tuple(checked)}"
+        )
 
 
 # -- outbound records ------------------------------------------------------------
@@ -587,7 +591,9 @@ class FakeQueueSet(QueueSet):
         try:
             sock = socket.socket(fileno=fd)
         except OSError as exc:
-            raise FakeFdError(f"fake: fd {fd} is not a socket ({exc.strerror or exc}); pass one end of a socketpair") from None
+            raise FakeFdError(
+                f"fake: fd {fd} is not a socket ({exc.strerror or exc}); pass one end of a socketpair"
+            ) from None
         if sock.type not in (socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
             sock.detach()
             raise FakeFdError(f"fake: fd {fd} is a {sock.type.name} socket; packets need SOCK_DGRAM or SOCK_SEQPACKET")
@@ -625,7 +631,9 @@ def fake_pair(deliver: str = DELIVER_SEGMENTED, **options: Any) -> tuple[FakeQue
     closed are counted in ``peer_drops``.
     """
     if deliver not in (DELIVER_SEGMENTED, DELIVER_SUPERPACKET):
-        raise ConfigError(f"fake_pair: deliver must be {DELIVER_SEGMENTED!r} or {DELIVER_SUPERPACKET!r}, got {deliver!r}")
+        raise ConfigError(
+            f"fake_pair: deliver must be {DELIVER_SEGMENTED!r} or {DELIVER_SUPERPACKET!r}, got {deliver!r}"
+        )
     left, right = open_fake(**options), open_fake(**options)
     for a, b in zip(left.queues(), right.queues()):
         a._peer, b._peer = b, a

@@ -34,4 +34,6 @@ def tio_register_backends():
 def tio_register_benchmarks():
     from tio_core.registry import BenchmarkDef
 
-    return [BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")]
+    return [
+        BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")
+    ]

@@ -45,8 +45,9 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
             raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword options only, got {marker.args!r}")
         options.update(marker.kwargs)
     declared = {option.name: option for option in FAKE_OPTIONS}
-    declared["deliver"] = Option("deliver", str, DELIVER_SEGMENTED, "fake_pair delivery",
-                                 choices=(DELIVER_SEGMENTED, DELIVER_SUPERPACKET))
+    declared["deliver"] = Option(
+        "deliver", str, DELIVER_SEGMENTED, "fake_pair delivery", choices=(DELIVER_SEGMENTED, DELIVER_SUPERPACKET)
+    )
     return validate_options(f"fake (@pytest.mark.{MARKER})", declared, options)
 
 

@@ -34,7 +34,6 @@ from tio_core.virtio import (
     VIRTIO_NET_HDR_LEN,
     VirtioNetHdr,
 )
-
 from tio_linux.errors import DeviceError, InterfaceDownError
 from tio_linux.fragments import EvenFragments
 from tio_linux.tun import capabilities_of
@@ -219,7 +218,9 @@ class TunQueue(Queue):
                     pass
                 except OSError as exc:
                     if exc.errno == errno.EINVAL:
-                        raise MalformedPacket(f"{what} on {self.name}: the kernel rejected the packet (EINVAL)") from None
+                        raise MalformedPacket(
+                            f"{what} on {self.name}: the kernel rejected the packet (EINVAL)"
+                        ) from None
                     raise self._os_error(exc, what) from None
             self._wait(self._poll_out)
 

@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 from tio_core.errors import ConfigError, TioPermissionError
 from tio_core.virtio import VIRTIO_NET_HDR_LEN
-
 from tio_linux.errors import DeviceError, NotATunError, TunUnavailableError
 
 TUN_PATH = "/dev/net/tun"
