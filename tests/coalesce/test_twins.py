@@ -10,8 +10,7 @@ from scapy.layers.inet import IP, TCP, IPOption_NOP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
 from scapy.packet import Raw
 
-from tio_core import _pycoalesce
-from tio_core.coalesce import Coalescer
+from tio_core.coalesce import Coalescer, _pycoalesce
 from tio_core.contract import GSOProto
 
 from .helpers import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6

@@ -10,7 +10,7 @@ TIO = Path(sys.executable).with_name("tio")
 
 PROBE = """
 import sys
-from tio_core.registry import BackendRegistry
+from tio_core.plugin.registry import BackendRegistry
 registry = BackendRegistry()
 spec = registry.get("fake")
 print(spec.distribution, sorted(spec.options))

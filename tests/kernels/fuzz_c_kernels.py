@@ -19,11 +19,11 @@ sys.modules["tio_core._ckernels"] = c
 spec.loader.exec_module(c)
 tio_core._ckernels = c
 
-from tio_core import _pykernels as pure  # noqa: E402
-from tio_core.bench_kernels import tcpv4_superpacket, udpv6_superpacket  # noqa: E402
+from tio_core.bench.kernels import tcpv4_superpacket, udpv6_superpacket  # noqa: E402
 from tio_core.contract import GSOInfo, GSOProto, Packet  # noqa: E402
 from tio_core.errors import MalformedPacket  # noqa: E402
-from tio_core.virtio import VirtioNetHdr  # noqa: E402
+from tio_core.kernels import _pykernels as pure  # noqa: E402
+from tio_core.wire import VirtioNetHdr  # noqa: E402
 
 assert hasattr(ctypes.CDLL(None), "__asan_report_load1"), "ASan runtime not loaded"
 

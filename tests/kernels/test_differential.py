@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tio_core import _pykernels as pure
 from tio_core.contract import GSOInfo, GSOProto, Packet
-from tio_core.virtio import VirtioNetHdr
+from tio_core.kernels import _pykernels as pure
+from tio_core.wire import VirtioNetHdr
 
 from .conftest import IMPLEMENTATIONS
 

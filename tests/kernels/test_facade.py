@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-from tio_core import _pykernels, kernels
+from tio_core import kernels
+from tio_core.kernels import _pykernels
+from tio_core.kernels.native import built_extension
 
 
 def _implementation(env_value):
@@ -26,15 +28,11 @@ def _implementation(env_value):
 
 
 def test_tio_pure_forces_the_twins():
-    assert _implementation("1") == ["pure", "tio_core._pykernels"]
+    assert _implementation("1") == ["pure", "tio_core.kernels._pykernels"]
 
 
 def test_default_prefers_c_when_built():
-    try:
-        from tio_core import _ckernels
-    except ImportError:
-        _ckernels = None
-    expected = "c" if _ckernels is not None and hasattr(_ckernels, "segment") else "pure"
+    expected = "pure" if built_extension() is None else "c"
     assert _implementation(None)[0] == expected
     assert _implementation("0")[0] == expected
 

@@ -6,7 +6,7 @@ import pytest
 
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket, TioError
-from tio_core.virtio import VirtioNetHdr
+from tio_core.wire import VirtioNetHdr
 
 from .packets import superpacket
 

@@ -4,7 +4,7 @@ import pytest
 
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import MalformedPacket
-from tio_core.virtio import (
+from tio_core.wire import (
     DATA_VALID,
     GSO_ECN,
     GSO_NONE,

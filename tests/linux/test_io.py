@@ -18,7 +18,7 @@ from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
-from tio_core.virtio import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
 from tio_linux import queue as queue_module
 from tio_linux.fragments import EvenFragments
 from tio_linux.queue import SetState, VnetQueue

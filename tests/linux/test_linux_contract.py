@@ -23,7 +23,7 @@ from tests.contract.suite import BackendContractTests
 from tests.linux import nsutil
 from tio_core import kernels
 from tio_core.contract import Packet, QueueSet
-from tio_core.virtio import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
+from tio_core.wire import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
 from tio_linux.backend import open_linux
 
 ETH_P_ALL = 0x0003

@@ -19,7 +19,7 @@ from pyroute2 import IPRoute
 from tests.linux import nsutil
 from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError, QueueClosed, TioError
-from tio_core.registry import open_backend
+from tio_core.plugin.registry import open_backend
 from tio_linux import queue as queue_module
 from tio_linux import tun
 from tio_linux.backend import open_linux

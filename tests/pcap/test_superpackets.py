@@ -14,7 +14,7 @@ from tests.pcap.captures import ip_packets, write_pcap
 from tio_core import kernels, open_backend
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import EndOfStream
-from tio_core.virtio import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 V4 = {"src": "198.18.0.1", "dst": "198.18.0.2"}
 V6 = {"src": "fd00::1", "dst": "fd00::2"}

@@ -50,8 +50,8 @@ from tio_core.errors import (
     QueueClosed,
     TioError,
 )
-from tio_core.gso_write import assemble_superpacket, plan_gso_write
-from tio_core.virtio import (
+from tio_core.kernels.gso_write import assemble_superpacket, plan_gso_write
+from tio_core.wire import (
     GSO_TCPV4,
     GSO_TCPV6,
     GSO_UDP_L4,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tio_core.benchmark import Figure, best_rate, format_table
+from tio_core.bench import Figure, best_rate, format_table
 
 
 def run(quick: bool = False) -> list[Figure]:

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet
-from tio_core.virtio import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 V4_SRC, V4_DST = "198.18.0.2", "198.18.0.1"
 V6_SRC, V6_DST = "fd00::2", "fd00::1"

@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Marker keywords, checked like backend options (ConfigError names a wrong one)."""
-    from tio_core.options import Option, validate_options
+    from tio_core.plugin.options import Option, validate_options
     from tio_fake.backend import DELIVER_SEGMENTED, DELIVER_SUPERPACKET
     from tio_fake.plugin import FAKE_OPTIONS
 

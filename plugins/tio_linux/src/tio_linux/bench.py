@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tio_core.benchmark import Figure
+from tio_core.bench import Figure
 
 REPO = Path(__file__).resolve().parents[4]
 SHARED_BENCH = REPO.parent / "shared" / "bench"

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from tio_core import kernels
 from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
-from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.virtio import (
+from tio_core.kernels.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
+from tio_core.wire import (
     GSO_NONE,
     GSO_TCPV4,
     GSO_TCPV6,

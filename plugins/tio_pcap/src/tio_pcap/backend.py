@@ -12,7 +12,7 @@ keeps a copy.
 
 Writing: write() and write_gso() are recorded to ``output`` if given, else
 accepted and counted only (like a TUN nobody listens on). write_gso is
-checked by tio_core.gso_write.plan_gso_write, exactly as on a real TUN, and
+checked by tio_core.kernels.gso_write.plan_gso_write, exactly as on a real TUN, and
 recorded as the kernel would deliver it (segmented, checksummed) or, with
 record_gso="superpacket", as the one superpacket that was written.
 """
@@ -29,8 +29,8 @@ from typing import NamedTuple
 from tio_core import kernels
 from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Queue, QueueSet
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
-from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.virtio import VirtioNetHdr
+from tio_core.kernels.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
+from tio_core.wire import VirtioNetHdr
 from tio_pcap.errors import CaptureFormatError
 from tio_pcap.pacing import Pacer
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from tio_core.benchmark import Figure
+from tio_core.bench import Figure
 from tio_pcap import linktypes
 from tio_pcap.reader import CaptureReader
 from tio_pcap.writer import CaptureWriter

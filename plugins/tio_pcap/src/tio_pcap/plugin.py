@@ -6,9 +6,7 @@ imported from tio_pcap.backend when opened.
 
 from __future__ import annotations
 
-from tio_core.hookspecs import hookimpl
-from tio_core.options import Option
-from tio_core.registry import BackendDef, BenchmarkDef
+from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 
 OPTIONS = (
     Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads"),

@@ -34,7 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from tio_core._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
+from tio_core.kernels._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17

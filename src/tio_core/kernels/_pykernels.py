@@ -15,7 +15,7 @@ from operator import index
 
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
-from tio_core.virtio import (
+from tio_core.wire import (
     GSO_ECN,
     GSO_NONE,
     GSO_TCPV4,

@@ -19,7 +19,7 @@ import os
 import struct
 
 from tio_core import kernels
-from tio_core.benchmark import Figure, best_rate
+from tio_core.bench import Figure, best_rate
 from tio_core.coalesce import Coalescer, Passthrough, default_implementation
 
 MSS = 1448

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import struct
 
-from tio_core import _pykernels
-from tio_core.benchmark import Figure, best_rate
+from tio_core.bench import Figure, best_rate
 from tio_core.contract import GSOInfo, GSOProto, Packet
+from tio_core.kernels import _pykernels
+from tio_core.kernels.native import built_extension
 
 MSS = 1448
 SIZES = ((65535, "64KiB"), (16384, "16KiB"), (4096, "4KiB"))
 GB = 1e9
-
-
-def _c_kernels():
-    try:
-        from tio_core import _ckernels
-    except ImportError:
-        return None
-    return _ckernels if hasattr(_ckernels, "segment") else None
 
 
 def tcpv4_superpacket(total: int, mss: int = MSS) -> Packet:
@@ -52,7 +45,7 @@ def udpv6_superpacket(total: int, mss: int = MSS) -> Packet:
 def run(quick: bool = False) -> list[Figure]:
     seconds = 0.06 if quick else 0.6
     pure_seconds = 0.03 if quick else 0.3
-    c = _c_kernels()
+    c = built_extension()
     figures = []
     for label, build in (("TCPv4", tcpv4_superpacket), ("UDPv6", udpv6_superpacket)):
         for total, size_name in SIZES:

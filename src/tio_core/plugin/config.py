@@ -16,7 +16,7 @@ from typing import Any
 
 from tio_core.contract import QueueSet
 from tio_core.errors import ConfigError
-from tio_core.registry import BackendRegistry, default_registry
+from tio_core.plugin.registry import BackendRegistry, default_registry
 
 ConfigSource = Mapping[str, Any] | str | os.PathLike
 

@@ -15,10 +15,10 @@ from importlib import resources
 from typing import Any
 
 from tio_core import __version__
-from tio_core.config import backend_selection, load_config
 from tio_core.contract import GSOProto, QueueSet, queue_capabilities, supports_gso
 from tio_core.errors import BackendConflict, BackendNotFound, ConfigError, TioError
-from tio_core.registry import BackendRegistry, default_registry
+from tio_core.plugin.config import backend_selection, load_config
+from tio_core.plugin.registry import BackendRegistry, default_registry
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -198,7 +198,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace, registry: BackendRegistry, plan: dict[str, Any]) -> int:
-    from tio_core.runner import RunOptions, run_forward
+    from tio_core.forward.runner import RunOptions, run_forward
 
     workers = plan.get("workers", 1)
     if workers < 1:
@@ -292,7 +292,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import os
 
-    from tio_core.benchmark import format_table
+    from tio_core.bench import format_table
 
     registry = default_registry()
     benches = registry.benchmarks()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError
-from tio_core.virtio import (
+from tio_core.wire import (
     GSO_ECN,
     GSO_NONE,
     GSO_TCPV4,
