@@ -1,7 +1,7 @@
 """The kernels benchmark runs and reports every figure the issue asks for (no timing asserted)."""
 
-from tio_core.bench import kernels as bench_kernels
 from tio_core.bench import Figure
+from tio_core.bench import kernels as bench_kernels
 
 from .conftest import IMPLEMENTATIONS
 

@@ -50,19 +50,10 @@ from tio_core.errors import (
     QueueClosed,
     TioError,
 )
-from tio_core.kernels.gso_write import assemble_superpacket, plan_gso_write
-from tio_core.wire import (
-    GSO_TCPV4,
-    GSO_TCPV6,
-    GSO_UDP_L4,
-    NEEDS_CSUM,
-    TCP_CSUM_OFFSET,
-    UDP_CSUM_OFFSET,
-    VirtioNetHdr,
-)
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr, vnet_header_for
 
 STALE_MARKER = b"STALE-BORROW!"  # written over buffers whose borrow ended
-MAX_IP_PACKET = 65535
 DEFAULT_MAX_BATCH = 64
 DELIVER_SEGMENTED = "segmented"
 DELIVER_SUPERPACKET = "superpacket"
@@ -92,11 +83,7 @@ def check_ip_packet(data: Buffer, what: str) -> None:
 
     This is what a TUN device accepts on write and ever hands to a reader.
     """
-    size = len(data)
-    if size == 0:
-        raise MalformedPacket(f"{what}: empty packet")
-    if size > MAX_IP_PACKET:
-        raise MalformedPacket(f"{what}: {size} bytes, an IP packet is at most {MAX_IP_PACKET}")
+    size = check_write_size(data, what)
     version = data[0] >> 4
     if version == 4:
         if size < 20:
@@ -117,23 +104,11 @@ def check_ip_packet(data: Buffer, what: str) -> None:
         raise MalformedPacket(f"{what}: IP version must be 4 or 6, got {version}")
 
 
-def vnet_header_for(gso: GSOInfo, data: Buffer) -> VirtioNetHdr:
-    """The virtio_net_hdr a kernel would put before this superpacket."""
-    if gso.proto == GSOProto.TCP:
-        gso_type = GSO_TCPV4 if data[0] >> 4 == 4 else GSO_TCPV6
-        offset = TCP_CSUM_OFFSET
-    elif gso.proto == GSOProto.UDP:
-        gso_type, offset = GSO_UDP_L4, UDP_CSUM_OFFSET
-    else:
-        raise MalformedPacket(f"superpacket GSOInfo needs proto TCP or UDP, got {gso.proto!r}")
-    return VirtioNetHdr(NEEDS_CSUM, gso_type, gso.hdr_len, gso.size, gso.csum_start, offset)
-
-
 def check_superpacket(data: bytes, gso: GSOInfo, what: str) -> None:
     """Raise MalformedPacket unless ``gso`` describes ``data`` as a kernel would."""
     from tio_core import kernels  # the packet kernels pick C or pure Python on import
 
-    hdr = vnet_header_for(gso, data)
+    hdr = vnet_header_for(gso, data[0] >> 4)
     checked = kernels.gso_info_from_vnet(hdr, memoryview(data))
     if checked != gso:
         raise MalformedPacket(

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet
-from tio_core.wire import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import VirtioNetHdr, vnet_header_for
 
 V4_SRC, V4_DST = "198.18.0.2", "198.18.0.1"
 V6_SRC, V6_DST = "fd00::2", "fd00::1"
@@ -256,14 +256,7 @@ class PacketFactory:
     @staticmethod
     def vnet_header(packet: Packet) -> VirtioNetHdr:
         """The virtio_net_hdr a kernel puts before ``packet`` (a superpacket or a plain one)."""
-        if not packet.gso.is_superpacket:
-            return VirtioNetHdr()
-        if packet.gso.proto == GSOProto.TCP:
-            gso_type, offset = (GSO_TCPV4 if packet.data[0] >> 4 == 4 else GSO_TCPV6), 16
-        else:
-            gso_type, offset = GSO_UDP_L4, 6
-        gso = packet.gso
-        return VirtioNetHdr(NEEDS_CSUM, gso_type, gso.hdr_len, gso.size, gso.csum_start, offset)
+        return vnet_header_for(packet.gso, packet.data[0] >> 4)
 
     # -- broken input -----------------------------------------------------------------
     def malformed(self, kind: str, *, version: int = 4) -> bytes | Packet:

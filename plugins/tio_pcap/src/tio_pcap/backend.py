@@ -29,8 +29,8 @@ from typing import NamedTuple
 from tio_core import kernels
 from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Queue, QueueSet
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
-from tio_core.kernels.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.wire import VirtioNetHdr
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr
 from tio_pcap.errors import CaptureFormatError
 from tio_pcap.pacing import Pacer
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
@@ -265,10 +265,7 @@ class PcapQueue(Queue):
             raise QueueClosed(f"pcap queue ({self.name}) is closed")
         size = len(data)
         if not 0 < size <= MAX_IP_PACKET or not IP_FIRST_BYTE[data[0]]:
-            if size == 0:
-                raise MalformedPacket("write: empty packet")
-            if size > MAX_IP_PACKET:
-                raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
+            check_write_size(data)
             raise MalformedPacket(f"write: not an IP packet (version nibble {data[0] >> 4}, expected 4 or 6)")
         if self._recorder is not None:
             self._recorder.record(data)
