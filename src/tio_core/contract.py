@@ -185,6 +185,51 @@ class GSOWriter(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
+class NonBlockingReader(Protocol):
+    """Implemented by queues an event loop can drive without a thread (``tio_core.aio``'s fd mode).
+
+    fileno(): an fd that polls readable when read_nowait would return packets
+        (or raise, e.g. after close); packets that arrive by another route
+        (injected in memory) must make it readable too.
+    read_nowait(): one read that never blocks; "nothing ready" is ``[]`` or
+        BlockingIOError. The batch is borrowed exactly as with ``read()``.
+    closed: turns True on close, so a waiter notices a queue closed under it.
+    """
+
+    @property
+    def closed(self) -> bool: ...
+
+    def fileno(self) -> int: ...
+
+    def read_nowait(self) -> list[Packet]: ...
+
+
+@runtime_checkable
+class NonBlockingWriter(Protocol):
+    """Implemented by queues whose write can be tried without blocking.
+
+    write_nowait(data) writes like ``write`` or raises BlockingIOError when the
+    queue cannot take the packet now (a queue with a fileno() then polls it
+    writable once it can).
+    """
+
+    def write_nowait(self, data: Buffer) -> int: ...
+
+
+@runtime_checkable
+class NonBlockingGSOWriter(Protocol):
+    """The non-blocking form of GSOWriter.write_gso; BlockingIOError when it would block."""
+
+    def write_gso_nowait(
+        self,
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
+        proto: GSOProto,
+    ) -> None: ...
+
+
 def queue_capabilities(queue: object) -> Capabilities:
     """The queue's negotiated offloads, or all-false when it advertises none."""
     if isinstance(queue, CapsProvider):
@@ -221,6 +266,9 @@ __all__ = [
     "GSOWriter",
     "NO_CAPABILITIES",
     "NO_GSO",
+    "NonBlockingGSOWriter",
+    "NonBlockingReader",
+    "NonBlockingWriter",
     "Packet",
     "Queue",
     "QueueSet",
