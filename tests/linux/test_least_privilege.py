@@ -27,10 +27,10 @@ import time
 import pytest
 from pyroute2 import IPRoute
 from scapy.layers.inet import IP, UDP
-from tio_core.errors import ConfigError
 
 from tests.linux import nsutil
 from tests.linux.packets import udp_gso
+from tio_core.errors import ConfigError
 from tio_linux import link, tun
 from tio_linux.backend import adopt_queues, open_linux
 from tio_linux.errors import DeviceError, HandoffError, NotATunError

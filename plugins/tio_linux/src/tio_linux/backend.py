@@ -27,8 +27,7 @@ from collections.abc import Sequence
 
 from tio_core.contract import Queue, QueueSet
 from tio_core.errors import ConfigError, QueueClosed
-from tio_core.virtio import VIRTIO_NET_HDR_LEN
-
+from tio_core.wire import VIRTIO_NET_HDR_LEN
 from tio_linux import link, tun
 from tio_linux.errors import DeviceError, NotATunError
 from tio_linux.queue import PlainQueue, SetState, TunQueue, VnetQueue

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from tio_core.errors import ConfigError
-
 from tio_linux import tun
 from tio_linux.backend import LinuxQueueSet, adopt_queues
 from tio_linux.errors import HandoffError, NotATunError

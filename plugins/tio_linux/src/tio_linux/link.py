@@ -17,7 +17,6 @@ import struct
 from dataclasses import dataclass
 
 from tio_core.errors import TioPermissionError
-
 from tio_linux import tun
 from tio_linux.errors import DeviceError
 
