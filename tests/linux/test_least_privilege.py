@@ -518,6 +518,34 @@ def test_create_false_attaches_the_way_the_device_was_made(make_ns, persistent_t
         nsutil.in_ns(ns, open_linux, name=multi, queues=1)  # create=True: flags as asked, and the error says why
 
 
+def _make_veth(name: str) -> None:
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="veth", peer=name + "p")
+
+
+def _make_persistent_tap(name: str) -> None:
+    fd = tun.attach(name.encode(), tun.IFF_TAP | tun.IFF_NO_PI).fd
+    try:
+        tun.tun_ioctl(fd, tun.TUNSETPERSIST, 1)
+    finally:
+        os.close(fd)
+
+
+def test_a_name_that_is_not_a_tun_is_named_as_such(make_ns):
+    ns = make_ns()
+    veth, tap = nsutil.unique("lpv"), nsutil.unique("lpt")
+    nsutil.in_ns(ns, _make_veth, veth)
+    nsutil.in_ns(ns, _make_persistent_tap, tap)
+    try:
+        for create in (True, False):
+            with pytest.raises(DeviceError, match=f"link {veth} is not a TUN device \\(it is veth\\)"):
+                nsutil.in_ns(ns, open_linux, name=veth, create=create)
+            with pytest.raises(DeviceError, match="TAP device; tio speaks IP"):
+                nsutil.in_ns(ns, open_linux, name=tap, create=create)
+    finally:
+        nsutil.in_ns(ns, _delete_link, tap)
+
+
 def test_plain_open_clears_offloads_a_persistent_device_kept(make_ns, persistent_tun):
     ns = make_ns()
     name = persistent_tun(ns, owner=None)

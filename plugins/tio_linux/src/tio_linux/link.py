@@ -67,6 +67,8 @@ def lookup(name: str) -> TunLink | None:
         if exc.code == errno.ENODEV:
             return None
         raise DeviceError(exc.code, f"looking up link {name} through netlink failed: {exc}") from None
+    except OSError as exc:  # no netlink socket at all, e.g. a sandbox that allows only some address families
+        raise DeviceError(exc.errno, f"looking up link {name} through netlink failed: {exc.strerror}") from None
     if not links:
         return None
     link = links[0]
@@ -97,8 +99,11 @@ def explain_attach_refusal(name: str) -> str:
     create = f"ip tuntap add mode tun dev {name} user {uid}"
     try:
         device = lookup(name)
-    except DeviceError:
-        device = None
+    except DeviceError as exc:  # the diagnosis is best effort: it must never hide the refusal itself
+        return (
+            f"TUNSETIFF on {name!r}: permission denied ({exc.strerror}); "
+            f"the device must be created for this user ({create}), or the process needs CAP_NET_ADMIN, {helper}"
+        )
     if device is None:
         return (
             f"TUNSETIFF on {name!r}: permission denied: there is no device {name!r} in this network namespace "
@@ -123,8 +128,8 @@ def explain_flags_refusal(name: str, flags: int) -> str:
     """Why TUNSETIFF on ``name`` with ``flags`` was refused with EINVAL."""
     try:
         device = lookup(name)
-    except DeviceError as exc:
-        return f"TUNSETIFF on {name!r} refused: {exc.strerror}"
+    except DeviceError as exc:  # not a TUN device at all, or it could not be inspected
+        return f"TUNSETIFF on {name!r} with flags {flags:#x} refused: {exc.strerror}"
     if device is None:
         return f"TUNSETIFF on {name!r} refused: the kernel does not accept the name or the flags {flags:#x}"
     if device.tap:
