@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from scapy.all import IP, UDP, Raw
+
 from tio_linux.netns import Namespace, unique_ifname, why_unavailable
 
 SKIP_REASON = why_unavailable()
@@ -90,7 +91,18 @@ def test_replay_into_a_tun_reaches_a_socket(tio_netns, tmp_path):
 
 def test_two_workers_forward_a_tcp_transfer_byte_exact(tio_tun_link):
     forwarder = tio_tun_link.start(
-        [TIO, "forward", "--workers", "2", "--both-ways", "--json", "--from", "linux:name={a}", "--to", "linux:name={b}"],
+        [
+            TIO,
+            "forward",
+            "--workers",
+            "2",
+            "--both-ways",
+            "--json",
+            "--from",
+            "linux:name={a}",
+            "--to",
+            "linux:name={b}",
+        ],
         queues=2,
     )
     result = tio_tun_link.tcp(64 * 1024 * 1024)

@@ -26,6 +26,7 @@ if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
 tio_linux = pytest.importorskip("tio_linux.backend")
 from tests.linux.conftest import open_in_ns  # noqa: E402,F401  (fixture: a TUN in a fresh namespace)
 
+
 def ip_df(**kw):
     return IP(flags="DF", **kw)  # scapy repeats ID 1: only DF packets may merge with equal IDs
 
@@ -104,7 +105,9 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
             break
     assert synack is not None and synack[TCP].flags == "SA"
     ack, seq = synack[TCP].seq + 1, seq + 1
-    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535)))
+    queue.write(
+        bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535))
+    )
     conn, _ = listener.accept()
     listener.close()
     with conn:
@@ -114,7 +117,11 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
         for index, chunk in enumerate(chunks):
             flags = "PA" if index == len(chunks) - 1 else "A"
             packets.append(
-                bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535) / Raw(chunk))
+                bytes(
+                    layer(src=peer, dst=local)
+                    / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535)
+                    / Raw(chunk)
+                )
             )
             seq += len(chunk)
         errors_before = ns.checksum_errors()

@@ -6,9 +6,15 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from tio_linux.netns import Namespace, unique_ifname, why_unavailable
 
 SKIP_REASON = why_unavailable()
+
+
+def open_fds() -> set[int]:
+    """The file descriptors this process has open (to prove nothing leaks)."""
+    return {int(n) for n in os.listdir("/proc/self/fd")}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

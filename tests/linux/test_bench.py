@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tio_linux import bench
 from tio_linux.netns import namespaces_of
 

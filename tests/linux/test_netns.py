@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+
+from tio_core.errors import QueueClosed
 from tio_linux.netns import (
     AddressError,
     ForwarderError,
@@ -21,8 +23,6 @@ from tio_linux.netns import (
     namespaces_of,
 )
 from tio_linux.netns.namespace import NETNS_DIR
-
-from tio_core.errors import QueueClosed
 
 PROTO_TCP, PROTO_UDP = 6, 17
 

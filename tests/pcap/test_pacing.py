@@ -7,10 +7,9 @@ import time
 
 import pytest
 
+from tests.pcap.captures import ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.errors import EndOfStream, QueueClosed
-
-from tests.pcap.captures import ip_packets, write_pcap
 
 
 def timed_replay(path, **options) -> tuple[list[bytes], list[float], float]:

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tio_core.benchmark import Figure
+from tio_core.bench import Figure
 
 IPERF3_PORT = 5201
 QUICK_SECONDS, FULL_SECONDS = 2, 5
@@ -154,12 +154,12 @@ def measure(path: DataPath, seconds: int) -> Measurement:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"iperf3 server did not start (exit code {server.poll()})")
             time.sleep(0.02)
-        cpu_before = forwarder.cpu_seconds() if forwarder else None
+        cpu_before = forwarder.cpu_seconds() if forwarder else 0.0
         client = link.a.ns.command(
             ["iperf3", "-c", link.b.ipv4, "-p", str(IPERF3_PORT), "-t", str(seconds), "-P", str(path.flows), "-J"],
             timeout=seconds + 30,
         )
-        cpu_after = forwarder.cpu_seconds() if forwarder else None
+        cpu = forwarder.cpu_seconds() - cpu_before if forwarder else None
         try:
             end = json.loads(client.stdout)["end"]
             received, sent = end["sum_received"], end["sum_sent"]
@@ -170,7 +170,7 @@ def measure(path: DataPath, seconds: int) -> Measurement:
             received["bits_per_second"] / 1e9,
             int(received["bytes"]),
             int(sent.get("retransmits", 0)),
-            None if cpu_before is None else cpu_after - cpu_before,
+            cpu,
             queues,
         )
 

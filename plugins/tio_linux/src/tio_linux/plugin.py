@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tio_core import hookimpl
-from tio_core.options import Option
-from tio_core.registry import BackendDef, BenchmarkDef
+from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 
 OPTIONS = (
     Option("name", str, "tio%d", "interface name (at most 15 bytes); '%d' lets the kernel pick a number"),
@@ -15,6 +13,13 @@ OPTIONS = (
     Option("mtu", int, None, "set the link MTU (68..65535) through netlink"),
     Option("addresses", list, (), "addresses with prefix, e.g. ['198.18.0.1/24', 'fd00::1/64']"),
     Option("up", bool, False, "bring the link up after creating it"),
+    Option(
+        "create",
+        bool,
+        True,
+        "False: only attach to an existing device (a persistent TUN root made for this user with "
+        "`ip tuntap add ... user UID`), the way it was made; no CAP_NET_ADMIN needed; mtu/addresses/up refused",
+    ),
 )
 
 

@@ -12,7 +12,7 @@ keeps a copy.
 
 Writing: write() and write_gso() are recorded to ``output`` if given, else
 accepted and counted only (like a TUN nobody listens on). write_gso is
-checked by tio_core.gso_write.plan_gso_write, exactly as on a real TUN, and
+checked by tio_core.kernels.gso_write.plan_gso_write, exactly as on a real TUN, and
 recorded as the kernel would deliver it (segmented, checksummed) or, with
 record_gso="superpacket", as the one superpacket that was written.
 """
@@ -29,16 +29,13 @@ from typing import NamedTuple
 from tio_core import kernels
 from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Queue, QueueSet
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
-from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.virtio import VirtioNetHdr
-
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr
 from tio_pcap.errors import CaptureFormatError
 from tio_pcap.pacing import Pacer
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
-
-
 
 
 class ReplaySettings(NamedTuple):
@@ -86,8 +83,9 @@ class Recorder:
         if self.writer.closed:
             raise QueueClosed(f"pcap output {self.writer.path} is closed")
 
-    def record_superpacket(self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer,
-                           payloads: Sequence[Buffer], proto: GSOProto) -> None:
+    def record_superpacket(
+        self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
+    ) -> None:
         packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
         if packet is None:
             return
@@ -135,16 +133,25 @@ def _release(views: list[memoryview]) -> None:
 class PcapQueue(Queue):
     """Replays one capture; records writes through the set's Recorder."""
 
-    def __init__(self, reader: CaptureReader | None, settings: ReplaySettings, recorder: Recorder | None,
-                 capabilities: Capabilities, owned_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        reader: CaptureReader | None,
+        settings: ReplaySettings,
+        recorder: Recorder | None,
+        capabilities: Capabilities,
+        owned_fd: int | None = None,
+    ) -> None:
         self._reader = reader
         self._settings = settings
         self._recorder = recorder
         self._caps = capabilities
         self._owned_fd = owned_fd
         self._pacer = None if settings.pacing == "fast" else Pacer(settings.pacing, settings.speed, settings.rate)
-        self._infer = (SuperpacketInference(settings.gso_mtu, settings.mss)
-                       if settings.gso_mtu is not None or settings.mss is not None else None)
+        self._infer = (
+            SuperpacketInference(settings.gso_mtu, settings.mss)
+            if settings.gso_mtu is not None or settings.mss is not None
+            else None
+        )
         self._closed = False
         self._ended = reader is None
         self._wake = threading.Event()  # set by close() to end a paced wait
@@ -258,10 +265,7 @@ class PcapQueue(Queue):
             raise QueueClosed(f"pcap queue ({self.name}) is closed")
         size = len(data)
         if not 0 < size <= MAX_IP_PACKET or not IP_FIRST_BYTE[data[0]]:
-            if size == 0:
-                raise MalformedPacket("write: empty packet")
-            if size > MAX_IP_PACKET:
-                raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
+            check_write_size(data)
             raise MalformedPacket(f"write: not an IP packet (version nibble {data[0] >> 4}, expected 4 or 6)")
         if self._recorder is not None:
             self._recorder.record(data)
@@ -292,9 +296,15 @@ class PcapQueue(Queue):
 
     def stats(self) -> QueueStats:
         reader = self._reader
-        return QueueStats(self._read, self._superpackets, reader.skipped_non_ip if reader else 0,
-                          reader.skipped_truncated if reader else 0, self._passes, self._written,
-                          self._gso_written)
+        return QueueStats(
+            self._read,
+            self._superpackets,
+            reader.skipped_non_ip if reader else 0,
+            reader.skipped_truncated if reader else 0,
+            self._passes,
+            self._written,
+            self._gso_written,
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -348,8 +358,10 @@ class PcapQueueSet(QueueSet):
         try:
             reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
             if self._settings.loop != 1 and not reader.seekable:
-                raise ConfigError(f"backend 'pcap': loop={self._settings.loop} needs a seekable capture; "
-                                  f"file descriptor {fd} is a pipe or socket")
+                raise ConfigError(
+                    f"backend 'pcap': loop={self._settings.loop} needs a seekable capture; "
+                    f"file descriptor {fd} is a pipe or socket"
+                )
         except BaseException:
             stream.close()  # the descriptor stays the caller's when adoption fails
             raise
@@ -392,11 +404,23 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
         raise bad(f"batch must be >= 1, got {settings.batch}")
 
 
-def open_pcap(path: str | None = None, output: str | None = None, output_format: str | None = None,
-              record_gso: str = "segmented", tso: bool = True, uso: bool = True, pacing: str = "fast",
-              speed: float = 1.0, rate: float | None = None, loop: int = 1, limit: int | None = None,
-              gso_mtu: int | None = None, mss: int | None = None, strict: bool = True,
-              batch: int = 64) -> PcapQueueSet:
+def open_pcap(
+    path: str | None = None,
+    output: str | None = None,
+    output_format: str | None = None,
+    record_gso: str = "segmented",
+    tso: bool = True,
+    uso: bool = True,
+    pacing: str = "fast",
+    speed: float = 1.0,
+    rate: float | None = None,
+    loop: int = 1,
+    limit: int | None = None,
+    gso_mtu: int | None = None,
+    mss: int | None = None,
+    strict: bool = True,
+    batch: int = 64,
+) -> PcapQueueSet:
     """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
     settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
     _check_settings(path, output, settings)

@@ -38,13 +38,17 @@ class CaptureWriter:
         else:
             shb_options = b""  # none: the section length -1 says "unknown"
             shb_len = 28 + len(shb_options)
-            self._file.write(struct.pack("<IIIHHq", PCAPNG_SHB, shb_len, PCAPNG_BOM, 1, 0, -1)
-                             + shb_options + struct.pack("<I", shb_len))
+            self._file.write(
+                struct.pack("<IIIHHq", PCAPNG_SHB, shb_len, PCAPNG_BOM, 1, 0, -1)
+                + shb_options
+                + struct.pack("<I", shb_len)
+            )
             # IDB with if_tsresol = 9 (nanoseconds), then opt_endofopt
             options = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
             idb_len = 20 + len(options)
-            self._file.write(struct.pack("<IIHHI", 1, idb_len, linktype, 0, MAX_CAPLEN) + options
-                             + struct.pack("<I", idb_len))
+            self._file.write(
+                struct.pack("<IIHHI", 1, idb_len, linktype, 0, MAX_CAPLEN) + options + struct.pack("<I", idb_len)
+            )
         self._file.flush()
 
     def write(self, data: bytes | bytearray | memoryview, ts_ns: int | None = None) -> None:

@@ -89,7 +89,7 @@ def deferred_interrupt() -> Iterator[None]:
         yield
         return
     caught: list[tuple[int, Any]] = []
-    previous = {}
+    previous: dict[int, Callable[[int, Any], Any]] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(signum)
         if callable(handler):  # SIG_DFL/SIG_IGN for SIGTERM: leave the default alone
@@ -98,11 +98,11 @@ def deferred_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if caught:
-            signum, frame = caught[0]
-            previous[signum](signum, frame)  # e.g. default_int_handler raises KeyboardInterrupt
+            number, frame = caught[0]
+            previous[number](number, frame)  # e.g. default_int_handler raises KeyboardInterrupt
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tio_linux.netns.errors import AddressError, TrafficError
 from tio_linux.netns.namespace import Namespace
@@ -85,7 +86,7 @@ def tcp_transfer(
     """
     family = _family(address)
     listener = receiver.socket(family, socket.SOCK_STREAM)
-    outcome: dict[str, object] = {}
+    outcome: dict[str, Any] = {}
     with listener:
         listener.bind((address, 0))
         listener.listen(1)
