@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -131,8 +132,12 @@ class BenchError(Exception):
     """One path could not be measured (the reason is printed, the other paths go on)."""
 
 
-def measure(path: DataPath, seconds: int) -> Measurement:
-    """One iperf3 run through ``path`` in fresh namespaces, removed afterwards."""
+def measure(path: DataPath, seconds: float, profiler: list[str] | None = None) -> Measurement:
+    """One iperf3 run through ``path`` in fresh namespaces, removed afterwards.
+
+    ``profiler``: a command started just before iperf3 and stopped with SIGINT
+    just after it ({pid}: the forwarder's pid, {pids}: all its processes, comma-separated).
+    """
     from tio_linux.netns import ForwarderError, TunLink
 
     with TunLink() as link:
@@ -154,12 +159,16 @@ def measure(path: DataPath, seconds: int) -> Measurement:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"iperf3 server did not start (exit code {server.poll()})")
             time.sleep(0.02)
+        watcher = _start_profiler(profiler, forwarder) if profiler else None
         cpu_before = forwarder.cpu_seconds() if forwarder else 0.0
         client = link.a.ns.command(
             ["iperf3", "-c", link.b.ipv4, "-p", str(IPERF3_PORT), "-t", str(seconds), "-P", str(path.flows), "-J"],
             timeout=seconds + 30,
         )
         cpu = forwarder.cpu_seconds() - cpu_before if forwarder else None
+        if watcher is not None:
+            watcher.send_signal(signal.SIGINT)
+            watcher.wait(60)
         try:
             end = json.loads(client.stdout)["end"]
             received, sent = end["sum_received"], end["sum_sent"]
@@ -173,6 +182,16 @@ def measure(path: DataPath, seconds: int) -> Measurement:
             cpu,
             queues,
         )
+
+
+def _start_profiler(argv: list[str], forwarder) -> subprocess.Popen:
+    if forwarder is None:
+        raise BenchError("a profiler needs a forwarder process (not the veth path)")
+    pids = forwarder.processes()
+    command = [arg.replace("{pids}", ",".join(map(str, pids))).replace("{pid}", str(pids[0])) for arg in argv]
+    watcher = subprocess.Popen(command)
+    time.sleep(0.5)  # let it attach before the traffic starts
+    return watcher
 
 
 def run(quick: bool = False) -> list[Figure]:
