@@ -61,6 +61,7 @@ def test_figures_put_every_path_beside_raw_vnet_from_the_same_run():
         "veth": [bench.Measurement(20.0, 2_500_000_000, 0)],
         "raw": [bench.Measurement(10.0, 1_000_000_000, 0, 0.5), bench.Measurement(12.0, 1_000_000_000, 0, 0.7)],
         "seg": [bench.Measurement(6.0, 1_000_000_000, 0, 1.0)],
+        "fwd1": [bench.Measurement(3.0, 1_000_000_000, 0, 2.0)],
         "fwd1P": [bench.Measurement(4.0, 1_000_000_000, 0, 2.0)],
         "fwdNP": [bench.Measurement(5.0, 2_000_000_000, 0, 3.0, [300, 100])],
     }
@@ -71,6 +72,8 @@ def test_figures_put_every_path_beside_raw_vnet_from_the_same_run():
     assert figures["tun_bridge.py --mode segment: CPU"].value == 1.0
     assert figures["raw vnet passthrough: CPU"].value == pytest.approx(0.6)
     assert "veth pair (kernel only): CPU" not in figures  # no forwarder process to measure
+    versus = figures["tio forward --both-ways, 1 worker (vs the example)"]
+    assert (versus.value, versus.baseline_name, versus.baseline_value) == (3.0, "tun_bridge.py --mode segment", 6.0)
     multi = figures["tio forward, 2 workers, 4 flows"]
     assert (multi.value, multi.baseline_value) == (5.0, 4.0)
     assert figures["tio forward, 2 workers, 4 flows: CPU"].value == 1.5

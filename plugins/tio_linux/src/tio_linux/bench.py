@@ -236,6 +236,9 @@ def figures(paths: list[DataPath], results: dict[str, list[Measurement]]) -> lis
         out.append(Figure(path.name, gbps[path.key], "Gbit/s", base, gbps.get(BASELINE, 0.0)))
         if cpu[path.key]:
             out.append(Figure(f"{path.name}: CPU", cpu[path.key], "s/GB", f"{base}: CPU", cpu.get(BASELINE, 0.0)))
+    if results.get("fwd1") and results.get("seg"):  # the product against the same work in the example
+        fwd1, seg = by_key["fwd1"], by_key["seg"]
+        out.append(Figure(f"{fwd1.name} (vs the example)", gbps["fwd1"], "Gbit/s", seg.name, gbps["seg"]))
     multi = [p for p in paths if p.flows > 1 and results[p.key]]
     if len(multi) == 2:
         one, many = multi

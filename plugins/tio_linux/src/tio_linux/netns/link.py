@@ -161,11 +161,11 @@ class TunLink:
         try:  # outside the deferral: an interrupt it delivers at its end also removes the namespaces
             with deferred_interrupt():
                 ns_a, ns_b = self._namespace("a"), self._namespace("b")
+                self.a = Side(ns_a, unique_ifname("ta"), ipv4[0], ipv6[0], ipv4[2], ipv6[2])
+                self.b = Side(ns_b, unique_ifname("tb"), ipv4[1], ipv6[1], ipv4[2], ipv6[2])
         except BaseException:
             self.close()
             raise
-        self.a = Side(ns_a, unique_ifname("ta"), ipv4[0], ipv6[0], ipv4[2], ipv6[2])
-        self.b = Side(ns_b, unique_ifname("tb"), ipv4[1], ipv6[1], ipv4[2], ipv6[2])
 
     def _namespace(self, tag: str) -> Namespace:
         ns = Namespace(tag)
