@@ -23,15 +23,6 @@ from tio_core.plugin.registry import BackendRegistry
 from .plugin_dists import backend_plugin, make_dist
 
 
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch):
-    """A folder on sys.path where tests drop throwaway plugin distributions."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("TIO_PLUGINS", raising=False)
-    monkeypatch.delenv("TIO_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    return tmp_path
-
-
 def names(registry):
     return [spec.name for spec in registry.available_backends()]
 
