@@ -393,7 +393,15 @@ SWALLOWING = (
 )
 
 
-@pytest.mark.parametrize("body", [SELF_INTERRUPT, SWALLOWING], ids=["propagated", "swallowed-by-plugin"])
+REPLACING = (
+    "import os, signal, time\ntry:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\n"
+    "except KeyboardInterrupt:\n    pass\nraise RuntimeError('masked')\n"
+)
+
+
+@pytest.mark.parametrize(
+    "body", [SELF_INTERRUPT, SWALLOWING, REPLACING], ids=["propagated", "swallowed-by-plugin", "replaced-by-plugin"]
+)
 def test_real_ctrl_c_during_plugin_import_still_stops_the_host(tmp_path, body):
     make_dist(tmp_path, "tio-slow", "tio_slow", body, impl=False)
     result = run_python(
@@ -428,11 +436,12 @@ def test_registry_in_a_worker_thread_contains_a_raised_keyboard_interrupt(plugin
 
 
 def test_signal_handlers_are_restored_after_plugin_code_ran(plugin_dir):
-    hostile_dist(plugin_dir, "handlers", "raise KeyboardInterrupt\n")
+    takeover = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, print)\n"
+    hostile_dist(plugin_dir, "handlers", takeover + "raise KeyboardInterrupt\n")
     before = {signum: signal.getsignal(signum) for signum in signal.valid_signals()}
     BackendRegistry().open_backend("loop").close()
     after = {signum: signal.getsignal(signum) for signum in signal.valid_signals()}
-    assert after == before
+    assert after == before, "a plugin does not take over the host's signal handling"
 
 
 # -- the command line survives a hostile plugin ----------------------------------------

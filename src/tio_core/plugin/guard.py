@@ -12,10 +12,12 @@ handler the host installed) is the user's, not the plugin's: it must still
 stop the host. Both arrive as the same exception type, so ``contained()``
 tells them apart by where the exception came from. For the duration of the
 call every signal with a Python handler gets a thin wrapper that calls the
-original handler and remembers the exception it raised. If that exception
-(or one raised while handling it) escapes the plugin, it is re-raised as
-is; if the plugin swallowed it, it is raised again after the call, so a
-plugin cannot eat the user's Ctrl-C. The original handlers are restored
+original handler and remembers the exception it raised. Once a handler has
+raised during the call, that exception is what leaves ``contained()``:
+as is when it escapes the plugin, and also when the plugin swallowed it or
+replaced it with another, so a plugin cannot eat the user's Ctrl-C. Every
+handler is put back afterwards, also one the plugin replaced: a plugin does
+not take over the host's signal handling. The original handlers are restored
 when the call returns. Signals only run Python handlers in the main thread,
 so in other threads no wrapping is needed and every exception is the
 plugin's. A plugin that calls ``os._exit()`` or kills the process cannot be
@@ -33,6 +35,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 REASON_LIMIT = 300  # characters of a reason kept; a plugin's message may be arbitrarily long
+# Every signal a Python handler can be set for (computing the set costs more than checking each handler).
+_CATCHABLE = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
 
 
 class PluginFailure(Exception):
@@ -59,7 +63,7 @@ def describe(exc: BaseException) -> str:
     try:
         name = type(exc).__name__
         text = str(exc)
-    except BaseException:  # noqa: BLE001 - a hostile __str__ must not escape either
+    except BaseException:  # a hostile __str__ must not escape either
         return one_line(f"{type(exc).__qualname__}: <message could not be printed>")
     if isinstance(exc, InvalidPluginValue):
         return one_line(text)
@@ -78,11 +82,10 @@ def contained(call: Callable[[], T], passthrough: tuple[type[BaseException], ...
         try:
             result = call()
         except BaseException as exc:
-            host = watch.host_exception(exc)
-            if host is exc:
+            if watch.raised is exc:
                 raise
-            if host is not None:
-                raise host from None  # the plugin turned the user's Ctrl-C into something else: give it back
+            if watch.raised is not None:
+                raise watch.raised from None  # the plugin replaced the user's Ctrl-C with something else: undo that
             if passthrough and isinstance(exc, passthrough):
                 raise
             raise PluginFailure(describe(exc)) from exc
@@ -98,37 +101,29 @@ class _SignalWatch:
 
     def __init__(self) -> None:
         self.raised: BaseException | None = None
-        self._saved: dict[int, Callable[[int, FrameType | None], Any]] = {}
+        self._saved: dict[int, Any] = {}  # every handler as it was, to restore what the plugin or we changed
+        self._installed: dict[int, Any] = {}  # the handlers as they are while plugin code runs
 
     def start(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # handlers run only in the main thread: nothing raised here comes from a signal
-        for signum in signal.valid_signals():
-            try:
-                handler = signal.getsignal(signum)
-            except (OSError, ValueError):
-                continue
+        for signum in _CATCHABLE:
+            handler = signal.getsignal(signum)
+            if handler is None:
+                continue  # set from C: Python can neither wrap nor restore it
+            self._saved[signum] = self._installed[signum] = handler
             if callable(handler):
-                self._saved[signum] = handler
-                signal.signal(signum, self._wrap(handler))
+                self._installed[signum] = self._wrap(handler)
+                signal.signal(signum, self._installed[signum])
 
     def stop(self) -> None:
-        while self._saved:
-            signum, handler = self._saved.popitem()
-            signal.signal(signum, handler)
-
-    def host_exception(self, exc: BaseException) -> BaseException | None:
-        """The signal handler's exception if ``exc`` is it or was raised while handling it."""
-        if self.raised is None:
-            return None
-        seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen:
-            if current is self.raised:
-                return self.raised
-            seen.add(id(current))
-            current = current.__cause__ or current.__context__
-        return None
+        """Put back every handler; also those the plugin replaced (a plugin does not take over the host's signals)."""
+        for signum, handler in self._saved.items():
+            if signal.getsignal(signum) is not self._installed[signum]:
+                self._installed[signum] = None  # changed by the plugin: restore below
+            if self._installed[signum] is not handler:
+                signal.signal(signum, handler)
+        self._saved.clear()
 
     def _wrap(self, handler: Callable[[int, FrameType | None], Any]) -> Callable[[int, FrameType | None], Any]:
         def remembering(signum: int, frame: FrameType | None) -> Any:

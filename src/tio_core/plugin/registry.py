@@ -532,7 +532,7 @@ def _module_file(plugin: object) -> str:
             owner = plugin if isinstance(plugin, type) else type(plugin)
             module = sys.modules.get(type.__getattribute__(owner, "__module__"))
         file = vars(module).get("__file__") if isinstance(module, types.ModuleType) else None
-    except Exception:  # noqa: BLE001 - best effort: a name for the listing, never a failure
+    except Exception:  # best effort: a name for the listing, never a failure
         return ""
     return file if isinstance(file, str) else ""
 
