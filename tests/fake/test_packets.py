@@ -10,7 +10,7 @@ from scapy.packet import Raw
 from tio_core import kernels
 from tio_core.contract import GSOProto
 from tio_core.errors import MalformedPacket
-from tio_fake.backend import check_ip_packet, open_fake
+from tio_fake import check_ip_packet, open_fake
 from tio_fake.packets import MALFORMED_KINDS, PacketFactory, payload_pattern
 
 FACTORY = PacketFactory()

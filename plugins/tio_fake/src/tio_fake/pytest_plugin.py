@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Marker keywords, checked like backend options (ConfigError names a wrong one)."""
     from tio_core.plugin.options import Option, validate_options
-    from tio_fake.backend import DELIVER_SEGMENTED, DELIVER_SUPERPACKET
+    from tio_fake.records import DELIVER_SEGMENTED, DELIVER_SUPERPACKET
     from tio_fake.plugin import FAKE_OPTIONS
 
     options: dict[str, Any] = {}
@@ -72,7 +72,7 @@ def fake_queue(fake_queue_set):
 @pytest.fixture
 def fake_pair(request: pytest.FixtureRequest):
     """(left, right): what queue i of one set writes, queue i of the other reads."""
-    from tio_fake.backend import fake_pair as make_pair
+    from tio_fake.pair import fake_pair as make_pair
 
     left, right = make_pair(**_marker_options(request))
     yield left, right
