@@ -32,7 +32,8 @@ def run(quick: bool = False) -> list[Figure]:
     scapy_rate = best_rate(scapy_flow, count, seconds)
 
     packets = factory.udp_flow(64, 100)
-    with open_fake(max_batch=64) as queue_set:
+    queue_set = open_fake(max_batch=64)
+    with queue_set:
         queue = queue_set[0]
 
         def round_trip():

@@ -75,7 +75,10 @@ class PacketFactory:
         """(header bytes, IP header length, L4 header length) built once by scapy."""
         from scapy.layers.inet import IP, TCP, UDP
         from scapy.layers.inet6 import IPv6
+        from scapy.packet import Packet as ScapyPacket
 
+        l4: ScapyPacket
+        ip: ScapyPacket
         if proto == GSOProto.TCP:
             l4 = TCP(sport=sport, dport=dport, flags=flags, window=window, ack=ack, options=list(tcp_options))
         else:
@@ -328,7 +331,8 @@ def _version(address: str) -> int:
 
 def _addresses(src: str | None, dst: str | None, version: int | None) -> tuple[str, str]:
     if version is None:
-        version = _version(src or dst) if (src or dst) else 4
+        given = src or dst
+        version = _version(given) if given else 4
     if version not in (4, 6):
         raise ValueError(f"IP version must be 4 or 6, got {version}")
     default_src, default_dst = (V4_SRC, V4_DST) if version == 4 else (V6_SRC, V6_DST)

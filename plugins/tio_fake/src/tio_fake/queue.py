@@ -25,6 +25,7 @@ import collections
 import threading
 import time
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Any
 
 from tio_core.contract import NO_GSO, Buffer, GSOInfo, GSOProto, Packet, Queue
@@ -122,7 +123,7 @@ class FakeQueue(Queue):
         with self._cond:
             return len(self._inbound)
 
-    def read(self, timeout: float | None = ..., *, block: bool | None = None) -> list[Packet]:  # type: ignore[override,assignment]
+    def read(self, timeout: float | None | EllipsisType = ..., *, block: bool | None = None) -> list[Packet]:
         """Return up to max_batch packets, waiting for at least one.
 
         The returned views are valid until the next read() or close() (see
@@ -130,7 +131,7 @@ class FakeQueue(Queue):
         for this call. Raises QueueClosed when closed (also while waiting),
         ReadTimeout on timeout, EndOfStream when drained in end_of_stream mode.
         """
-        wait = self.read_timeout if timeout is ... else timeout
+        wait = self.read_timeout if isinstance(timeout, EllipsisType) else timeout
         blocking = self.blocking if block is None else block
         with self._cond:
             self._end_borrow()

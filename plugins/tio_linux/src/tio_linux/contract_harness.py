@@ -82,7 +82,7 @@ class _Namespace:
         thread.join()
         if "error" in box:
             raise box["error"]
-        return box["result"]  # type: ignore[no-any-return]
+        return box["result"]
 
     def close(self) -> None:
         if self.fd >= 0:

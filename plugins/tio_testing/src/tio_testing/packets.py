@@ -12,6 +12,7 @@ import struct
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
+from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
 from tio_core.contract import GSOProto
@@ -32,6 +33,7 @@ def inbound_packets(count: int, start: int = 0) -> list[bytes]:
     for n in range(start, start + count):
         payload = bytes([n & 0xFF]) * (20 + n % 300)
         kind = n % 4
+        pkt: ScapyPacket
         if kind == 0:
             pkt = IP(src=V4_SRC, dst=V4_DST, id=n + 1) / UDP(sport=40000 + n % 1000, dport=5000) / Raw(payload)
         elif kind == 1:
