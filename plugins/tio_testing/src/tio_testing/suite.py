@@ -26,8 +26,8 @@ import pytest
 
 from tio_core.contract import (
     NO_CAPABILITIES,
-    Buffer,
     NO_GSO,
+    Buffer,
     CapsProvider,
     GSOProto,
     GSOWriter,
