@@ -136,9 +136,9 @@ def resolve_spec(spec: str, registry: BackendRegistry | None = None) -> BackendU
     registry = registry or default_registry()
     name, given = parse_backend_spec(spec, registry)  # BackendNotFound with a did-you-mean
     options = dict(given)
-    validate_options(name, registry.get(name).options, options)  # a typo fails here, not in every test
     found = registered_harnesses(registry).get(name)
     if found is None:
+        validate_options(name, registry.get(name).options, options)  # a typo fails here, not in every test
         return BackendUnderTest(spec, name, options, registry=registry)
     target, origin = found
     harness_class = resolve_target(target, f"contract harness for backend {name!r} from {origin}")
@@ -153,6 +153,7 @@ def resolve_spec(spec: str, registry: BackendRegistry | None = None) -> BackendU
             f"--tio-contract {spec}: option {owned[0]!r} is set by {harness_class.__name__} itself "
             f"(it owns {', '.join(harness_class.owned_options)}); leave it out of the spec"
         )
+    validate_options(name, registry.get(name).options, options)
     return BackendUnderTest(spec, name, options, harness_class, origin, registry)
 
 

@@ -1,15 +1,17 @@
 """``pytest --tio-contract NAME[:key=value,...]``: the backend contract suite against an installed backend.
 
 Loaded through the ``pytest11`` entry point of tio-testing. With the option
-(repeatable, one spec each), the session collects tio_testing.suite's
-TestContract once per spec, plus any test paths given explicitly on the
+(repeatable, one spec each), the session collects TestContract
+(tio_testing.collect.test_contract) once per spec, plus any test paths given explicitly on the
 command line. Classes that subclass ContractSuite with ``contract_specs`` run
 on those specs instead. Imports nothing heavy until the suite runs.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 OPTION = "--tio-contract"
 SPEC_ARG = "tio_contract_spec"
+COLLECTED_MODULE = "tio_testing.collect.test_contract"
 _RESOLVED = pytest.StashKey[dict[str, "BackendUnderTest"]]()
 
 
@@ -60,10 +63,15 @@ def pytest_collection(session: pytest.Session) -> bool | None:
     config = session.config
     if not config.getoption("tio_contract"):
         return None
-    spec = importlib.util.find_spec("tio_testing.suite")
-    assert spec is not None and spec.origin is not None, "tio_testing.suite is part of this distribution"
+    found = importlib.util.find_spec(COLLECTED_MODULE)
+    assert found is not None and found.origin is not None, f"{COLLECTED_MODULE} is part of tio-testing"
+    module = Path(found.origin)
+    # Collecting the module's folder names tests "test_contract.py::TestContract::..."; the file itself
+    # is collected when the project's python_files patterns would skip that name.
+    patterns = config.getini("python_files")
+    target = module.parent if any(fnmatch.fnmatch(module.name, p) for p in patterns) else module
     explicit = list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []
-    session.perform_collect([*explicit, spec.origin])
+    session.perform_collect([*explicit, str(target)])
     return True
 
 

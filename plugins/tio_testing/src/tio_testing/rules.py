@@ -182,7 +182,9 @@ def expect_raises(
         return exc
     except Exception as exc:
         raise ContractViolation(rule, f"{what} raised {type(exc).__name__}: {exc} (expected {error.__name__})") from exc
-    raise ContractViolation(rule, f"{what} returned {result!r} instead of raising {error.__name__}")
+    shown = repr(result)
+    shown = shown if len(shown) <= 60 else shown[:56] + "...'"
+    raise ContractViolation(rule, f"{what} returned {shown} instead of raising {error.__name__}")
 
 
 __all__ = [

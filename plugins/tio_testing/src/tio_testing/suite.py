@@ -1,7 +1,7 @@
 """The backend contract as one pytest class, run against any installed backend.
 
-``pytest --tio-contract NAME[:key=value,...]`` collects ``TestContract`` (this
-module) for each spec given. A project that wants the suite among its own
+``pytest --tio-contract NAME[:key=value,...]`` collects ``TestContract``
+(tio_testing.collect.test_contract, a ContractSuite) for each spec given. A project that wants the suite among its own
 tests subclasses ContractSuite and lists its specs; the specs resolve the same
 way (backend registry, then the backend's registered harness):
 
@@ -502,8 +502,4 @@ class ContractSuite:
         expect_raises(QueueClosed, rules.CONTEXT_MANAGER, "read() after the `with` block", queue.read)
 
 
-class TestContract(ContractSuite):
-    """What ``pytest --tio-contract SPEC`` collects: the suite for each spec given on the command line."""
-
-
-__all__ = ["ContractSuite", "SetOpener", "TestContract", "read_exactly"]
+__all__ = ["ContractSuite", "SetOpener", "read_exactly"]
