@@ -139,7 +139,7 @@ def test_output_only_reads_end_at_once(tmp_path):
 
 @pytest.mark.parametrize("options,words", [
     ({}, "give path="),
-    ({"path": "same.pcap", "output": "same.pcap"}, "is the capture being replayed"),
+    ({"path": "same.pcap", "output": "same.pcap"}, "same file as the capture being replayed"),
     ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
     ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
     ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 from typing import NamedTuple
@@ -32,7 +33,8 @@ from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadEr
 from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
 from tio_core.virtio import VirtioNetHdr
 
-from tio_pcap.errors import CaptureFormatError
+from tio_pcap.errors import CaptureFormatError, CaptureWriteError
+from tio_pcap.files import describe_same_file, same_file
 from tio_pcap.pacing import Pacer
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
@@ -65,21 +67,50 @@ class QueueStats(NamedTuple):
     gso_writes: int  # write_gso() calls accepted (no-ops excluded)
 
 
+class OutputStats(NamedTuple):
+    """What became of the packets recorded to a set's output capture."""
+
+    path: str
+    records_written: int  # complete records in the file so far (buffered ones reach it at flush)
+    packets_lost: int  # wire packets handed to write()/write_gso() that the capture will not hold
+    lost_after_accept: int  # of which: their call had returned normally (a caller counted them as written)
+    error: CaptureWriteError | None  # the failure that ended the output
+
+
 class Recorder:
-    """Serialises the writes of every queue of a set into one capture file."""
+    """Serialises the writes of every queue of a set into one capture file.
+
+    Counts losses in wire packets, as a forwarder counts writes: a write_gso
+    recorded as one superpacket stands for all its segments.
+    """
 
     def __init__(self, path: str, fmt: str, record_gso: str) -> None:
         try:
             self.writer = CaptureWriter(path, fmt)
+        except CaptureWriteError:
+            raise  # the file opened but cannot take the header (disk full): a runtime failure
         except OSError as exc:
             raise ConfigError(f"backend 'pcap': cannot create output {path!r}: {exc.strerror or exc}") from exc
         self.record_gso = record_gso
+        self.packets_lost = 0
+        self.lost_after_accept = 0
+        self._failure_counted = False
+        # superpacket records still buffered: (record number, wire packets it stands for)
+        self._weights: deque[tuple[int, int]] = deque()
         self._lock = threading.Lock()
 
     def record(self, data: Buffer) -> None:
         with self._lock:
             self._check_open()
-            self.writer.write(data)
+            try:
+                self.writer.write(data)
+            except CaptureWriteError:
+                self._count_loss(self.writer.records - 1, 1)
+                raise
+
+    def is_output(self, fd: int) -> bool:
+        """fd is open on the output file."""
+        return self.writer.same_file_as(fd)
 
     def _check_open(self) -> None:
         # a write racing the set's close() must not be accepted and then dropped
@@ -103,16 +134,52 @@ class Recorder:
         stamp = time.time_ns()
         with self._lock:
             self._check_open()
-            for data in wire:
-                self.writer.write(data, stamp)
+            writer = self.writer
+            first = writer.records
+            if len(wire) < len(payloads):
+                weights = self._weights
+                while weights and weights[0][0] < writer.records_written:
+                    weights.popleft()  # on disk: no longer at risk
+                weights.append((first, len(payloads)))
+            try:
+                for data in wire:
+                    writer.write(data, stamp)
+            except CaptureWriteError:
+                # segments of this call that reached the file before the failure stay recorded
+                on_disk = max(0, writer.records_written - first) if len(wire) == len(payloads) else 0
+                self._count_loss(first, len(payloads) - on_disk)
+                raise
+
+    def _count_loss(self, first: int, call_packets: int) -> None:
+        """The call whose records start at record number first failed, losing call_packets (lock held)."""
+        if not self._failure_counted:
+            # the first failure: records of calls that had returned and are not in the file
+            self._failure_counted = True
+            written = self.writer.records_written
+            lost = max(0, first - written) + sum(count - 1 for number, count in self._weights
+                                                 if written <= number < first)
+            self.lost_after_accept = lost
+            self.packets_lost += lost
+        self.packets_lost += call_packets
+
+    def _flushing(self, flush) -> None:
+        with self._lock:
+            try:
+                flush()
+            except CaptureWriteError:
+                self._count_loss(self.writer.records, 0)
+                raise
 
     def flush(self) -> None:
-        with self._lock:
-            self.writer.flush()
+        self._flushing(self.writer.flush)
 
     def close(self) -> None:
+        self._flushing(self.writer.close)
+
+    def stats(self) -> OutputStats:
         with self._lock:
-            self.writer.close()
+            return OutputStats(self.writer.path, self.writer.records_written, self.packets_lost,
+                               self.lost_after_accept, self.writer.failure)
 
 
 _tuple_new = tuple.__new__
@@ -345,6 +412,10 @@ class PcapQueueSet(QueueSet):
             stream = os.fdopen(fd, "rb", buffering=0, closefd=False)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd!r}: {exc}") from exc
+        if self._recorder is not None and self._recorder.is_output(stream.fileno()):
+            stream.close()
+            raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd}: it is the same file as the "
+                              f"output {self._recorder.writer.path!r} this set records to")
         try:
             reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
             if self._settings.loop != 1 and not reader.seekable:
@@ -363,6 +434,15 @@ class PcapQueueSet(QueueSet):
         if self._recorder is not None:
             self._recorder.close()
 
+    def output_stats(self) -> OutputStats | None:
+        """What became of the recorded packets (None without output=).
+
+        After a CaptureWriteError a summary reports packets_lost, and moves
+        lost_after_accept from written to lost: those writes had returned
+        normally before the output failed under them.
+        """
+        return self._recorder.stats() if self._recorder is not None else None
+
 
 def _check_settings(path: str | None, output: str | None, settings: ReplaySettings) -> None:
     def bad(message: str) -> ConfigError:
@@ -370,8 +450,8 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
 
     if path is None and output is None:
         raise bad("give path= (a capture to replay) and/or output= (a capture to record writes to)")
-    if path is not None and output is not None and os.path.abspath(path) == os.path.abspath(output):
-        raise bad(f"output {output!r} is the capture being replayed")
+    if path is not None and output is not None and same_file(path, output):
+        raise bad(describe_same_file(path, output))
     if settings.pacing == "rate" and settings.rate is None:
         raise bad("pacing='rate' needs rate= (packets per second)")
     if settings.rate is not None and settings.pacing != "rate":

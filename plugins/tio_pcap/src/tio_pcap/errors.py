@@ -42,6 +42,7 @@ class CaptureWriteError(QueueClosed, OSError):
                    f"{note}")
         OSError.__init__(self, error.errno, message)
         self.message = message
+        self.os_error = error
         self.path = path
         self.filename = path
         self.records_written = records_written
