@@ -35,7 +35,7 @@ from tio_core.virtio import VirtioNetHdr
 
 from tio_pcap.errors import CaptureFormatError, CaptureWriteError
 from tio_pcap.files import describe_same_file, same_file
-from tio_pcap.pacing import Pacer
+from tio_pcap.pacing import MAX_WAIT_NS, NS, Pacer, pacing_problem
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
@@ -219,6 +219,7 @@ class PcapQueue(Queue):
         self._ahead: list[memoryview] = []  # paced modes: fetched, not yet due
         self._ahead_due: list[int] = []
         self._ahead_pos = 0
+        self._pace_failure: CaptureFormatError | None = None
         self._passes = 0
         self._pass_packets = 0
         self._read = 0
@@ -274,15 +275,17 @@ class PcapQueue(Queue):
             return self._settings.batch
         return min(self._settings.batch, limit - self._read - (len(self._ahead) - self._ahead_pos))
 
-    def _fetch(self, count: int, stamps: list[int] | None = None) -> list[memoryview]:
-        """Up to count packets from the capture, starting new loop passes as configured."""
+    def _fetch(self, count: int, stamps: list[int] | None = None,
+               offsets: list[int] | None = None) -> list[memoryview]:
+        """Up to count packets from the capture, starting new loop passes as configured
+        (with their timestamps and record offsets when stamps and offsets are lists)."""
         views: list[memoryview] = []
         if count <= 0 or self._reader is None:
             return views
         loop = self._settings.loop
         while True:
             try:
-                got = self._reader.read_batch(count, views, stamps)
+                got = self._reader.read_batch(count, views, stamps, offsets)
             except CaptureFormatError:
                 if not views:
                     raise  # and again on every later read: the reader keeps its failure
@@ -301,11 +304,24 @@ class PcapQueue(Queue):
 
     def _paced(self) -> list[memoryview]:
         if self._ahead_pos >= len(self._ahead):
-            stamps: list[int] | None = [] if self._pacer.needs_timestamps else None  # type: ignore[union-attr]
-            self._ahead = self._fetch(self._wanted(), stamps)
-            due = self._pacer.due  # type: ignore[union-attr]
-            self._ahead_due = [due(ts) for ts in stamps] if stamps is not None else [due(0) for _ in self._ahead]
+            if self._pace_failure is not None:
+                raise self._pace_failure  # and on every later read: the queue never skips ahead
+            pacer = self._pacer
+            assert pacer is not None
+            stamps: list[int] | None = [] if pacer.needs_timestamps else None
+            offsets: list[int] = []
+            self._ahead = self._fetch(self._wanted(), stamps, offsets)
+            self._ahead_due = dues = []
             self._ahead_pos = 0
+            for index, stamp in enumerate(stamps if stamps is not None else repeat(0, len(self._ahead))):
+                due = pacer.due(stamp)
+                if due is None:
+                    self._pace_failure = self._unpaceable(stamp, offsets[index] if offsets else -1)
+                    del self._ahead[index:]  # deliver the packets before it first
+                    if not self._ahead:
+                        raise self._pace_failure
+                    break
+                dues.append(due)
             if not self._ahead:
                 return []
         wait_ns = self._ahead_due[self._ahead_pos] - time.monotonic_ns()
@@ -318,6 +334,14 @@ class PcapQueue(Queue):
             end += 1
         self._ahead_pos = end
         return self._ahead[start:end]
+
+    def _unpaceable(self, stamp: int, offset: int) -> CaptureFormatError:
+        settings = self._settings
+        pace = f"speed {settings.speed:g}" if settings.pacing == "realtime" else f"rate {settings.rate:g}"
+        years = MAX_WAIT_NS / NS / (365.25 * 86400)
+        return CaptureFormatError(self.name, offset, f"packet timestamp {stamp} ns would be due more than "
+                                  f"{years:.0f} years after the packet before it at {pace}: pacing="
+                                  f"{settings.pacing} cannot wait that long (pacing='fast' replays it)")
 
     # -- write ----------------------------------------------------------------
     def write(self, data: Buffer) -> int:
@@ -452,14 +476,9 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
         raise bad("give path= (a capture to replay) and/or output= (a capture to record writes to)")
     if path is not None and output is not None and same_file(path, output):
         raise bad(describe_same_file(path, output))
-    if settings.pacing == "rate" and settings.rate is None:
-        raise bad("pacing='rate' needs rate= (packets per second)")
-    if settings.rate is not None and settings.pacing != "rate":
-        raise bad(f"rate= is only used with pacing='rate' (pacing is {settings.pacing!r})")
-    if settings.rate is not None and not settings.rate > 0:
-        raise bad(f"rate must be > 0, got {settings.rate}")
-    if not settings.speed > 0:
-        raise bad(f"speed must be > 0, got {settings.speed}")
+    problem = pacing_problem(settings.pacing, settings.speed, settings.rate)
+    if problem is not None:
+        raise bad(problem)
     if settings.loop < 0:
         raise bad(f"loop must be >= 0 (0 = endlessly), got {settings.loop}")
     if settings.limit is not None and settings.limit < 0:

@@ -183,8 +183,9 @@ class CaptureReader:
         self._pos = PCAP_FILE_HDR
         self._batch = self._batch_pcap
 
-    def _batch_pcap(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Parse up to max_records records; append their IP packets (and stamps).
+    def _batch_pcap(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None,
+                    offsets: list[int] | None = None) -> int:
+        """Parse up to max_records records; append their IP packets (and stamps, offsets).
 
         The hot loop of a replay: one unpack and one slice per record, the
         rare cases (chunk boundary, bad length) kept out of the straight path.
@@ -260,6 +261,8 @@ class CaptureReader:
                 if stamps is not None:
                     sec, frac = stamp(buf, record)
                     stamps.append(sec * NS + frac * ts_mul)
+                    if offsets is not None:
+                        offsets.append(self._base + record)
                 count += 1
             else:
                 self._pos = pos
@@ -353,8 +356,9 @@ class CaptureReader:
             raise self._error(pos, f"interface {len(self._ifaces)}: unknown link type {linktype}")
         self._ifaces.append(iface)
 
-    def _batch_pcapng(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Parse up to max_records blocks; append their IP packets (and stamps).
+    def _batch_pcapng(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None,
+                      offsets: list[int] | None = None) -> int:
+        """Parse up to max_records blocks; append their IP packets (and stamps, offsets).
 
         The straight path takes an Enhanced Packet Block that lies wholly in
         the chunk and passes every check with one unpack of its seven header
@@ -419,10 +423,12 @@ class CaptureReader:
                                 self._last_ns = ((ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div
                                                  + iface.ts_offset_ns)
                                 stamps.append(self._last_ns)
+                                if offsets is not None:
+                                    offsets.append(self._base + pos - length)  # pos is past the block
                             count += 1
                             continue
                 self._pos = pos
-                count += self._general_block(views, stamps)
+                count += self._general_block(views, stamps, offsets)
                 if self._done:
                     break
                 buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
@@ -435,7 +441,8 @@ class CaptureReader:
             self.skipped_truncated += skipped_truncated
         return count
 
-    def _general_block(self, views: list[memoryview], stamps: list[int] | None) -> int:
+    def _general_block(self, views: list[memoryview], stamps: list[int] | None,
+                       offsets: list[int] | None = None) -> int:
         """Handle the block at _pos, whatever it is, with every check; returns packets appended."""
         if not self._fill(12):
             if self._avail() == 0:
@@ -498,11 +505,15 @@ class CaptureReader:
             if ts is not None:  # simple packet blocks carry none: keep the last
                 self._last_ns = ts * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
             stamps.append(self._last_ns)
+            if offsets is not None:
+                offsets.append(self._base + block)
         return 1
 
-    def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
+    def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None,
+                   offsets: list[int] | None = None) -> int:
         """Append up to max_packets IP packets (and, if given a list, their
-        timestamps in ns since the epoch); returns how many, 0 at the end."""
+        timestamps in ns since the epoch; with stamps, if given a list, the
+        file offset of each one's record); returns how many, 0 at the end."""
         if self._failure is not None:
             raise self._failure  # the capture is broken there; never re-read what came before
         if max_packets <= 0:
@@ -510,7 +521,7 @@ class CaptureReader:
         try:
             while not self._done:
                 # max_packets records hold at most that many packets; skipped ones make it fewer
-                got = self._batch(max_packets, views, stamps)
+                got = self._batch(max_packets, views, stamps, offsets)
                 if got:
                     return got
         except CaptureFormatError as exc:
