@@ -93,3 +93,35 @@ def test_file_options_are_declared_for_a_cross_backend_check():
     assert FILE_ROLES == {"path": "input-file", "output": "output-file"}
     for name in FILE_ROLES:
         assert declared[name].type is str
+
+
+def test_a_second_backend_recording_over_a_capture_the_first_reads_is_refused(tmp_path, monkeypatch):
+    """Two backends of one run (what `tio replay X --to pcap:output=X` opens): the output's open
+    finds the capture open for reading in this process and refuses before truncating it."""
+    capture = write_pcap(tmp_path / "in.pcap", ip_packets(5))
+    before = capture.read_bytes()
+    os.symlink(capture, tmp_path / "link.pcap")
+    monkeypatch.chdir(tmp_path)
+    with open_backend("pcap", path=str(capture)) as source:
+        for output in ("in.pcap", "link.pcap"):
+            with pytest.raises(ConfigError, match="same file") as caught:
+                open_backend("pcap", output=output)
+            assert repr(output) in str(caught.value) and str(capture) in str(caught.value)
+        assert capture.read_bytes() == before, "rule: the capture being read is untouched"
+        assert [bytes(p.data) for p in source.queues()[0].read()] == ip_packets(5)
+    with open_backend("pcap", output="in.pcap"):  # nobody reads it any more: recording over it is the user's call
+        pass
+
+
+def test_a_file_open_only_for_writing_is_not_a_capture_being_read(tmp_path):
+    out = tmp_path / "out.pcap"
+    out.write_bytes(b"")
+    fd = os.open(out, os.O_WRONLY)  # e.g. a shell redirection of stdout to the output
+    try:
+        with open_backend("pcap", output=str(out)) as qs:
+            qs.queues()[0].write(ip_packets(1)[0])
+    finally:
+        os.close(fd)
+    from tio_pcap.reader import read_packets
+
+    assert read_packets(out) == ip_packets(1)

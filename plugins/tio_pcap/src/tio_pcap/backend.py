@@ -34,7 +34,7 @@ from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_wri
 from tio_core.virtio import VirtioNetHdr
 
 from tio_pcap.errors import CaptureFormatError, CaptureWriteError
-from tio_pcap.files import describe_same_file, same_file
+from tio_pcap.files import describe_same_file, read_elsewhere, same_file
 from tio_pcap.pacing import MAX_WAIT_NS, NS, Pacer, pacing_problem
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
@@ -85,6 +85,10 @@ class Recorder:
     """
 
     def __init__(self, path: str, fmt: str, record_gso: str) -> None:
+        reading = read_elsewhere(path)
+        if reading is not None:
+            raise ConfigError(f"backend 'pcap': output {path!r} is the same file as {reading!r}, which this process "
+                              "has open for reading (another backend's capture?): recording would overwrite it")
         try:
             self.writer = CaptureWriter(path, fmt)
         except CaptureWriteError:
