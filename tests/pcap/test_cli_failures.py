@@ -16,7 +16,7 @@ import pytest
 from tio_pcap.bench import write_capture
 from tio_pcap.reader import read_packets
 
-from tests.pcap.test_pacing import _far_future_pcapng
+from tests.pcap.captures import far_future_pcapng
 
 TIO = str(Path(sys.executable).with_name("tio"))
 
@@ -48,7 +48,7 @@ def test_pacing_values_that_overflow_are_usage_errors(tmp_path, pacing):
 
 
 def test_a_far_future_timestamp_ends_the_replay_with_a_format_error(tmp_path):
-    capture, offset = _far_future_pcapng(tmp_path)
+    capture, offset = far_future_pcapng(tmp_path)
     done = tio("replay", str(capture), "--speed", "1", "--to", f"pcap:output={tmp_path / 'out.pcap'}", "--json")
     assert done.returncode == 1, done.stderr
     line = one_tio_line(done)

@@ -10,7 +10,7 @@ import pytest
 from tio_core import open_backend
 from tio_core.errors import EndOfStream, QueueClosed
 
-from tests.pcap.captures import ip_packets, write_pcap
+from tests.pcap.captures import far_future_pcap, far_future_pcapng, ip_packets, write_pcap
 
 
 def timed_replay(path, **options) -> tuple[list[bytes], list[float], float]:
@@ -145,26 +145,7 @@ def test_the_extreme_pacing_values_accepted_work(tmp_path, options):
             assert len(timed_replay(path, **options)[0]) == 3
 
 
-def _far_future_pcapng(tmp_path):
-    """Seconds resolution (if_tsresol 0): the third packet is stamped 2**64 - 1 s, ~5.8e11 years ahead."""
-    from tests.pcap.captures import epb, idb, shb
-
-    stamps = [1_700_000_000, 1_700_000_000, 2**64 - 1, 1_700_000_001]
-    head = shb() + idb("<", 101, tsresol=0)
-    blocks = [epb("<", 0, ts, packet) for ts, packet in zip(stamps, ip_packets(4))]
-    path = tmp_path / "far.pcapng"
-    path.write_bytes(head + b"".join(blocks))
-    return path, len(head) + len(blocks[0]) + len(blocks[1])
-
-
-def _far_future_pcap(tmp_path):
-    """Classic pcap whose third packet is 2.6e9 s after the second: at speed 1e-9, a wait of 2.6e18 s."""
-    packets = ip_packets(4)
-    path = write_pcap(tmp_path / "far.pcap", packets, times=[1_700_000_000, 1_700_000_000, 4_294_967_295, 1_700_000_001])
-    return path, 24 + 16 + len(packets[0]) + 16 + len(packets[1])
-
-
-@pytest.mark.parametrize("capture,speed", [(_far_future_pcapng, 1.0), (_far_future_pcap, 1e-9)])
+@pytest.mark.parametrize("capture,speed", [(far_future_pcapng, 1.0), (far_future_pcap, 1e-9)])
 def test_a_far_future_timestamp_is_a_format_error_at_its_offset(tmp_path, capture, speed):
     from tio_pcap.errors import CaptureFormatError
 

@@ -70,10 +70,7 @@ class Pacer:
         if self.mode != "rate" and self._new_pass:
             start_wall, start_ts = self._last_due, timestamp_ns
         try:
-            if self.mode == "rate":
-                offset = self._count * self.interval_ns
-            else:
-                offset = (timestamp_ns - start_ts) / self.speed
+            offset = self._count * self.interval_ns if self.mode == "rate" else (timestamp_ns - start_ts) / self.speed
         except OverflowError:  # an integer beyond float range
             return None
         if not offset < MAX_WAIT_NS + (self._last_due - start_wall):  # also false for nan
