@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_pcap.py [--quick]
 
 import sys
 
-from tio_core.benchmark import format_table
+from tio_core.bench import format_table
 from tio_pcap.bench import run
 
 if __name__ == "__main__":

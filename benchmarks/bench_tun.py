@@ -5,7 +5,7 @@ usage: python benchmarks/bench_tun.py [--quick]
 
 import sys
 
-from tio_core.benchmark import format_table
+from tio_core.bench import format_table
 from tio_linux.bench import run
 
 if __name__ == "__main__":

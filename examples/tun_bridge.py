@@ -28,7 +28,7 @@ from tio_core import kernels
 from tio_core.coalesce import Coalescer
 from tio_core.contract import GSOProto, Queue, supports_gso
 from tio_core.errors import QueueClosed, TioError
-from tio_linux.backend import LinuxQueueSet, open_linux
+from tio_linux.backend import open_linux
 from tio_linux.fragments import EvenFragments
 
 PR_SET_PDEATHSIG = 1
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=sorted(PUMPS), default="segment")
     parser.add_argument("--queues", type=int, default=1, help="queues per device (one pump per queue and direction)")
     parser.add_argument(
-        "--workers", choices=("process", "thread"), default="process",
+        "--workers",
+        choices=("process", "thread"),
+        default="process",
         help="process: B->A runs in a forked child, so the two directions do not share one GIL",
     )
     parser.add_argument("tun_a")

@@ -31,19 +31,19 @@ def tcp_mss(ip_header_len: int) -> int:
 def build(rng: random.Random) -> list[bytes]:
     packets: list[bytes] = []
     flows = [
-        (IP(src="198.18.0.1", dst="198.19.0.1", flags="DF", id=1000 * n), 20, 40000 + n, 5201)
-        for n in range(2)
-    ] + [
-        (IPv6(src="fd00::1", dst="fd00:1::1", fl=0x12345 + n), 40, 41000 + n, 5201)
-        for n in range(2)
-    ]
+        (IP(src="198.18.0.1", dst="198.19.0.1", flags="DF", id=1000 * n), 20, 40000 + n, 5201) for n in range(2)
+    ] + [(IPv6(src="fd00::1", dst="fd00:1::1", fl=0x12345 + n), 40, 41000 + n, 5201) for n in range(2)]
     seqs = [rng.randrange(2**32) for _ in flows]
     for round_ in range(16):
         for index, (ip, ip_len, sport, dport) in enumerate(flows):
             mss = tcp_mss(ip_len)
             segments = rng.randrange(2, 44)
             payload = rng.randbytes(mss * segments - rng.randrange(0, mss // 2))
-            pkt = ip.copy() / TCP(sport=sport, dport=dport, seq=seqs[index], ack=12345, flags="PA", window=501) / Raw(payload)
+            pkt = (
+                ip.copy()
+                / TCP(sport=sport, dport=dport, seq=seqs[index], ack=12345, flags="PA", window=501)
+                / Raw(payload)
+            )
             if ip_len == 20:
                 pkt[IP].id = (ip.id + round_ * 50) & 0xFFFF
             packets.append(bytes(pkt))
@@ -51,8 +51,16 @@ def build(rng: random.Random) -> list[bytes]:
             # the peer's pure ACK and a small request on the same flow
             back = ip.copy()
             back.src, back.dst = ip.dst, ip.src
-            packets.append(bytes(back / TCP(sport=dport, dport=sport, seq=12345, ack=seqs[index], flags="A", window=8192)))
-            packets.append(bytes(ip.copy() / TCP(sport=sport, dport=dport, seq=seqs[index], ack=12345, flags="PA", window=501) / Raw(rng.randbytes(rng.randrange(20, 400)))))
+            packets.append(
+                bytes(back / TCP(sport=dport, dport=sport, seq=12345, ack=seqs[index], flags="A", window=8192))
+            )
+            packets.append(
+                bytes(
+                    ip.copy()
+                    / TCP(sport=sport, dport=dport, seq=seqs[index], ack=12345, flags="PA", window=501)
+                    / Raw(rng.randbytes(rng.randrange(20, 400)))
+                )
+            )
             seqs[index] = (seqs[index] + len(packets[-1]) - ip_len - 20) % 2**32
         # UDP: a USO-sized datagram burst and small datagrams, v4 and v6
         chunk = 1400
@@ -60,7 +68,9 @@ def build(rng: random.Random) -> list[bytes]:
             big = rng.randbytes(chunk * rng.randrange(2, 20) - rng.randrange(0, 700))
             packets.append(bytes(ip.copy() / UDP(sport=4433, dport=4433) / Raw(big)))
             for _ in range(6):
-                packets.append(bytes(ip.copy() / UDP(sport=5353, dport=53) / Raw(rng.randbytes(rng.randrange(30, 300)))))
+                packets.append(
+                    bytes(ip.copy() / UDP(sport=5353, dport=53) / Raw(rng.randbytes(rng.randrange(30, 300))))
+                )
         packets.append(bytes(IP(src="198.18.0.1", dst="198.19.0.3") / ICMP(id=7, seq=round_) / Raw(b"tio" * 16)))
     return packets
 

@@ -2,7 +2,6 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tio_core.config import open_from_config
 from tio_core.contract import (
     NO_CAPABILITIES,
     NO_GSO,
@@ -30,9 +29,10 @@ from tio_core.errors import (
     TioError,
     TioPermissionError,
 )
-from tio_core.hookspecs import hookimpl
-from tio_core.options import Option
-from tio_core.registry import BackendDef, BackendSpec, available_backends, open_backend, register_plugin
+from tio_core.plugin.api import BackendDef, BenchmarkDef, hookimpl
+from tio_core.plugin.config import open_from_config
+from tio_core.plugin.options import Option
+from tio_core.plugin.registry import BackendSpec, available_backends, open_backend, register_plugin
 
 try:
     __version__ = version("tio-core")
@@ -45,6 +45,7 @@ __all__ = [
     "BackendLoadError",
     "BackendNotFound",
     "BackendSpec",
+    "BenchmarkDef",
     "Capabilities",
     "CapsProvider",
     "ConfigError",

@@ -44,7 +44,9 @@ def test_fake_queues_take_the_thread_path_and_keep_the_contract(flow, packet_fac
             got = payloads(await q0.read()) + payloads(await q0.read())
             assert got == flow[:10]
             assert await q0.write(flow[0]) == len(flow[0])
-            await q0.write_gso(*packet_factory.gso_write_args(3000, 1000, GSOProto.UDP, src="198.18.0.1", dst="198.18.1.1"))
+            await q0.write_gso(
+                *packet_factory.gso_write_args(3000, 1000, GSOProto.UDP, src="198.18.0.1", dst="198.18.1.1")
+            )
             with pytest.raises(tio_core.MalformedPacket):
                 await q0.write(b"\x45garbage")
             with pytest.raises(tio_core.GSOGeometryError):
@@ -84,9 +86,12 @@ def test_concurrent_readers_and_writers_across_a_fake_pair(flow):
         async with AsyncQueueSet(left) as la, AsyncQueueSet(right) as ra:
             halves = flow[:20], flow[20:]
             results = await asyncio.gather(
-                pump(la[0], halves[0]), drain(ra[0], 20),
-                pump(ra[1], halves[1]), drain(la[1], 20),
-                pump(ra[0], halves[1]), drain(la[0], 20),
+                pump(la[0], halves[0]),
+                drain(ra[0], 20),
+                pump(ra[1], halves[1]),
+                drain(la[1], 20),
+                pump(ra[0], halves[1]),
+                drain(la[0], 20),
             )
             assert results[1] == halves[0] and results[3] == halves[1] and results[5] == halves[1]
 

@@ -44,9 +44,7 @@ def tun_in_ns():
     sets = []
 
     def open_tun(queues: int = 1):
-        qset = ns.run(
-            tio_linux.open_linux, name=unique("ta"), queues=queues, addresses=[f"{TUN_ADDR}/24"], up=True
-        )
+        qset = ns.run(tio_linux.open_linux, name=unique("ta"), queues=queues, addresses=[f"{TUN_ADDR}/24"], up=True)
         sets.append(qset)
         return qset
 

@@ -28,8 +28,9 @@ A4, B4 = "198.18.0.1", "198.18.0.2"
 
 
 def tio_in_ns(ns: str, *args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen(["ip", "netns", "exec", ns, TIO, *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, TIO, *args], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
+    )
 
 
 def write_raw_pcap(path: Path, packets: list[bytes], gap_s: float = 0.01) -> None:
@@ -118,9 +119,21 @@ def test_two_workers_forward_a_tcp_transfer_byte_exact(make_ns):
     ns1, ns2 = make_ns(), make_ns()
     tun_a, tun_b = nsutil.unique("wa"), nsutil.unique("wb")
     proc = subprocess.Popen(
-        [TIO, "forward", "--workers", "2", "--both-ways", "--json",
-         "--from", f"linux:name={tun_a}", "--to", f"linux:name={tun_b}"],
-        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            TIO,
+            "forward",
+            "--workers",
+            "2",
+            "--both-ways",
+            "--json",
+            "--from",
+            f"linux:name={tun_a}",
+            "--to",
+            f"linux:name={tun_b}",
+        ],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         _move(tun_a, ns1, A4)

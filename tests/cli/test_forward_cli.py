@@ -154,7 +154,9 @@ def test_bad_config_file_exits_2(tmp_path):
     config.write_text('[forward]\nspeed = 3\n[forward.from]\nbackend = "fake"\n[forward.to]\nbackend = "fake"\n')
     result = tio("forward", "--config", str(config))
     assert result.returncode == 2 and "[forward] has unknown keys: speed" in result.stderr
-    config.write_text('[forward.from]\nbackend = "pcap"\n[forward.from.options]\npath = 5\n[forward.to]\nbackend = "fake"\n')
+    config.write_text(
+        '[forward.from]\nbackend = "pcap"\n[forward.from.options]\npath = 5\n[forward.to]\nbackend = "fake"\n'
+    )
     result = tio("forward", "--config", str(config))
     assert result.returncode == 2 and "option 'path' must be a string" in result.stderr
 
@@ -175,9 +177,18 @@ def test_config_file_selects_backends(tmp_path):
 def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
     out = tmp_path / "slow.pcap"
     proc = subprocess.Popen(
-        [TIO, "forward", "--from", f"pcap:path={DEMO},gso_mtu=1500,loop=0,pacing=rate,rate=400",
-         "--to", f"pcap:output={out}", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            TIO,
+            "forward",
+            "--from",
+            f"pcap:path={DEMO},gso_mtu=1500,loop=0,pacing=rate,rate=400",
+            "--to",
+            f"pcap:output={out}",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)

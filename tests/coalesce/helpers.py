@@ -15,7 +15,7 @@ from scapy.packet import Raw
 
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOProto
-from tio_core.gso_write import assemble_superpacket, plan_gso_write
+from tio_core.kernels.gso_write import assemble_superpacket, plan_gso_write
 
 A4, B4, C4 = "198.18.0.1", "198.18.0.2", "198.18.0.3"
 A6, B6 = "fd00::1", "fd00::2"

@@ -79,7 +79,10 @@ def test_views_into_one_receive_buffer(coalesce):
 # -- IP layer -------------------------------------------------------------------
 def test_ipv4_options_go_verbatim(coalesce):
     opts = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_NOP()]
-    packets = [bytes(IP(src="198.18.0.1", dst="198.18.0.2", options=opts) / TCP(seq=1 + i * 10, flags="A") / Raw(b"y" * 10)) for i in range(3)]
+    packets = [
+        bytes(IP(src="198.18.0.1", dst="198.18.0.2", options=opts) / TCP(seq=1 + i * 10, flags="A") / Raw(b"y" * 10))
+        for i in range(3)
+    ]
     assert coalesce(packets).shape() == ["W", "W", "W"]
 
 
@@ -91,7 +94,10 @@ def test_ipv4_fragments_and_reserved_flag_go_verbatim(coalesce, frag):
 
 @pytest.mark.parametrize("ext", [IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt])
 def test_ipv6_extension_headers_go_verbatim(coalesce, ext):
-    packets = [bytes(IPv6(src="fd00::1", dst="fd00::2") / ext() / TCP(seq=1 + i * 10, flags="A") / Raw(b"z" * 10)) for i in range(3)]
+    packets = [
+        bytes(IPv6(src="fd00::1", dst="fd00::2") / ext() / TCP(seq=1 + i * 10, flags="A") / Raw(b"z" * 10))
+        for i in range(3)
+    ]
     assert coalesce(packets).shape() == ["W", "W", "W"]
 
 
@@ -256,7 +262,12 @@ def test_df_must_match(coalesce):
 
 @pytest.mark.parametrize(
     "change",
-    [{"ack": 8}, {"window": 513}, {"urgptr": 3}, {"options": [("NOP", None), ("NOP", None), ("NOP", None), ("EOL", None)]}],
+    [
+        {"ack": 8},
+        {"window": 513},
+        {"urgptr": 3},
+        {"options": [("NOP", None), ("NOP", None), ("NOP", None), ("EOL", None)]},
+    ],
     ids=["ack", "window", "urgptr", "options"],
 )
 def test_tcp_fields_must_match(coalesce, change):

@@ -27,6 +27,7 @@ tio_linux = pytest.importorskip("tio_linux.backend")
 from tests.linux import nsutil  # noqa: E402  (namespace helpers of the Linux backend tests)
 from tests.linux.conftest import make_ns, open_in_ns  # noqa: E402,F401  (fixtures)
 
+
 def ip_df(**kw):
     return IP(flags="DF", **kw)  # scapy repeats ID 1: only DF packets may merge with equal IDs
 
@@ -105,7 +106,9 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
             break
     assert synack is not None and synack[TCP].flags == "SA"
     ack, seq = synack[TCP].seq + 1, seq + 1
-    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535)))
+    queue.write(
+        bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535))
+    )
     conn, _ = listener.accept()
     listener.close()
     with conn:
@@ -115,7 +118,11 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
         for index, chunk in enumerate(chunks):
             flags = "PA" if index == len(chunks) - 1 else "A"
             packets.append(
-                bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535) / Raw(chunk))
+                bytes(
+                    layer(src=peer, dst=local)
+                    / TCP(sport=40001, dport=5101, flags=flags, seq=seq, ack=ack, window=65535)
+                    / Raw(chunk)
+                )
             )
             seq += len(chunk)
         errors_before = nsutil.checksum_errors(ns)

@@ -6,12 +6,11 @@ from collections import Counter, defaultdict
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import IP, TCP, UDP, IPOption_NOP
+from scapy.layers.inet import IP, TCP, IPOption_NOP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
 from scapy.packet import Raw
 
-from tio_core import _pycoalesce
-from tio_core.coalesce import Coalescer
+from tio_core.coalesce import Coalescer, _pycoalesce
 from tio_core.contract import GSOProto
 
 from .helpers import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6
@@ -25,7 +24,19 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 # flows: (builder name, source port, DF on IPv4)
 FLOWS = [("tcp4", 1000, True), ("tcp4", 1001, False), ("tcp6", 1002, True), ("udp4", 3000, True), ("udp6", 3001, True)]
-ACTIONS = ["data"] * 12 + ["psh", "gap", "pureack", "flag", "badsum", "ce", "options", "frag", "garbage", "idjump", "zero"]
+ACTIONS = ["data"] * 12 + [
+    "psh",
+    "gap",
+    "pureack",
+    "flag",
+    "badsum",
+    "ce",
+    "options",
+    "frag",
+    "garbage",
+    "idjump",
+    "zero",
+]
 SIZES = [100] * 4 + [1, 7, 50, 500, 1448]
 FLAGS = ["AS", "AF", "AR", "AU", "AC", "S", "AE"]
 
@@ -50,10 +61,14 @@ def build(events):
             flags = {"psh": "PA", "flag": FLAGS[variant % len(FLAGS)]}.get(action, "A")
             if action == "options" and kind == "tcp4":
                 ip_layer = IP(src="198.18.0.1", dst="198.18.0.2", options=[IPOption_NOP()] * 4, **ip)
-                pkt = bytes(ip_layer / TCP(sport=sport, dport=2000, seq=seq[flow_no], flags=flags, ack=7) / Raw(b"o" * size))
+                pkt = bytes(
+                    ip_layer / TCP(sport=sport, dport=2000, seq=seq[flow_no], flags=flags, ack=7) / Raw(b"o" * size)
+                )
             elif action == "options":
                 layer = IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrDestOpt()
-                pkt = bytes(layer / TCP(sport=sport, dport=2000, seq=seq[flow_no], flags=flags, ack=7) / Raw(b"o" * size))
+                pkt = bytes(
+                    layer / TCP(sport=sport, dport=2000, seq=seq[flow_no], flags=flags, ack=7) / Raw(b"o" * size)
+                )
             elif kind == "tcp4":
                 if action == "frag":
                     ip = {**ip, "flags": "MF"}
@@ -74,9 +89,7 @@ def build(events):
 
 
 events = st.lists(
-    st.tuples(
-        st.integers(0, len(FLOWS) - 1), st.sampled_from(ACTIONS), st.sampled_from(SIZES), st.integers(0, 255)
-    ),
+    st.tuples(st.integers(0, len(FLOWS) - 1), st.sampled_from(ACTIONS), st.sampled_from(SIZES), st.integers(0, 255)),
     min_size=4,
     max_size=60,
 )

@@ -18,6 +18,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
+from tests.contract.harness import ContractHarness
 from tio_core.contract import (
     NO_CAPABILITIES,
     NO_GSO,
@@ -30,8 +31,6 @@ from tio_core.contract import (
     supports_gso,
 )
 from tio_core.errors import EndOfStream, GSOGeometryError, QueueClosed, TioError
-
-from tests.contract.harness import ContractHarness
 
 V4_SRC, V4_DST = "198.18.0.2", "198.18.0.1"
 V6_SRC, V6_DST = "fd00::2", "fd00::1"
@@ -52,7 +51,11 @@ def inbound_packets(count: int, start: int = 0) -> list[bytes]:
         if kind == 0:
             pkt = IP(src=V4_SRC, dst=V4_DST, id=n + 1) / UDP(sport=40000 + n % 1000, dport=5000) / Raw(payload)
         elif kind == 1:
-            pkt = IP(src=V4_SRC, dst=V4_DST, id=n + 1) / TCP(sport=40000, dport=5001, seq=n * 1000, flags="PA") / Raw(payload)
+            pkt = (
+                IP(src=V4_SRC, dst=V4_DST, id=n + 1)
+                / TCP(sport=40000, dport=5001, seq=n * 1000, flags="PA")
+                / Raw(payload)
+            )
         elif kind == 2:
             pkt = IPv6(src=V6_SRC, dst=V6_DST, fl=n + 1) / UDP(sport=40000, dport=5002) / Raw(payload)
         else:
@@ -161,7 +164,9 @@ def read_exactly(harness: ContractHarness, qs: QueueSet, count: int, on_batch: C
             except QueueClosed as exc:
                 pytest.fail(f"read ended with {exc!r} after {len(got)} of {count} packets")
             assert isinstance(batch, list) and batch, f"read() returned {batch!r}; it must block until packets exist"
-            assert len(batch) <= harness.max_batch, f"read() returned {len(batch)} packets, harness max_batch is {harness.max_batch}"
+            assert len(batch) <= harness.max_batch, (
+                f"read() returned {len(batch)} packets, harness max_batch is {harness.max_batch}"
+            )
             for packet in batch:
                 assert isinstance(packet, Packet)
                 assert isinstance(packet.data, memoryview), type(packet.data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-BACKEND_PLUGIN = '''
+BACKEND_PLUGIN = """
 from tio_core import BackendDef, Option, hookimpl
 
 @hookimpl
@@ -21,9 +21,9 @@ def tio_register_backends():
         factory="{module}_impl:open_loop",
         options=(Option("depth", int, 4, "queue depth"),),
     )]
-'''
+"""
 
-LOOP_IMPL = '''
+LOOP_IMPL = """
 from tio_core import Packet, Queue, QueueClosed, QueueSet
 
 class LoopQueue(Queue):
@@ -59,7 +59,7 @@ class LoopSet(QueueSet):
 
 def open_loop(depth):
     return LoopSet(depth)
-'''
+"""
 
 
 def make_dist(root: Path, dist: str, module: str, body: str, entry_name: str | None = None, impl: bool = True) -> None:

@@ -36,7 +36,10 @@ def test_backends_lists_installed_and_broken_plugins(tmp_path):
     result = run_tio("backends", "-v", env=env)
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "DISTRIBUTION", "VERSION"]
-    assert any(line.split()[0] == "loop" and line.split()[-2:] == ["tio-loop", "1.2.3"]
-               for line in result.stdout.splitlines()[1:] if line.strip())
+    assert any(
+        line.split()[0] == "loop" and line.split()[-2:] == ["tio-loop", "1.2.3"]
+        for line in result.stdout.splitlines()[1:]
+        if line.strip()
+    )
     assert "depth (integer, default 4): queue depth" in result.stdout
     assert "tio-broken:tio_broken_cli (tio-broken): import failed: RuntimeError: no driver" in result.stdout

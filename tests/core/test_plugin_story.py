@@ -32,14 +32,25 @@ def test_doc_plugin_installs_and_works_by_name(tmp_path):
     (project / "tio_echo" / "__init__.py").write_text("")
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(project),
+        ],
         check=True,
     )
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("TIO_PLUGINS", None)
-    listing = subprocess.run([sys.executable, "-m", "tio_core.cli", "backends"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "tio_core.cli", "backends"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert re.search(r"^echo\s+reads back what was written\s+tio-echo\s+1\.0\.0$", listing, re.M)
     config = tmp_path / "tio.toml"
     config.write_text('[tio]\nbackend = "echo"\n[tio.options]\nqueues = 2\n')
@@ -50,6 +61,7 @@ def test_doc_plugin_installs_and_works_by_name(tmp_path):
         "    q.write(b'\\x45abc')\n"
         "    print(len(qs.queues()), [bytes(p.data) for p in q.read()])\n"
     )
-    out = subprocess.run([sys.executable, "-c", use, str(config)], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", use, str(config)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "2 [b'Eabc']"

@@ -18,7 +18,7 @@ from tio_core import (
     hookimpl,
     open_from_config,
 )
-from tio_core.registry import BackendRegistry
+from tio_core.plugin.registry import BackendRegistry
 
 from .plugin_dists import backend_plugin, make_dist
 

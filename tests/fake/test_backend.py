@@ -72,8 +72,19 @@ def test_read_batches_at_most_max_batch(qs):
     assert qs[0].pending == 0
 
 
-@pytest.mark.parametrize("kind", ["empty", "bad_version", "truncated", "bad_ip_length", "bad_ihl",
-                                  "gso_wrong_proto", "gso_bad_hdr_len", "gso_bad_csum_start"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "empty",
+        "bad_version",
+        "truncated",
+        "bad_ip_length",
+        "bad_ihl",
+        "gso_wrong_proto",
+        "gso_bad_hdr_len",
+        "gso_bad_csum_start",
+    ],
+)
 def test_inject_rejects_what_a_tun_never_delivers(qs, kind):
     with pytest.raises(MalformedPacket):
         qs[0].inject(udp(1), FACTORY.malformed(kind))
@@ -368,6 +379,7 @@ def test_scapy_ip_objects_for_ipv4(qs):
 
 
 # -- properties ---------------------------------------------------------------------
+
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.binary(max_size=120), version=st.sampled_from([None, 4, 6]))

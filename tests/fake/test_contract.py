@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tio_core import open_backend
-from tio_fake.backend import FakeQueueSet
-
 from tests.contract.harness import ContractHarness
 from tests.contract.suite import BackendContractTests
+from tio_core import open_backend
+from tio_fake.backend import FakeQueueSet
 
 
 class FakeHarness(ContractHarness):

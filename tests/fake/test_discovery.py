@@ -10,7 +10,7 @@ TIO = Path(sys.executable).with_name("tio")
 
 PROBE = """
 import sys
-from tio_core.registry import BackendRegistry
+from tio_core.plugin.registry import BackendRegistry
 registry = BackendRegistry()
 spec = registry.get("fake")
 print(spec.distribution, sorted(spec.options))
@@ -21,9 +21,7 @@ print([m for m in ("scapy", "tio_fake.backend", "tio_fake.packets", "tio_core.ke
 def test_discovery_is_light():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
-    assert lines[0] == (
-        "tio-fake ['blocking', 'capabilities', 'end_of_stream', 'max_batch', 'queues', 'read_timeout']"
-    )
+    assert lines[0] == ("tio-fake ['blocking', 'capabilities', 'end_of_stream', 'max_batch', 'queues', 'read_timeout']")
     assert lines[1] == "[]"
 
 

@@ -24,11 +24,15 @@ def test_payload_pattern_is_a_continuous_stream():
 
 @pytest.mark.parametrize("version", [4, 6])
 def test_tcp_matches_scapy_byte_for_byte(version):
-    ip = IP(src="198.18.0.2", dst="198.18.0.1", ttl=33, tos=8, flags="DF", id=77) if version == 4 else \
-        IPv6(src="fd00::2", dst="fd00::1", hlim=33, tc=8)
+    ip = (
+        IP(src="198.18.0.2", dst="198.18.0.1", ttl=33, tos=8, flags="DF", id=77)
+        if version == 4
+        else IPv6(src="fd00::2", dst="fd00::1", hlim=33, tc=8)
+    )
     want = ip / TCP(sport=1234, dport=80, seq=99, ack=5, flags="PA", window=1000) / Raw(b"hello")
-    got = FACTORY.tcp(b"hello", version=version, sport=1234, dport=80, seq=99, ack=5, flags="PA", window=1000,
-                      ttl=33, tos=8, ip_id=77)
+    got = FACTORY.tcp(
+        b"hello", version=version, sport=1234, dport=80, seq=99, ack=5, flags="PA", window=1000, ttl=33, tos=8, ip_id=77
+    )
     assert got == bytes(want)
 
 
@@ -70,8 +74,9 @@ def test_tso_superpacket_segments_into_the_equivalent_flow(version):
     assert superpacket.gso.is_superpacket and superpacket.gso.proto == GSOProto.TCP
     assert superpacket.gso.hdr_len == superpacket.gso.csum_start + 20
     segments = [bytes(s) for s in kernels.segment(superpacket)]
-    assert segments == FACTORY.tcp_flow(5, 1000, payload=payload, seq=500, ip_id=40, flags="A", last_flags="PA",
-                                        version=version)
+    assert segments == FACTORY.tcp_flow(
+        5, 1000, payload=payload, seq=500, ip_id=40, flags="A", last_flags="PA", version=version
+    )
     assert all(PacketFactory.checksums_valid(s) for s in segments)
 
 

@@ -1,13 +1,10 @@
 import pytest
 
-from tio_core import _pykernels
+from tio_core.kernels import _pykernels
+from tio_core.kernels.native import built_extension
 
 IMPLEMENTATIONS = {"pure": _pykernels}
-try:
-    from tio_core import _ckernels
-except ImportError:  # pragma: no cover - the C extension is part of the build
-    _ckernels = None
-if _ckernels is not None and hasattr(_ckernels, "segment"):
+if (_ckernels := built_extension()) is not None:
     IMPLEMENTATIONS["c"] = _ckernels
 
 

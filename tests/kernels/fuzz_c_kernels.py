@@ -19,11 +19,11 @@ sys.modules["tio_core._ckernels"] = c
 spec.loader.exec_module(c)
 tio_core._ckernels = c
 
-from tio_core import _pykernels as pure  # noqa: E402
-from tio_core.bench_kernels import tcpv4_superpacket, udpv6_superpacket  # noqa: E402
+from tio_core.bench.kernels import tcpv4_superpacket, udpv6_superpacket  # noqa: E402
 from tio_core.contract import GSOInfo, GSOProto, Packet  # noqa: E402
 from tio_core.errors import MalformedPacket  # noqa: E402
-from tio_core.virtio import VirtioNetHdr  # noqa: E402
+from tio_core.kernels import _pykernels as pure  # noqa: E402
+from tio_core.wire import VirtioNetHdr  # noqa: E402
 
 assert hasattr(ctypes.CDLL(None), "__asan_report_load1"), "ASan runtime not loaded"
 
@@ -50,8 +50,14 @@ for step in range(iterations):
             rng.choice([GSOProto.TCP, GSOProto.UDP, 0, 9]),
         )
     packet = Packet(memoryview(bytes(data)), gso)
-    hdr = VirtioNetHdr(rng.randrange(8), rng.choice([0, 1, 3, 4, 5, 0x81, rng.randrange(256)]), rng.randrange(300),
-                       rng.randrange(3000), rng.randrange(120), rng.choice([6, 16, rng.randrange(200)]))
+    hdr = VirtioNetHdr(
+        rng.randrange(8),
+        rng.choice([0, 1, 3, 4, 5, 0x81, rng.randrange(256)]),
+        rng.randrange(300),
+        rng.randrange(3000),
+        rng.randrange(120),
+        rng.choice([6, 16, rng.randrange(200)]),
+    )
     for name, call in (
         ("segment", lambda: c.segment(packet)),
         ("segment_into", lambda: c.segment_into(packet, bytearray(rng.randrange(50)))),

@@ -1,7 +1,7 @@
 """The kernels benchmark runs and reports every figure the issue asks for (no timing asserted)."""
 
-from tio_core import bench_kernels
-from tio_core.benchmark import Figure
+from tio_core.bench import Figure
+from tio_core.bench import kernels as bench_kernels
 
 from .conftest import IMPLEMENTATIONS
 
@@ -22,10 +22,13 @@ def test_quick_run_reports_all_figures_beside_a_copy_baseline():
 
 
 def test_benchmark_superpackets_are_valid():
-    from tio_core import _pykernels
-    from tio_core.virtio import GSO_TCPV4, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+    from tio_core.kernels import _pykernels
+    from tio_core.wire import GSO_TCPV4, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
-    for build, gso_type, offset in ((bench_kernels.tcpv4_superpacket, GSO_TCPV4, 16), (bench_kernels.udpv6_superpacket, GSO_UDP_L4, 6)):
+    for build, gso_type, offset in (
+        (bench_kernels.tcpv4_superpacket, GSO_TCPV4, 16),
+        (bench_kernels.udpv6_superpacket, GSO_UDP_L4, 6),
+    ):
         packet = build(65535)
         assert len(packet.data) == 65535
         hdr = VirtioNetHdr(NEEDS_CSUM, gso_type, 0, 1448, packet.gso.csum_start, offset)

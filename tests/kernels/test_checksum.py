@@ -8,7 +8,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.utils import checksum as scapy_checksum
 
 from tio_core.errors import MalformedPacket
-from tio_core.virtio import GSO_NONE, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import GSO_NONE, NEEDS_CSUM, VirtioNetHdr
 
 from .packets import DST4, DST6, SRC4, SRC6, payload_bytes
 
@@ -48,7 +48,7 @@ def test_checksum_of_large_buffers(k):
     assert k.checksum(b"\xff" * (3 << 20)) == 0xFFFF
     assert k.checksum(b"\xff" * ((3 << 20) + 1)) == 0xFFFF - 0xFF  # + 0xFF00, folded
     data = payload_bytes(256) * 12289 + b"\x7f"
-    from tio_core import _pykernels
+    from tio_core.kernels import _pykernels
 
     # 256 bytes of payload_bytes sum to a known value; 12289 copies, plus the odd tail 0x7F00
     block = reference_sum(payload_bytes(256))
@@ -70,7 +70,9 @@ def test_pseudo_header_sums_match_scapy(k):
     assert (~k.checksum(l4[:6] + b"\0\0" + l4[8:], ph)) & 0xFFFF == IP(seg)[UDP].chksum
     seg6 = bytes(IPv6(src=SRC6, dst=DST6) / TCP(sport=1, dport=2) / b"hello6")
     l4 = seg6[40:]
-    ph6 = k.pseudo_header_sum(socket.inet_pton(socket.AF_INET6, SRC6), socket.inet_pton(socket.AF_INET6, DST6), 6, len(l4))
+    ph6 = k.pseudo_header_sum(
+        socket.inet_pton(socket.AF_INET6, SRC6), socket.inet_pton(socket.AF_INET6, DST6), 6, len(l4)
+    )
     assert (~k.checksum(l4[:16] + b"\0\0" + l4[18:], ph6)) & 0xFFFF == IPv6(seg6)[TCP].chksum
 
 
@@ -106,14 +108,13 @@ def test_ipv4_header_checksum_rejects_bad_headers(k, hdr):
 
 def _partial(pkt: bytes, version: int, csum_start: int, field: int) -> bytearray:
     """pkt with its L4 checksum replaced by the kernel's partial (pseudo-header sum)."""
-    import socket
 
     buf = bytearray(pkt)
     if version == 4:
         src, dst, proto = pkt[12:16], pkt[16:20], pkt[9]
     else:
         src, dst, proto = pkt[8:24], pkt[24:40], pkt[6]
-    from tio_core import _pykernels
+    from tio_core.kernels import _pykernels
 
     partial = _pykernels.pseudo_header_sum(src, dst, proto, len(pkt) - csum_start)
     buf[field : field + 2] = partial.to_bytes(2, "big")

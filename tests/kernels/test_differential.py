@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tio_core import _pykernels as pure
 from tio_core.contract import GSOInfo, GSOProto, Packet
-from tio_core.virtio import VirtioNetHdr
+from tio_core.kernels import _pykernels as pure
+from tio_core.wire import VirtioNetHdr
 
 from .conftest import IMPLEMENTATIONS
 
@@ -160,7 +160,9 @@ def test_checksums_agree(data, seed):
 
 
 @SETTINGS
-@given(st.binary(max_size=200), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(-2, 4), st.integers(-1, 3000))
+@given(
+    st.binary(max_size=200), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(-2, 4), st.integers(-1, 3000)
+)
 def test_garbage_gsoinfo_on_garbage_bytes_agrees(data, hdr_len, csum_start, proto, size):
     packet = Packet(memoryview(data), GSOInfo(size, hdr_len, csum_start, proto))
     same("segmented_size", packet)

@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-from tio_core import _pykernels, kernels
+from tio_core import kernels
+from tio_core.kernels import _pykernels
+from tio_core.kernels.native import built_extension
 
 
 def _implementation(env_value):
@@ -12,22 +14,25 @@ def _implementation(env_value):
     if env_value is not None:
         env["TIO_PURE"] = env_value
     out = subprocess.run(
-        [sys.executable, "-c", "from tio_core import kernels; print(kernels.IMPLEMENTATION, kernels.segment.__module__)"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from tio_core import kernels; print(kernels.IMPLEMENTATION, kernels.segment.__module__)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.split()
 
 
 def test_tio_pure_forces_the_twins():
-    assert _implementation("1") == ["pure", "tio_core._pykernels"]
+    assert _implementation("1") == ["pure", "tio_core.kernels._pykernels"]
 
 
 def test_default_prefers_c_when_built():
-    try:
-        from tio_core import _ckernels
-    except ImportError:
-        _ckernels = None
-    expected = "c" if _ckernels is not None and hasattr(_ckernels, "segment") else "pure"
+    expected = "pure" if built_extension() is None else "c"
     assert _implementation(None)[0] == expected
     assert _implementation("0")[0] == expected
 

@@ -6,7 +6,7 @@ import pytest
 
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket, TioError
-from tio_core.virtio import VirtioNetHdr
+from tio_core.wire import VirtioNetHdr
 
 from .packets import superpacket
 
@@ -68,7 +68,9 @@ def test_random_byte_soup_never_crashes(k):
         gso = base.gso._replace(
             size=rng.choice([base.gso.size, 1, 65535]), csum_start=rng.choice([base.gso.csum_start, rng.randrange(80)])
         )
-        hdr = VirtioNetHdr(rng.randrange(8), rng.choice([1, 4, 5, 0x81]), rng.randrange(200), 500, gso.csum_start, rng.choice([6, 16]))
+        hdr = VirtioNetHdr(
+            rng.randrange(8), rng.choice([1, 4, 5, 0x81]), rng.randrange(200), 500, gso.csum_start, rng.choice([6, 16])
+        )
         for call in (
             lambda: k.segment(Packet(memoryview(bytes(data)), gso)),
             lambda: k.gso_info_from_vnet(hdr, data),

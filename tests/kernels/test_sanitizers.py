@@ -26,15 +26,39 @@ def test_c_kernels_are_clean_under_asan_and_ubsan(tmp_path):
         pytest.skip("gcc sanitizer runtimes not installed")
     ext = tmp_path / ("_ckernels" + sysconfig.get_config_var("EXT_SUFFIX"))
     subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O1", "-g", "-std=c11", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{sysconfig.get_paths()['include']}",
-         *sorted(str(p) for p in CSRC.glob("*.c")), "-o", str(ext)],
-        check=True, capture_output=True,
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-g",
+            "-std=c11",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer",
+            f"-I{sysconfig.get_paths()['include']}",
+            *sorted(str(p) for p in CSRC.glob("*.c")),
+            "-o",
+            str(ext),
+        ],
+        check=True,
+        capture_output=True,
     )
-    env = dict(os.environ, PYTHONMALLOC="malloc", ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", LD_PRELOAD=f"{asan}:{ubsan}")
+    env = dict(
+        os.environ,
+        PYTHONMALLOC="malloc",
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+        LD_PRELOAD=f"{asan}:{ubsan}",
+    )
     env.pop("TIO_PURE", None)
-    run = subprocess.run([sys.executable, str(Path(__file__).with_name("fuzz_c_kernels.py")), str(ext), "3000"],
-                         env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("fuzz_c_kernels.py")), str(ext), "3000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "fuzzed 3000" in run.stdout

@@ -41,7 +41,9 @@ def check_segments(segments, packet, original):
 
 @pytest.mark.parametrize("version", [4, 6])
 @pytest.mark.parametrize("proto", [GSOProto.TCP, GSOProto.UDP])
-@pytest.mark.parametrize("payload,mss", [(4000, 1448), (2896, 1448), (1, 1448), (65000 - 60, 1448), (1500, 100), (333, 7)])
+@pytest.mark.parametrize(
+    "payload,mss", [(4000, 1448), (2896, 1448), (1, 1448), (65000 - 60, 1448), (1500, 100), (333, 7)]
+)
 def test_segments_are_valid_and_carry_the_payload(k, version, proto, payload, mss):
     packet, original = superpacket(version, proto, payload, mss)
     segments = k.segment(packet)
@@ -61,7 +63,9 @@ def test_header_only_superpacket_gives_one_segment(k, version, proto):
 
 
 def test_gso_size_smaller_than_header(k):
-    packet, original = superpacket(4, GSOProto.TCP, 100, 8, tcp_options=[("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")])
+    packet, original = superpacket(
+        4, GSOProto.TCP, 100, 8, tcp_options=[("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")]
+    )
     assert packet.gso.hdr_len > 8
     segments = k.segment(packet)
     assert len(segments) == 13
@@ -73,7 +77,9 @@ def test_gso_size_smaller_than_header(k):
 
 @pytest.mark.parametrize("version", [4, 6])
 def test_tcp_sequence_wraps_and_flags_are_placed(k, version):
-    packet, original = superpacket(version, GSOProto.TCP, 3000, 1000, seq=0xFFFFFFFF - 1500, flags="FPAUCE", ip_id=0xFFFF)
+    packet, original = superpacket(
+        version, GSOProto.TCP, 3000, 1000, seq=0xFFFFFFFF - 1500, flags="FPAUCE", ip_id=0xFFFF
+    )
     parsed = check_segments(k.segment(packet), packet, original)
     assert [p[TCP].seq for p in parsed] == [0xFFFFFFFF - 1500, (0xFFFFFFFF - 500), 499]
     if version == 4:

@@ -4,7 +4,7 @@ import pytest
 
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import MalformedPacket
-from tio_core.virtio import (
+from tio_core.wire import (
     DATA_VALID,
     GSO_ECN,
     GSO_NONE,
@@ -19,7 +19,12 @@ from tio_core.virtio import (
 
 from .packets import superpacket
 
-TYPES = {(4, GSOProto.TCP): GSO_TCPV4, (6, GSOProto.TCP): GSO_TCPV6, (4, GSOProto.UDP): GSO_UDP_L4, (6, GSOProto.UDP): GSO_UDP_L4}
+TYPES = {
+    (4, GSOProto.TCP): GSO_TCPV4,
+    (6, GSOProto.TCP): GSO_TCPV6,
+    (4, GSOProto.UDP): GSO_UDP_L4,
+    (6, GSOProto.UDP): GSO_UDP_L4,
+}
 
 
 def kernel_view(version=4, proto=GSOProto.TCP, **kw):
@@ -43,7 +48,9 @@ def test_valid_superpacket_gives_corrected_gsoinfo(k, version, proto):
 
 
 def test_hdr_len_from_tcp_data_offset_and_ext_headers(k):
-    hdr, data, gso = kernel_view(4, GSOProto.TCP, tcp_options=[("MSS", 1400), ("NOP", None), ("NOP", None), ("SAckOK", b"")])
+    hdr, data, gso = kernel_view(
+        4, GSOProto.TCP, tcp_options=[("MSS", 1400), ("NOP", None), ("NOP", None), ("SAckOK", b"")]
+    )
     assert k.gso_info_from_vnet(hdr._replace(hdr_len=0), data).hdr_len == 20 + 28
     hdr, data, gso = kernel_view(6, GSOProto.UDP, ext_headers=2)
     assert k.gso_info_from_vnet(hdr, data) == GSOInfo(1448, 64, 56, GSOProto.UDP)

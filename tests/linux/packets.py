@@ -47,7 +47,12 @@ def tcp_gso(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, payl
     l4_len = 20 + sum(map(len, payloads))
     ip_len = 20 if ":" not in src else 40
     hdr = ip_layer(src, dst, ip_len + l4_len, socket.IPPROTO_TCP) / TCP(
-        sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=65535,
+        sport=sport,
+        dport=dport,
+        seq=seq,
+        ack=ack,
+        flags=flags,
+        window=65535,
         chksum=pseudo_partial(src, dst, 6, l4_len),
     )
     raw = bytes(hdr)

@@ -8,7 +8,6 @@ IPv4 and IPv6 through it and compares what arrives byte for byte.
 from __future__ import annotations
 
 import hashlib
-import os
 import select
 import signal
 import socket
@@ -43,12 +42,16 @@ def bridge(request, make_ns):
     tun_a, tun_b = nsutil.unique("ba"), nsutil.unique("bb")
     proc = subprocess.Popen(
         [sys.executable, str(BRIDGE), "--mode", mode, "--workers", workers, tun_a, tun_b],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if ready else ""
-        assert line.startswith("READY"), f"forwarder did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert line.startswith("READY"), (
+            f"forwarder did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        )
         with IPRoute() as ipr:
             for name, ns in ((tun_a, ns_a), (tun_b, ns_b)):
                 ipr.link("set", index=ipr.link_lookup(ifname=name)[0], net_ns_fd=ns)

@@ -13,15 +13,15 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
+from tests.linux import nsutil
+from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
-from tio_core.virtio import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
 from tio_linux import queue as queue_module
 from tio_linux.fragments import EvenFragments
 from tio_linux.queue import SetState, VnetQueue
-from tests.linux import nsutil
-from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
 
 UDP_SEGMENT = 103
 FAMILIES = {4: ("198.18.0.1", "198.18.0.2", "198.18.0.1/24"), 6: ("fd00::1", "fd00::2", "fd00::1/64")}
@@ -107,7 +107,9 @@ def tcp_handshake(queue, ns, family, local, peer, port):
     synack = parse(bytes(read_matching(queue, lambda p: is_proto(6)(p)).data))
     assert synack[TCP].flags == "SA"
     ack = synack[TCP].seq + 1
-    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="A", seq=isn + 1, ack=ack, window=65535)))
+    queue.write(
+        bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="A", seq=isn + 1, ack=ack, window=65535))
+    )
     conn, _ = listener.accept()
     listener.close()
     conn.settimeout(5)
@@ -341,7 +343,9 @@ def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, v
     ns_b, qb_set = open_in_ns(addresses=(f"{peer}/{prefix}",), up=True)
     qa, qb = qa_set.queues()[0], qb_set.queues()[0]
     seen, stop = [], threading.Event()
-    pumps = [threading.Thread(target=_pump, args=args, daemon=True) for args in ((qa, qb, seen, stop), (qb, qa, [], stop))]
+    pumps = [
+        threading.Thread(target=_pump, args=args, daemon=True) for args in ((qa, qb, seen, stop), (qb, qa, [], stop))
+    ]
     for thread in pumps:
         thread.start()
     family = socket.AF_INET if version == 4 else socket.AF_INET6
@@ -357,7 +361,9 @@ def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, v
         conn, _ = listener.accept()
         conn.settimeout(20)
         with conn:
-            reader = threading.Thread(target=lambda: [received.extend(c) for c in iter(lambda: conn.recv(1 << 20), b"")])
+            reader = threading.Thread(
+                target=lambda: [received.extend(c) for c in iter(lambda: conn.recv(1 << 20), b"")]
+            )
             reader.start()
             sender.sendall(data)
             sender.shutdown(socket.SHUT_WR)

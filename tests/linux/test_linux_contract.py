@@ -18,13 +18,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from tio_core import kernels
-from tio_core.contract import Packet, QueueSet
-from tio_core.virtio import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
-from tio_linux.backend import open_linux
 from tests.contract.harness import ContractHarness
 from tests.contract.suite import BackendContractTests
 from tests.linux import nsutil
+from tio_core import kernels
+from tio_core.contract import Packet, QueueSet
+from tio_core.wire import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
+from tio_linux.backend import open_linux
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800

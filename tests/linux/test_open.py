@@ -16,15 +16,15 @@ import time
 import pytest
 from pyroute2 import IPRoute
 
-from tio_core.contract import Capabilities, queue_capabilities, supports_gso, GSOProto
-from tio_core.errors import ConfigError, QueueClosed, TioError, TioPermissionError
-from tio_core.registry import open_backend
+from tests.linux import nsutil
+from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
+from tio_core.errors import ConfigError, QueueClosed, TioError
+from tio_core.plugin.registry import open_backend
+from tio_linux import queue as queue_module
 from tio_linux import tun
 from tio_linux.backend import open_linux
 from tio_linux.errors import DeviceError, NotATunError, TunUnavailableError
-from tio_linux import queue as queue_module
 from tio_linux.queue import PlainQueue, VnetQueue
-from tests.linux import nsutil
 
 FULL = tun.TUN_F_CSUM | tun.TSO_MASK | tun.USO_MASK
 
@@ -349,7 +349,9 @@ def test_unprivileged_open_says_what_to_do():
     # root without CAP_NET_ADMIN (dropped from the bounding set before exec)
     result = subprocess.run(
         ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", sys.executable, "-c", UNPRIVILEGED],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     kind, is_permission, message = result.stdout.strip().split("|")

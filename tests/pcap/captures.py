@@ -56,7 +56,9 @@ def frame(linktype: int, packet: bytes) -> bytes:
 def non_ip_frame(linktype: int) -> bytes:
     """A frame that carries no IP packet on that link."""
     if linktype == EN10MB:
-        return bytes(Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="198.18.0.1", pdst="198.18.0.2"))
+        return bytes(
+            Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="198.18.0.1", pdst="198.18.0.2")
+        )
     if linktype in (RAW, IPV4, IPV6):
         return b"\x10" * 30  # version nibble 1
     if linktype in (NULL, LOOP):
@@ -68,8 +70,16 @@ def non_ip_frame(linktype: int) -> bytes:
     raise ValueError(linktype)
 
 
-def write_pcap(path: Path, frames: list[bytes], linktype: int = RAW, *, nano: bool = False,
-               endianness: str = "<", times: list[float] | None = None, snaplen: int = SNAPLEN) -> Path:
+def write_pcap(
+    path: Path,
+    frames: list[bytes],
+    linktype: int = RAW,
+    *,
+    nano: bool = False,
+    endianness: str = "<",
+    times: list[float] | None = None,
+    snaplen: int = SNAPLEN,
+) -> Path:
     """Classic pcap through scapy's PcapWriter with an explicit link type."""
     writer = PcapWriter(str(path), linktype=linktype, nano=nano, endianness=endianness, snaplen=snaplen)
     writer.linktype = linktype  # scapy drops a falsy linktype (NULL is 0)
@@ -107,8 +117,9 @@ def shb(order: str = "<") -> bytes:
     return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
 
 
-def idb(order: str, linktype: int, snaplen: int = SNAPLEN, tsresol: int | None = None,
-        tsoffset: int | None = None) -> bytes:
+def idb(
+    order: str, linktype: int, snaplen: int = SNAPLEN, tsresol: int | None = None, tsoffset: int | None = None
+) -> bytes:
     options = struct.pack(order + "HH", 2, 4) + b"tun0"  # if_name, skipped by the reader
     if tsresol is not None:
         options += struct.pack(order + "HHB3x", 9, 1, tsresol)

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.pcap.captures import far_future_pcapng
 from tio_pcap.bench import write_capture
 from tio_pcap.reader import read_packets
-
-from tests.pcap.captures import far_future_pcapng
 
 TIO = str(Path(sys.executable).with_name("tio"))
 
@@ -26,8 +25,13 @@ def tio(*args: str, limit_file_size: int | None = None) -> subprocess.CompletedP
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ignored stays ignored across exec: EFBIG, not a kill
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, resource.RLIM_INFINITY))
 
-    return subprocess.run([TIO, *args], capture_output=True, text=True, timeout=120,
-                          preexec_fn=limit if limit_file_size is not None else None)
+    return subprocess.run(
+        [TIO, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit if limit_file_size is not None else None,
+    )
 
 
 def one_tio_line(done: subprocess.CompletedProcess) -> str:
@@ -37,8 +41,7 @@ def one_tio_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("pacing", [["--speed", "1e-320"], ["--pps", "1e-310"], ["--speed", "inf"],
-                                    ["--pps", "nan"]])
+@pytest.mark.parametrize("pacing", [["--speed", "1e-320"], ["--pps", "1e-310"], ["--speed", "inf"], ["--pps", "nan"]])
 def test_pacing_values_that_overflow_are_usage_errors(tmp_path, pacing):
     capture = tmp_path / "in.pcap"
     write_capture(str(capture), 3)

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from tests.pcap.captures import (
+    EN10MB,
+    IPV4,
+    IPV6,
+    LOOP,
+    NULL,
+    RAW,
+    SLL,
+    SLL2,
+    Dot1AD,
+    Dot1Q,
+    Ether,
+    Raw,
+    epb,
+    frame,
+    idb,
+    ip_packets,
+    non_ip_frame,
+    shb,
+    spb,
+    write_pcap,
+    write_pcapng,
+)
 from tio_core import open_backend
 from tio_core.errors import EndOfStream
-
-from tests.pcap.captures import (
-    EN10MB, IPV4, IPV6, LOOP, NULL, RAW, SLL, SLL2, Dot1AD, Dot1Q, Ether, Raw, epb, frame, idb,
-    ip_packets, non_ip_frame, shb, spb, write_pcap, write_pcapng,
-)
 
 LINKTYPES = [RAW, EN10MB, NULL, LOOP, SLL, SLL2]
 
@@ -102,13 +120,20 @@ def test_records_cut_by_the_snap_length_are_skipped_and_counted(tmp_path):
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_pcapng_big_endian_simple_packets_and_resolutions(tmp_path, order):
     packets = ip_packets(6)
-    data = (shb(order) + idb(order, RAW, tsresol=9) + idb(order, EN10MB, tsresol=0x80 | 20)
-            + epb(order, 0, 5_000_000_000, packets[0])
-            + epb(order, 1, 3 << 20, frame(EN10MB, packets[1]))
-            + spb(order, packets[2])
-            + block_unknown(order)
-            + shb(order) + idb(order, SLL, tsoffset=100) + epb(order, 0, 7_000_000, frame(SLL, packets[3]))
-            + spb(order, frame(SLL, packets[4])) + epb(order, 0, 8_000_000, frame(SLL, packets[5])))
+    data = (
+        shb(order)
+        + idb(order, RAW, tsresol=9)
+        + idb(order, EN10MB, tsresol=0x80 | 20)
+        + epb(order, 0, 5_000_000_000, packets[0])
+        + epb(order, 1, 3 << 20, frame(EN10MB, packets[1]))
+        + spb(order, packets[2])
+        + block_unknown(order)
+        + shb(order)
+        + idb(order, SLL, tsoffset=100)
+        + epb(order, 0, 7_000_000, frame(SLL, packets[3]))
+        + spb(order, frame(SLL, packets[4]))
+        + epb(order, 0, 8_000_000, frame(SLL, packets[5]))
+    )
     path = tmp_path / "h.pcapng"
     path.write_bytes(data)
     from tio_pcap.reader import CaptureReader
@@ -178,8 +203,10 @@ def test_records_straddling_read_chunks(tmp_path, kind):
     from tio_pcap.reader import CaptureReader
 
     rng = random.Random(kind)
-    packets = [bytes(IP(src="198.18.0.1", dst="198.18.0.2", id=n) / UDP() / Raw(bytes([n % 256]) * rng.randint(0, 9000)))
-               for n in range(120)]
+    packets = [
+        bytes(IP(src="198.18.0.1", dst="198.18.0.2", id=n) / UDP() / Raw(bytes([n % 256]) * rng.randint(0, 9000)))
+        for n in range(120)
+    ]
     path = tmp_path / "chunks.cap"
     if kind == "pcap-raw":
         write_pcap(path, packets, RAW)
@@ -188,8 +215,11 @@ def test_records_straddling_read_chunks(tmp_path, kind):
     elif kind == "pcapng-mixed":
         write_pcapng(path, [(lt, frame(lt, p)) for lt, p in zip([EN10MB, RAW, SLL2] * 40, packets)])
     else:
-        path.write_bytes(shb(">") + idb(">", RAW) + b"".join(
-            spb(">", p) if n % 3 == 0 else epb(">", 0, n, p) for n, p in enumerate(packets)))
+        path.write_bytes(
+            shb(">")
+            + idb(">", RAW)
+            + b"".join(spb(">", p) if n % 3 == 0 else epb(">", 0, n, p) for n, p in enumerate(packets))
+        )
     for chunk in (4096, 5000, 1 << 20):
         views: list = []
         with CaptureReader(path, chunk_size=chunk) as reader:

@@ -10,12 +10,11 @@ import warnings
 
 import pytest
 
+from tests.pcap.captures import EN10MB, RAW, block, epb, frame, idb, ip_packets, shb, spb, write_pcap, write_pcapng
 from tio_core import open_backend
 from tio_core.errors import EndOfStream, TioError
 from tio_pcap.errors import CaptureFormatError, TruncatedCaptureWarning
 from tio_pcap.reader import read_packets
-
-from tests.pcap.captures import EN10MB, RAW, block, epb, frame, idb, ip_packets, shb, spb, write_pcap, write_pcapng
 
 PACKETS = ip_packets(4)
 PCAP_HDR = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, RAW)
@@ -55,13 +54,29 @@ SECOND = FIRST + 16 + len(PACKETS[0])
         (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 999), 0, "unknown link type 999"),
         (PCAP_HDR + record(PACKETS[0]) + b"\x01" * 7, SECOND, "truncated record header"),
         (PCAP_HDR + record(PACKETS[0]) + record(PACKETS[1])[:30], SECOND, "truncated record"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 40, RAW) + record(PACKETS[1]), FIRST,
-         "exceeds the snap length 40"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, RAW) + record(b"", caplen=0x7FFFFFFF), FIRST,
-         "exceeds the limit 262144"),
+        (
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 40, RAW) + record(PACKETS[1]),
+            FIRST,
+            "exceeds the snap length 40",
+        ),
+        (
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, RAW) + record(b"", caplen=0x7FFFFFFF),
+            FIRST,
+            "exceeds the limit 262144",
+        ),
     ],
-    ids=["empty", "bad-magic", "gif", "short-header", "version", "linktype", "short-record-header",
-         "short-record", "caplen>snaplen", "caplen>256KiB"],
+    ids=[
+        "empty",
+        "bad-magic",
+        "gif",
+        "short-header",
+        "version",
+        "linktype",
+        "short-record-header",
+        "short-record",
+        "caplen>snaplen",
+        "caplen>256KiB",
+    ],
 )
 def test_classic_pcap_faults(tmp_path, data, offset, words):
     expect_error(tmp_path, data, offset, words)
@@ -91,8 +106,19 @@ def with_trailer(block_bytes: bytes, trailer: int) -> bytes:
         (SHB + spb("<", PACKETS[0]), len(SHB), "before any interface"),
         (SHB + IDB + epb("<", 0, 1, PACKETS[0])[:-10], START, "truncated block"),
     ],
-    ids=["bom", "short-shb", "length-mismatch", "length-not-aligned", "huge-length", "caplen>snaplen",
-         "unknown-interface", "linktype", "caplen-overruns-block", "spb-before-idb", "truncated-block"],
+    ids=[
+        "bom",
+        "short-shb",
+        "length-mismatch",
+        "length-not-aligned",
+        "huge-length",
+        "caplen>snaplen",
+        "unknown-interface",
+        "linktype",
+        "caplen-overruns-block",
+        "spb-before-idb",
+        "truncated-block",
+    ],
 )
 def test_pcapng_faults(tmp_path, data, offset, words):
     expect_error(tmp_path, data, offset, words)
@@ -106,12 +132,11 @@ def test_truncated_last_record_is_tolerated_when_not_strict(tmp_path):
         read_packets(path)
     with pytest.warns(TruncatedCaptureWarning, match="truncated record"):
         assert read_packets(path, strict=False) == PACKETS[:-1]
-    with pytest.warns(TruncatedCaptureWarning):
-        with open_backend("pcap", path=str(path), strict=False) as qs:
-            queue = qs.queues()[0]
-            assert [bytes(p.data) for p in queue.read()] == PACKETS[:-1]
-            with pytest.raises(EndOfStream):
-                queue.read()
+    with pytest.warns(TruncatedCaptureWarning), open_backend("pcap", path=str(path), strict=False) as qs:
+        queue = qs.queues()[0]
+        assert [bytes(p.data) for p in queue.read()] == PACKETS[:-1]
+        with pytest.raises(EndOfStream):
+            queue.read()
 
 
 def test_truncated_pcapng_block_is_tolerated_when_not_strict(tmp_path):
@@ -134,8 +159,12 @@ def _valid_captures(tmp_path) -> list[bytes]:
     pcap = write_pcap(tmp_path / "f.pcap", [frame(EN10MB, p) for p in packets], EN10MB).read_bytes()
     raw_be = write_pcap(tmp_path / "g.pcap", packets, RAW, endianness=">", nano=True).read_bytes()
     ng = write_pcapng(tmp_path / "f.pcapng", [(RAW, p) for p in packets]).read_bytes()
-    hand = (shb(">") + idb(">", EN10MB, tsresol=9) + spb(">", frame(EN10MB, packets[0]))
-            + b"".join(epb(">", 0, i, frame(EN10MB, p)) for i, p in enumerate(packets)))
+    hand = (
+        shb(">")
+        + idb(">", EN10MB, tsresol=9)
+        + spb(">", frame(EN10MB, packets[0]))
+        + b"".join(epb(">", 0, i, frame(EN10MB, p)) for i, p in enumerate(packets))
+    )
     return [pcap, raw_be, ng, hand]
 
 
@@ -150,7 +179,8 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
             buf[where] = rng.randrange(256)
         elif kind < 0.7:  # a lying 32-bit field: lengths, ids, types
             buf[where : where + 4] = rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, rng.randrange(1 << 32)]).to_bytes(
-                4, rng.choice(["little", "big"]))
+                4, rng.choice(["little", "big"])
+            )
         elif kind < 0.85:
             del buf[where:]
         else:
@@ -171,8 +201,9 @@ def test_fuzzed_captures_raise_only_the_documented_error_in_bounded_memory(tmp_p
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", TruncatedCaptureWarning)
-                        with open_backend("pcap", path=str(path), gso_mtu=100, strict=rng.random() < 0.5,
-                                          batch=5) as qs:
+                        with open_backend(
+                            "pcap", path=str(path), gso_mtu=100, strict=rng.random() < 0.5, batch=5
+                        ) as qs:
                             queue = qs.queues()[0]
                             while True:
                                 try:

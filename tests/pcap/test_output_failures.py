@@ -94,8 +94,9 @@ print(json.dumps(report))
 def gso_pieces(n: int) -> tuple[bytes, bytes]:
     """IPv4 and UDP headers for a write_gso of FOUR_PAYLOADS (the IP id tells superpackets apart)."""
     total = 20 + 8 + sum(map(len, FOUR_PAYLOADS))
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, n & 0xFFFF, 0, 64, 17, 0,
-                     bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, n & 0xFFFF, 0, 64, 17, 0, bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+    )
     return ip, struct.pack("!HHHH", 4000, 53, 8 + sum(map(len, FOUR_PAYLOADS)), 0)
 
 
@@ -109,8 +110,9 @@ def header_size(fmt: str) -> int:
     return PCAP_HEADER if fmt == "pcap" else PCAPNG_HEADER
 
 
-def run_script(out: Path, fmt: str, limit: int, count: int, mode: str = "write",
-               wrapper: list[str] | None = None) -> dict:
+def run_script(
+    out: Path, fmt: str, limit: int, count: int, mode: str = "write", wrapper: list[str] | None = None
+) -> dict:
     command = [sys.executable, "-c", SCRIPT, str(out), fmt, str(limit), str(count), mode]
     done = subprocess.run((wrapper or []) + command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -128,8 +130,16 @@ def expected_written(fmt: str, sent: list[bytes], capacity: int) -> int:
     return count
 
 
-def check_capture(out: Path, fmt: str, sent: list[bytes], capacity: int, report: dict, error: int,
-                  words: str, named: Path | None = None) -> None:
+def check_capture(
+    out: Path,
+    fmt: str,
+    sent: list[bytes],
+    capacity: int,
+    report: dict,
+    error: int,
+    words: str,
+    named: Path | None = None,
+) -> None:
     """The capture out holds exactly the records that fit, and the error (naming named, default
     out) says so."""
     kept = expected_written(fmt, sent, capacity)
@@ -158,8 +168,12 @@ def test_file_size_limit_hit_by_a_write_keeps_every_complete_record(tmp_path, fm
     attempted = report["accepted"] + 1  # the write that raised
     assert report["refused_after"] == "CaptureWriteError", "a failed output refuses every later write"
     assert report["close"] == "ok", "close() after a failure already raised does not raise it again"
-    assert report["stats"] == {"records_written": kept, "packets_lost": attempted + 1 - kept,
-                               "lost_after_accept": report["accepted"] - kept, "error": "CaptureWriteError"}
+    assert report["stats"] == {
+        "records_written": kept,
+        "packets_lost": attempted + 1 - kept,
+        "lost_after_accept": report["accepted"] - kept,
+        "error": "CaptureWriteError",
+    }
     assert report["stats"]["lost_after_accept"] > 0  # buffered records of writes that had returned
 
 
@@ -174,8 +188,12 @@ def test_file_size_limit_hit_at_close_is_raised_by_close(tmp_path, fmt):
     assert report["raised_by"] == "close" and report["accepted"] == count, report
     check_capture(out, fmt, sent, limit, report, errno.EFBIG, "File too large")
     kept = report["records_written"]
-    assert report["stats"] == {"records_written": kept, "packets_lost": count - kept,
-                               "lost_after_accept": count - kept, "error": "CaptureWriteError"}
+    assert report["stats"] == {
+        "records_written": kept,
+        "packets_lost": count - kept,
+        "lost_after_accept": count - kept,
+        "error": "CaptureWriteError",
+    }
 
 
 def test_superpacket_records_count_their_wire_packets_as_lost(tmp_path):
@@ -224,11 +242,14 @@ def test_disk_full_mid_recording_keeps_every_complete_record(tmp_path, fmt):
     copy = tmp_path / f"copy.{fmt}"
     # The tmpfs exists only in the private mount namespace of this one command; the capture is
     # copied out before the namespace (and the mount) goes away.
-    command = (f'mount -t tmpfs -o size={capacity} tio-pcap-test "{small}" && "$@"; status=$?; '
-               f'cp "{out}" "{copy}"; exit $status')
+    command = (
+        f'mount -t tmpfs -o size={capacity} tio-pcap-test "{small}" && "$@"; status=$?; '
+        f'cp "{out}" "{copy}"; exit $status'
+    )
     count = 5000  # more than one 256 KiB buffer: a write() meets the full disk
-    report = run_script(out, fmt, 0, count, wrapper=["unshare", "--mount", "--propagation", "private",
-                                                      "sh", "-c", command, "sh"])
+    report = run_script(
+        out, fmt, 0, count, wrapper=["unshare", "--mount", "--propagation", "private", "sh", "-c", command, "sh"]
+    )
     packets = small_packets()
     sent = [packets[n % len(packets)] for n in range(count)]
     assert report["raised_by"] == "write", report

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
+from tests.pcap.captures import far_future_pcap, far_future_pcapng, ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.errors import EndOfStream, QueueClosed
-
-from tests.pcap.captures import far_future_pcap, far_future_pcapng, ip_packets, write_pcap
 
 
 def timed_replay(path, **options) -> tuple[list[bytes], list[float], float]:
@@ -114,6 +113,7 @@ def test_bad_pacing_options(tmp_path, options, words):
 
 # -- hostile pacing values (issue 12, item 13): a typed error, never a bare OverflowError/ValueError ------
 
+
 @pytest.mark.parametrize("speed", [1e-320, 1e-310, 5e-324, 1e-300, 1e-12, float("inf"), float("-inf"), float("nan")])
 def test_a_speed_pacing_cannot_follow_is_a_config_error(tmp_path, speed):
     from tio_core.errors import ConfigError
@@ -132,8 +132,15 @@ def test_a_rate_pacing_cannot_follow_is_a_config_error(tmp_path, rate):
         timed_replay(path, pacing="rate", rate=rate)
 
 
-@pytest.mark.parametrize("options", [{"pacing": "realtime", "speed": 1e-9}, {"pacing": "rate", "rate": 1e-9},
-                                     {"pacing": "realtime", "speed": 1e300}, {"pacing": "rate", "rate": 1e300}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pacing": "realtime", "speed": 1e-9},
+        {"pacing": "rate", "rate": 1e-9},
+        {"pacing": "realtime", "speed": 1e300},
+        {"pacing": "rate", "rate": 1e300},
+    ],
+)
 def test_the_extreme_pacing_values_accepted_work(tmp_path, options):
     """The smallest speed and rate accepted start at once; the largest replay as fast as possible."""
     path = write_pcap(tmp_path / "e.pcap", ip_packets(3), times=[1_700_000_000, 1_700_000_000, 1_700_000_000])

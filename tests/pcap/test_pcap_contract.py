@@ -11,12 +11,11 @@ from collections.abc import Sequence
 import pytest
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from tio_core import open_backend
-from tio_core.contract import QueueSet
-
 from tests.contract.harness import ContractHarness
 from tests.contract.suite import BackendContractTests
 from tests.pcap.captures import RAW, write_pcap
+from tio_core import open_backend
+from tio_core.contract import QueueSet
 
 
 class PcapHarness(ContractHarness):
@@ -44,7 +43,9 @@ class PcapHarness(ContractHarness):
         reader = RawPcapNgReader(path) if path.endswith(".pcapng") else RawPcapReader(path)
         try:
             packets = [data for data, _meta in reader]
-            linktypes = [iface[0] for iface in reader.interfaces] if hasattr(reader, "interfaces") else [reader.linktype]
+            linktypes = (
+                [iface[0] for iface in reader.interfaces] if hasattr(reader, "interfaces") else [reader.linktype]
+            )
             assert linktypes == [RAW]
             return packets
         finally:

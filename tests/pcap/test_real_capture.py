@@ -57,13 +57,30 @@ class CapturedTun:
         nsutil.create_ns(self.ns)
         self.qset = self.tcpdump = None
         try:
-            self.qset = nsutil.in_ns(self.ns, open_linux, name=nsutil.unique("tp"), addresses=(self.cidr,),
-                                     up=True, mtu=1500)
+            self.qset = nsutil.in_ns(
+                self.ns, open_linux, name=nsutil.unique("tp"), addresses=(self.cidr,), up=True, mtu=1500
+            )
             self.queue = self.qset.queues()[0]
             self.tcpdump = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.ns}", "tcpdump", "-Z", "root", "-i", self.qset.name,
-                 "--immediate-mode", "-U", "-s", "262144", "-w", str(self.capture), self.bpf],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                [
+                    "nsenter",
+                    f"--net=/run/netns/{self.ns}",
+                    "tcpdump",
+                    "-Z",
+                    "root",
+                    "-i",
+                    self.qset.name,
+                    "--immediate-mode",
+                    "-U",
+                    "-s",
+                    "262144",
+                    "-w",
+                    str(self.capture),
+                    self.bpf,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             assert b"listening on" in self.tcpdump.stderr.readline()
         except BaseException:
             self.__exit__()
@@ -137,12 +154,27 @@ def test_tcpdump_capture_of_tso_superpackets_replays_as_the_kernel_delivered_the
         listener.listen(1)
         listener.settimeout(5)
         options = [("MSS", 1460), ("NOP", None), ("NOP", None), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)]
-        tun.queue.write(bytes(layer(src=tun.peer, dst=tun.local)
-                              / TCP(sport=40000, dport=5001, flags="S", seq=1000, window=65535, options=options)))
+        tun.queue.write(
+            bytes(
+                layer(src=tun.peer, dst=tun.local)
+                / TCP(sport=40000, dport=5001, flags="S", seq=1000, window=65535, options=options)
+            )
+        )
         synack = _read_tcp(tun.queue, lambda tcp: tcp.flags == "SA")
-        tun.queue.write(bytes(layer(src=tun.peer, dst=tun.local)
-                              / TCP(sport=40000, dport=5001, flags="A", seq=1001, ack=synack.seq + 1, window=65535,
-                                    options=[("NOP", None), ("NOP", None), ("Timestamp", (2, _tsval(synack)))])))
+        tun.queue.write(
+            bytes(
+                layer(src=tun.peer, dst=tun.local)
+                / TCP(
+                    sport=40000,
+                    dport=5001,
+                    flags="A",
+                    seq=1001,
+                    ack=synack.seq + 1,
+                    window=65535,
+                    options=[("NOP", None), ("NOP", None), ("Timestamp", (2, _tsval(synack)))],
+                )
+            )
+        )
         conn, _ = listener.accept()
         listener.close()
         with conn:

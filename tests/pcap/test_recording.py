@@ -14,14 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
+from tests.contract.suite import expected_segments, gso_pieces
+from tests.pcap.captures import RAW, ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError
 from tio_pcap.errors import TruncatedCaptureWarning
 from tio_pcap.reader import read_packets
-
-from tests.contract.suite import expected_segments, gso_pieces
-from tests.pcap.captures import RAW, ip_packets, write_pcap
 
 
 def scapy_read(path) -> tuple[list[bytes], list[float]]:
@@ -113,13 +112,13 @@ def test_gso_writes_follow_the_advertised_capabilities(tmp_path):
     assert scapy_read(tmp_path / "o.pcap")[0] == expected_segments(4, GSOProto.TCP, payloads)
 
 
-@pytest.mark.parametrize("data,words", [(b"", "empty"), (b"\x11" * 40, "not an IP packet"),
-                                        (b"\x45" + b"\0" * 70000, "at most 65535")])
+@pytest.mark.parametrize(
+    "data,words", [(b"", "empty"), (b"\x11" * 40, "not an IP packet"), (b"\x45" + b"\0" * 70000, "at most 65535")]
+)
 def test_bad_writes_are_rejected_and_not_recorded(tmp_path, data, words):
     out = tmp_path / "o.pcap"
-    with open_backend("pcap", output=str(out)) as qs:
-        with pytest.raises(MalformedPacket, match=words):
-            qs.queues()[0].write(data)
+    with open_backend("pcap", output=str(out)) as qs, pytest.raises(MalformedPacket, match=words):
+        qs.queues()[0].write(data)
     assert read_packets(out) == []
 
 
@@ -132,19 +131,21 @@ def test_writes_without_output_are_counted_only(tmp_path):
 
 
 def test_output_only_reads_end_at_once(tmp_path):
-    with open_backend("pcap", output=str(tmp_path / "o.pcap")) as qs:
-        with pytest.raises(EndOfStream):
-            qs.queues()[0].read()
+    with open_backend("pcap", output=str(tmp_path / "o.pcap")) as qs, pytest.raises(EndOfStream):
+        qs.queues()[0].read()
 
 
-@pytest.mark.parametrize("options,words", [
-    ({}, "give path="),
-    ({"path": "same.pcap", "output": "same.pcap"}, "same file as the capture being replayed"),
-    ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
-    ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
-    ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),
-    ({"path": "same.pcap", "output_format": "pcapng"}, "output= is not"),
-])
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({}, "give path="),
+        ({"path": "same.pcap", "output": "same.pcap"}, "same file as the capture being replayed"),
+        ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
+        ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
+        ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),
+        ({"path": "same.pcap", "output_format": "pcapng"}, "output= is not"),
+    ],
+)
 def test_bad_open_options(tmp_path, monkeypatch, options, words):
     monkeypatch.chdir(tmp_path)
     write_pcap(tmp_path / "same.pcap", ip_packets(1))
@@ -187,9 +188,14 @@ def test_a_coalescer_writing_through_the_queue_records_the_original_packets(tmp_
 
     from tio_core.coalesce import Coalescer
 
-    stream = [bytes(IP(src="198.18.0.1", dst="198.18.0.2", id=n, flags="DF")
-                    / TCP(sport=7, dport=8, seq=1 + n * 1000, ack=5, flags="A") / Raw(bytes([n]) * 1000))
-              for n in range(8)]
+    stream = [
+        bytes(
+            IP(src="198.18.0.1", dst="198.18.0.2", id=n, flags="DF")
+            / TCP(sport=7, dport=8, seq=1 + n * 1000, ack=5, flags="A")
+            / Raw(bytes([n]) * 1000)
+        )
+        for n in range(8)
+    ]
     out = tmp_path / "c.pcap"
     with open_backend("pcap", output=str(out), tso=tso) as qs:
         queue = qs.queues()[0]
@@ -222,8 +228,14 @@ def test_add_reads_a_capture_from_a_pipe_but_cannot_loop_it(tmp_path):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    records=st.lists(st.tuples(st.sampled_from([0x45, 0x60]), st.binary(max_size=2000),
-                               st.integers(min_value=0, max_value=2**32 * 10**9 - 1)), max_size=30),
+    records=st.lists(
+        st.tuples(
+            st.sampled_from([0x45, 0x60]),
+            st.binary(max_size=2000),
+            st.integers(min_value=0, max_value=2**32 * 10**9 - 1),
+        ),
+        max_size=30,
+    ),
     fmt=st.sampled_from(["pcap", "pcapng"]),
 )
 def test_writer_and_reader_round_trip(tmp_path_factory, records, fmt):

@@ -12,11 +12,10 @@ import os
 
 import pytest
 
+from tests.pcap.captures import ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.errors import ConfigError
 from tio_pcap.plugin import OPTIONS
-
-from tests.pcap.captures import ip_packets, write_pcap
 
 
 def spellings(tmp_path):
@@ -37,14 +36,22 @@ def spellings(tmp_path):
     }
 
 
-CASES = ["same string", "relative and absolute", "dot segments", "output a symlink to the capture",
-         "path a symlink, output the capture", "output a relative symlink", "hard link"]
+CASES = [
+    "same string",
+    "relative and absolute",
+    "dot segments",
+    "output a symlink to the capture",
+    "path a symlink, output the capture",
+    "output a relative symlink",
+    "hard link",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("output_format", [None, "pcapng"])
-def test_recording_over_the_replayed_capture_is_refused_and_the_capture_kept(tmp_path, monkeypatch, case,
-                                                                               output_format):
+def test_recording_over_the_replayed_capture_is_refused_and_the_capture_kept(
+    tmp_path, monkeypatch, case, output_format
+):
     capture = write_pcap(tmp_path / "in.pcap", ip_packets(5))
     before = capture.read_bytes()
     path, output = spellings(tmp_path)[case]

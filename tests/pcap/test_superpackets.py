@@ -10,12 +10,11 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
 from scapy.packet import Raw
 
+from tests.pcap.captures import ip_packets, write_pcap
 from tio_core import kernels, open_backend
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import EndOfStream
-from tio_core.virtio import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
-
-from tests.pcap.captures import ip_packets, write_pcap
+from tio_core.wire import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 V4 = {"src": "198.18.0.1", "dst": "198.18.0.2"}
 V6 = {"src": "fd00::1", "dst": "fd00::2"}
@@ -67,8 +66,14 @@ def assert_valid_segments(super_bytes: bytes, segments: list[bytes], mtu: int, p
 
 CASES = {
     "tcp4": (IP(**V4) / TCP(sport=1, dport=2, seq=10, flags="PA") / Raw(PAYLOAD), 20, 40, GSOProto.TCP),
-    "tcp4-timestamps": (IP(**V4) / TCP(sport=1, dport=2, flags="A", options=[("NOP", None), ("NOP", None),
-                        ("Timestamp", (1, 2))]) / Raw(PAYLOAD), 20, 52, GSOProto.TCP),
+    "tcp4-timestamps": (
+        IP(**V4)
+        / TCP(sport=1, dport=2, flags="A", options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 2))])
+        / Raw(PAYLOAD),
+        20,
+        52,
+        GSOProto.TCP,
+    ),
     "udp4": (IP(**V4) / UDP(sport=3, dport=4) / Raw(PAYLOAD), 20, 28, GSOProto.UDP),
     "tcp6": (IPv6(**V6) / TCP(sport=1, dport=2, flags="FPA") / Raw(PAYLOAD), 40, 60, GSOProto.TCP),
     "udp6-ext": (IPv6(**V6) / IPv6ExtHdrDestOpt() / UDP(sport=3, dport=4) / Raw(PAYLOAD), 48, 56, GSOProto.UDP),
@@ -90,7 +95,7 @@ def test_gso_mtu_infers_superpackets_that_segment_into_valid_packets(tmp_path, n
     assert data[:field] == wire[:field] and data[field + 2 :] == wire[field + 2 :]
     assert struct.unpack_from("!H", data, field)[0] == pseudo_partial(wire, l3_len, 6 if proto == GSOProto.TCP else 17)
     # the shared validation of kernel metadata accepts it and agrees on every field
-    gso_type = (GSO_UDP_L4 if proto == GSOProto.UDP else GSO_TCPV4 if wire[0] >> 4 == 4 else GSO_TCPV6)
+    gso_type = GSO_UDP_L4 if proto == GSOProto.UDP else GSO_TCPV4 if wire[0] >> 4 == 4 else GSO_TCPV6
     vnet = VirtioNetHdr(NEEDS_CSUM, gso_type, hdr_len, 1500 - hdr_len, l3_len, 16 if proto == GSOProto.TCP else 6)
     assert kernels.gso_info_from_vnet(vnet, superpacket.data) == superpacket.gso
     segments = [bytes(s) for s in kernels.segment(superpacket)]

@@ -50,19 +50,10 @@ from tio_core.errors import (
     QueueClosed,
     TioError,
 )
-from tio_core.gso_write import assemble_superpacket, plan_gso_write
-from tio_core.virtio import (
-    GSO_TCPV4,
-    GSO_TCPV6,
-    GSO_UDP_L4,
-    NEEDS_CSUM,
-    TCP_CSUM_OFFSET,
-    UDP_CSUM_OFFSET,
-    VirtioNetHdr,
-)
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr, vnet_header_for
 
 STALE_MARKER = b"STALE-BORROW!"  # written over buffers whose borrow ended
-MAX_IP_PACKET = 65535
 DEFAULT_MAX_BATCH = 64
 DELIVER_SEGMENTED = "segmented"
 DELIVER_SUPERPACKET = "superpacket"
@@ -82,7 +73,9 @@ def _as_bytes(item: Any, what: str) -> bytes:
         return bytes(item)
     if hasattr(item, "__bytes__"):  # scapy packets and similar builders
         return bytes(item)
-    raise TypeError(f"{what}: expected bytes, a tio Packet or a packet object with __bytes__, got {type(item).__name__}")
+    raise TypeError(
+        f"{what}: expected bytes, a tio Packet or a packet object with __bytes__, got {type(item).__name__}"
+    )
 
 
 def check_ip_packet(data: Buffer, what: str) -> None:
@@ -90,11 +83,7 @@ def check_ip_packet(data: Buffer, what: str) -> None:
 
     This is what a TUN device accepts on write and ever hands to a reader.
     """
-    size = len(data)
-    if size == 0:
-        raise MalformedPacket(f"{what}: empty packet")
-    if size > MAX_IP_PACKET:
-        raise MalformedPacket(f"{what}: {size} bytes, an IP packet is at most {MAX_IP_PACKET}")
+    size = check_write_size(data, what)
     version = data[0] >> 4
     if version == 4:
         if size < 20:
@@ -115,26 +104,16 @@ def check_ip_packet(data: Buffer, what: str) -> None:
         raise MalformedPacket(f"{what}: IP version must be 4 or 6, got {version}")
 
 
-def vnet_header_for(gso: GSOInfo, data: Buffer) -> VirtioNetHdr:
-    """The virtio_net_hdr a kernel would put before this superpacket."""
-    if gso.proto == GSOProto.TCP:
-        gso_type = GSO_TCPV4 if data[0] >> 4 == 4 else GSO_TCPV6
-        offset = TCP_CSUM_OFFSET
-    elif gso.proto == GSOProto.UDP:
-        gso_type, offset = GSO_UDP_L4, UDP_CSUM_OFFSET
-    else:
-        raise MalformedPacket(f"superpacket GSOInfo needs proto TCP or UDP, got {gso.proto!r}")
-    return VirtioNetHdr(NEEDS_CSUM, gso_type, gso.hdr_len, gso.size, gso.csum_start, offset)
-
-
 def check_superpacket(data: bytes, gso: GSOInfo, what: str) -> None:
     """Raise MalformedPacket unless ``gso`` describes ``data`` as a kernel would."""
     from tio_core import kernels  # the packet kernels pick C or pure Python on import
 
-    hdr = vnet_header_for(gso, data)
+    hdr = vnet_header_for(gso, data[0] >> 4)
     checked = kernels.gso_info_from_vnet(hdr, memoryview(data))
     if checked != gso:
-        raise MalformedPacket(f"{what}: GSOInfo {tuple(gso)} does not match the packet headers, expected {tuple(checked)}")
+        raise MalformedPacket(
+            f"{what}: GSOInfo {tuple(gso)} does not match the packet headers, expected {tuple(checked)}"
+        )
 
 
 # -- outbound records ------------------------------------------------------------
@@ -465,6 +444,10 @@ class FdQueue(FakeQueue):
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def read_nowait(self) -> list[Packet]:
+        """One read that never waits: [] when nothing is ready (the contract's NonBlockingReader)."""
+        return self.read(block=False)
+
     def _wait_for_inbound(self, wait: float | None, blocking: bool) -> None:
         # Release the lock while polling so close() and inject() can run.
         deadline = None if wait is None else time.monotonic() + wait
@@ -587,7 +570,9 @@ class FakeQueueSet(QueueSet):
         try:
             sock = socket.socket(fileno=fd)
         except OSError as exc:
-            raise FakeFdError(f"fake: fd {fd} is not a socket ({exc.strerror or exc}); pass one end of a socketpair") from None
+            raise FakeFdError(
+                f"fake: fd {fd} is not a socket ({exc.strerror or exc}); pass one end of a socketpair"
+            ) from None
         if sock.type not in (socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
             sock.detach()
             raise FakeFdError(f"fake: fd {fd} is a {sock.type.name} socket; packets need SOCK_DGRAM or SOCK_SEQPACKET")
@@ -625,7 +610,9 @@ def fake_pair(deliver: str = DELIVER_SEGMENTED, **options: Any) -> tuple[FakeQue
     closed are counted in ``peer_drops``.
     """
     if deliver not in (DELIVER_SEGMENTED, DELIVER_SUPERPACKET):
-        raise ConfigError(f"fake_pair: deliver must be {DELIVER_SEGMENTED!r} or {DELIVER_SUPERPACKET!r}, got {deliver!r}")
+        raise ConfigError(
+            f"fake_pair: deliver must be {DELIVER_SEGMENTED!r} or {DELIVER_SUPERPACKET!r}, got {deliver!r}"
+        )
     left, right = open_fake(**options), open_fake(**options)
     for a, b in zip(left.queues(), right.queues()):
         a._peer, b._peer = b, a

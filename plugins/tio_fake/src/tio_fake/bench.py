@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tio_core.benchmark import Figure, best_rate, format_table
+from tio_core.bench import Figure, best_rate, format_table
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -19,9 +19,11 @@ def run(quick: bool = False) -> list[Figure]:
 
     def scapy_flow():
         return [
-            bytes(IP(src="198.18.0.2", dst="198.18.0.1", id=1 + i, flags="DF")
-                  / TCP(sport=40000, dport=5001, seq=1 + i * 1000, flags="A", window=65535)
-                  / Raw(data[i * 1000 : (i + 1) * 1000]))
+            bytes(
+                IP(src="198.18.0.2", dst="198.18.0.1", id=1 + i, flags="DF")
+                / TCP(sport=40000, dport=5001, seq=1 + i * 1000, flags="A", window=65535)
+                / Raw(data[i * 1000 : (i + 1) * 1000])
+            )
             for i in range(count)
         ]
 

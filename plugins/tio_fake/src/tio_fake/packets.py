@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet
-from tio_core.virtio import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+from tio_core.wire import VirtioNetHdr, vnet_header_for
 
 V4_SRC, V4_DST = "198.18.0.2", "198.18.0.1"
 V6_SRC, V6_DST = "fd00::2", "fd00::1"
@@ -54,8 +54,20 @@ class PacketFactory:
         self._template = lru_cache(maxsize=512)(self._build_template)
 
     # -- templates ------------------------------------------------------------
-    def _build_template(self, proto: GSOProto, src: str, dst: str, sport: int, dport: int, ttl: int, tos: int,
-                        flags: str, window: int, ack: int, tcp_options: tuple) -> tuple[bytes, int, int]:
+    def _build_template(
+        self,
+        proto: GSOProto,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        ttl: int,
+        tos: int,
+        flags: str,
+        window: int,
+        ack: int,
+        tcp_options: tuple,
+    ) -> tuple[bytes, int, int]:
         """(header bytes, IP header length, L4 header length) built once by scapy."""
         from scapy.layers.inet import IP, TCP, UDP
         from scapy.layers.inet6 import IPv6
@@ -83,23 +95,60 @@ class PacketFactory:
         return payload_pattern(size, offset)
 
     # -- single packets -----------------------------------------------------------
-    def tcp(self, payload: bytes = b"", *, src: str | None = None, dst: str | None = None, version: int | None = None,
-            sport: int = 40000, dport: int = 5001, seq: int = 1, ack: int = 0, flags: str | int = "A",
-            window: int = 65535, ttl: int = 64, tos: int = 0, ip_id: int = 1, tcp_options: Sequence = ()) -> bytes:
+    def tcp(
+        self,
+        payload: bytes = b"",
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        version: int | None = None,
+        sport: int = 40000,
+        dport: int = 5001,
+        seq: int = 1,
+        ack: int = 0,
+        flags: str | int = "A",
+        window: int = 65535,
+        ttl: int = 64,
+        tos: int = 0,
+        ip_id: int = 1,
+        tcp_options: Sequence = (),
+    ) -> bytes:
         """One fully checksummed TCP packet (IPv4 unless ``version=6`` or IPv6 addresses)."""
-        hdr, ip_len, l4_len = self._headers(GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack,
-                                            tcp_options, version)
+        hdr, ip_len, l4_len = self._headers(
+            GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack, tcp_options, version
+        )
         return _finish(hdr, ip_len, l4_len, payload, GSOProto.TCP, ip_id, seq)
 
-    def udp(self, payload: bytes = b"", *, src: str | None = None, dst: str | None = None, version: int | None = None,
-            sport: int = 40000, dport: int = 5000, ttl: int = 64, tos: int = 0, ip_id: int = 1) -> bytes:
+    def udp(
+        self,
+        payload: bytes = b"",
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        version: int | None = None,
+        sport: int = 40000,
+        dport: int = 5000,
+        ttl: int = 64,
+        tos: int = 0,
+        ip_id: int = 1,
+    ) -> bytes:
         """One fully checksummed UDP packet."""
         hdr, ip_len, l4_len = self._headers(GSOProto.UDP, src, dst, sport, dport, ttl, tos, "", 0, 0, (), version)
         return _finish(hdr, ip_len, l4_len, payload, GSOProto.UDP, ip_id, 0)
 
     # -- flows --------------------------------------------------------------------
-    def tcp_flow(self, count: int, size: int = 1000, *, payload: bytes | None = None, seq: int = 1, ip_id: int = 1,
-                 flags: str | int = "A", last_flags: str | int | None = None, **fields) -> list[bytes]:
+    def tcp_flow(
+        self,
+        count: int,
+        size: int = 1000,
+        *,
+        payload: bytes | None = None,
+        seq: int = 1,
+        ip_id: int = 1,
+        flags: str | int = "A",
+        last_flags: str | int | None = None,
+        **fields,
+    ) -> list[bytes]:
         """``count`` consecutive TCP segments of ``size`` payload bytes (seq and IPv4 ID advance).
 
         ``payload`` (default: payload_pattern) is cut into the segments, the
@@ -115,17 +164,35 @@ class PacketFactory:
             seq += len(chunk)
         return out
 
-    def udp_flow(self, count: int, size: int = 1000, *, payload: bytes | None = None, ip_id: int = 1,
-                 **fields) -> list[bytes]:
+    def udp_flow(
+        self, count: int, size: int = 1000, *, payload: bytes | None = None, ip_id: int = 1, **fields
+    ) -> list[bytes]:
         """``count`` UDP datagrams of one flow carrying consecutive pieces of ``payload``."""
-        return [self.udp(chunk, ip_id=(ip_id + i) & 0xFFFF, **fields)
-                for i, chunk in enumerate(_chunks(count, size, payload))]
+        return [
+            self.udp(chunk, ip_id=(ip_id + i) & 0xFFFF, **fields)
+            for i, chunk in enumerate(_chunks(count, size, payload))
+        ]
 
     # -- superpackets ---------------------------------------------------------------
-    def tso(self, payload: bytes | int, mss: int = 1000, *, src: str | None = None, dst: str | None = None,
-            version: int | None = None, sport: int = 40000, dport: int = 5001, seq: int = 1, ack: int = 0,
-            flags: str | int = "PA", window: int = 65535, ttl: int = 64, tos: int = 0, ip_id: int = 1,
-            tcp_options: Sequence = ()) -> Packet:
+    def tso(
+        self,
+        payload: bytes | int,
+        mss: int = 1000,
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        version: int | None = None,
+        sport: int = 40000,
+        dport: int = 5001,
+        seq: int = 1,
+        ack: int = 0,
+        flags: str | int = "PA",
+        window: int = 65535,
+        ttl: int = 64,
+        tos: int = 0,
+        ip_id: int = 1,
+        tcp_options: Sequence = (),
+    ) -> Packet:
         """A TCP superpacket as a TSO-enabled TUN hands it to a reader.
 
         Length fields cover the whole packet, the IPv4 header checksum is
@@ -136,14 +203,26 @@ class PacketFactory:
         """
         data = _payload(payload)
         _check_superpacket_size(len(data), mss)
-        hdr, ip_len, l4_len = self._headers(GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack,
-                                            tcp_options, version)
+        hdr, ip_len, l4_len = self._headers(
+            GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack, tcp_options, version
+        )
         packet = _finish(hdr, ip_len, l4_len, data, GSOProto.TCP, ip_id, seq, partial=True)
         return Packet(memoryview(packet), GSOInfo(mss, ip_len + l4_len, ip_len, GSOProto.TCP))
 
-    def uso(self, payload: bytes | int, size: int = 1000, *, src: str | None = None, dst: str | None = None,
-            version: int | None = None, sport: int = 40000, dport: int = 5000, ttl: int = 64, tos: int = 0,
-            ip_id: int = 1) -> Packet:
+    def uso(
+        self,
+        payload: bytes | int,
+        size: int = 1000,
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        version: int | None = None,
+        sport: int = 40000,
+        dport: int = 5000,
+        ttl: int = 64,
+        tos: int = 0,
+        ip_id: int = 1,
+    ) -> Packet:
         """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation."""
         data = _payload(payload)
         _check_superpacket_size(len(data), size)
@@ -177,14 +256,7 @@ class PacketFactory:
     @staticmethod
     def vnet_header(packet: Packet) -> VirtioNetHdr:
         """The virtio_net_hdr a kernel puts before ``packet`` (a superpacket or a plain one)."""
-        if not packet.gso.is_superpacket:
-            return VirtioNetHdr()
-        if packet.gso.proto == GSOProto.TCP:
-            gso_type, offset = (GSO_TCPV4 if packet.data[0] >> 4 == 4 else GSO_TCPV6), 16
-        else:
-            gso_type, offset = GSO_UDP_L4, 6
-        gso = packet.gso
-        return VirtioNetHdr(NEEDS_CSUM, gso_type, gso.hdr_len, gso.size, gso.csum_start, offset)
+        return vnet_header_for(packet.gso, packet.data[0] >> 4)
 
     # -- broken input -----------------------------------------------------------------
     def malformed(self, kind: str, *, version: int = 4) -> bytes | Packet:
@@ -285,8 +357,16 @@ def _check_superpacket_size(total: int, size: int) -> None:
         raise ValueError(f"a superpacket needs more than one segment: {total} payload bytes with size {size}")
 
 
-def _finish(template: bytes, ip_len: int, l4_len: int, payload: bytes, proto: GSOProto, ip_id: int, seq: int,
-            partial: bool = False) -> bytes:
+def _finish(
+    template: bytes,
+    ip_len: int,
+    l4_len: int,
+    payload: bytes,
+    proto: GSOProto,
+    ip_id: int,
+    seq: int,
+    partial: bool = False,
+) -> bytes:
     """Template + payload with lengths, ID, seq and checksums patched in.
 
     partial=True leaves the L4 checksum as the folded, not inverted,

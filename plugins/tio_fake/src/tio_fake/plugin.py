@@ -1,6 +1,6 @@
 """Registers the ``fake`` backend; imported on every discovery, so it imports nothing heavy."""
 
-from tio_core import BackendDef, Option, hookimpl
+from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 
 FAKE_OPTIONS = (
     Option("queues", int, 1, "number of queues in the set"),
@@ -32,6 +32,6 @@ def tio_register_backends():
 
 @hookimpl
 def tio_register_benchmarks():
-    from tio_core.registry import BenchmarkDef
-
-    return [BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")]
+    return [
+        BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")
+    ]

@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Marker keywords, checked like backend options (ConfigError names a wrong one)."""
-    from tio_core.options import Option, validate_options
+    from tio_core.plugin.options import Option, validate_options
     from tio_fake.backend import DELIVER_SEGMENTED, DELIVER_SUPERPACKET
     from tio_fake.plugin import FAKE_OPTIONS
 
@@ -45,8 +45,9 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
             raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword options only, got {marker.args!r}")
         options.update(marker.kwargs)
     declared = {option.name: option for option in FAKE_OPTIONS}
-    declared["deliver"] = Option("deliver", str, DELIVER_SEGMENTED, "fake_pair delivery",
-                                 choices=(DELIVER_SEGMENTED, DELIVER_SUPERPACKET))
+    declared["deliver"] = Option(
+        "deliver", str, DELIVER_SEGMENTED, "fake_pair delivery", choices=(DELIVER_SEGMENTED, DELIVER_SUPERPACKET)
+    )
     return validate_options(f"fake (@pytest.mark.{MARKER})", declared, options)
 
 

@@ -22,8 +22,7 @@ import struct
 
 from tio_core.contract import Queue, QueueSet
 from tio_core.errors import ConfigError, QueueClosed
-from tio_core.virtio import VIRTIO_NET_HDR_LEN
-
+from tio_core.wire import VIRTIO_NET_HDR_LEN
 from tio_linux import tun
 from tio_linux.errors import DeviceError, NotATunError
 from tio_linux.queue import PlainQueue, SetState, TunQueue, VnetQueue

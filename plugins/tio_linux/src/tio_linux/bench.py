@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tio_core.benchmark import Figure
+from tio_core.bench import Figure
 
 REPO = Path(__file__).resolve().parents[4]
 SHARED_BENCH = REPO.parent / "shared" / "bench"
@@ -87,7 +87,9 @@ def measure(path: str, seconds: int) -> float:
         return 0.0
     found = re.search(r"([\d.]+) Gbit/s", result.stdout)
     if not found:
-        print(f"tio_linux bench: {NAMES[path]} failed: {result.stdout.strip()} {result.stderr.strip()}", file=sys.stderr)
+        print(
+            f"tio_linux bench: {NAMES[path]} failed: {result.stdout.strip()} {result.stderr.strip()}", file=sys.stderr
+        )
         return 0.0
     return float(found.group(1))
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tio_core.errors import GSOGeometryError
 from tio_core.contract import Buffer
-from tio_core.gso_write import MAX_GSO_FRAGMENTS, MAX_IP_PACKET
+from tio_core.errors import GSOGeometryError
+from tio_core.kernels.gso_write import MAX_GSO_FRAGMENTS
+from tio_core.wire import MAX_IP_PACKET
 
 
 class EvenFragments(Sequence):

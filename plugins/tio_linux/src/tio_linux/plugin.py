@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tio_core import hookimpl
-from tio_core.options import Option
-from tio_core.registry import BackendDef, BenchmarkDef
+from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 
 OPTIONS = (
     Option("name", str, "tio%d", "interface name (at most 15 bytes); '%d' lets the kernel pick a number"),

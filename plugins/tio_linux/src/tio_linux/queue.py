@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from tio_core import kernels
 from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
-from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.virtio import (
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import (
     GSO_NONE,
     GSO_TCPV4,
     GSO_TCPV6,
@@ -34,7 +34,6 @@ from tio_core.virtio import (
     VIRTIO_NET_HDR_LEN,
     VirtioNetHdr,
 )
-
 from tio_linux.errors import DeviceError, InterfaceDownError
 from tio_linux.fragments import EvenFragments
 from tio_linux.tun import capabilities_of
@@ -219,7 +218,9 @@ class TunQueue(Queue):
                     pass
                 except OSError as exc:
                     if exc.errno == errno.EINVAL:
-                        raise MalformedPacket(f"{what} on {self.name}: the kernel rejected the packet (EINVAL)") from None
+                        raise MalformedPacket(
+                            f"{what} on {self.name}: the kernel rejected the packet (EINVAL)"
+                        ) from None
                     raise self._os_error(exc, what) from None
             self._wait(self._poll_out)
 
@@ -230,15 +231,6 @@ class TunQueue(Queue):
         # The locks are held only across non-blocking syscalls, so this is quick.
         with self._read_lock, self._write_lock:
             os.close(self._fd)
-
-    @staticmethod
-    def _check_write_size(data: Buffer) -> int:
-        size = len(data)
-        if size == 0:
-            raise MalformedPacket("write: empty packet")
-        if size > MAX_IP_PACKET:
-            raise MalformedPacket(f"write: packet is {size} bytes, at most {MAX_IP_PACKET}")
-        return size
 
 
 class VnetQueue(TunQueue):
@@ -278,7 +270,7 @@ class VnetQueue(TunQueue):
         return Packet(data, info) if info.size else Packet(data)
 
     def write(self, data: Buffer) -> int:
-        self._check_write_size(data)
+        check_write_size(data)
         return self._write_iov((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
 
     def write_gso(
@@ -343,7 +335,7 @@ class PlainQueue(TunQueue):
         return Packet(data)
 
     def write(self, data: Buffer) -> int:
-        self._check_write_size(data)
+        check_write_size(data)
         return self._write_iov((data,), "write")
 
 

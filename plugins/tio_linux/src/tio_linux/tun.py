@@ -14,8 +14,7 @@ import struct
 from typing import NamedTuple
 
 from tio_core.errors import ConfigError, TioPermissionError
-from tio_core.virtio import VIRTIO_NET_HDR_LEN
-
+from tio_core.wire import VIRTIO_NET_HDR_LEN
 from tio_linux.errors import DeviceError, NotATunError, TunUnavailableError
 
 TUN_PATH = "/dev/net/tun"

@@ -12,7 +12,7 @@ keeps a copy.
 
 Writing: write() and write_gso() are recorded to ``output`` if given, else
 accepted and counted only (like a TUN nobody listens on). write_gso is
-checked by tio_core.gso_write.plan_gso_write, exactly as on a real TUN, and
+checked by tio_core.kernels.gso_write.plan_gso_write, exactly as on a real TUN, and
 recorded as the kernel would deliver it (segmented, checksummed) or, with
 record_gso="superpacket", as the one superpacket that was written.
 """
@@ -30,17 +30,14 @@ from typing import NamedTuple
 from tio_core import kernels
 from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Queue, QueueSet
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
-from tio_core.gso_write import MAX_IP_PACKET, assemble_superpacket, plan_gso_write
-from tio_core.virtio import VirtioNetHdr
-
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr
 from tio_pcap.errors import CaptureFormatError, CaptureWriteError
 from tio_pcap.files import describe_same_file, read_elsewhere, same_file
 from tio_pcap.pacing import MAX_WAIT_NS, NS, Pacer, pacing_problem
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
-
-
 
 
 class ReplaySettings(NamedTuple):
@@ -87,8 +84,10 @@ class Recorder:
     def __init__(self, path: str, fmt: str, record_gso: str) -> None:
         reading = read_elsewhere(path)
         if reading is not None:
-            raise ConfigError(f"backend 'pcap': output {path!r} is the same file as {reading!r}, which this process "
-                              "has open for reading (another backend's capture?): recording would overwrite it")
+            raise ConfigError(
+                f"backend 'pcap': output {path!r} is the same file as {reading!r}, which this process "
+                "has open for reading (another backend's capture?): recording would overwrite it"
+            )
         try:
             self.writer = CaptureWriter(path, fmt)
         except CaptureWriteError:
@@ -121,8 +120,9 @@ class Recorder:
         if self.writer.closed:
             raise QueueClosed(f"pcap output {self.writer.path} is closed")
 
-    def record_superpacket(self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer,
-                           payloads: Sequence[Buffer], proto: GSOProto) -> None:
+    def record_superpacket(
+        self, hdr: VirtioNetHdr, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
+    ) -> None:
         packet = assemble_superpacket(ip_hdr, transport_hdr, payloads, proto)
         if packet is None:
             return
@@ -160,8 +160,9 @@ class Recorder:
             # the first failure: records of calls that had returned and are not in the file
             self._failure_counted = True
             written = self.writer.records_written
-            lost = max(0, first - written) + sum(count - 1 for number, count in self._weights
-                                                 if written <= number < first)
+            lost = max(0, first - written) + sum(
+                count - 1 for number, count in self._weights if written <= number < first
+            )
             self.lost_after_accept = lost
             self.packets_lost += lost
         self.packets_lost += call_packets
@@ -182,8 +183,13 @@ class Recorder:
 
     def stats(self) -> OutputStats:
         with self._lock:
-            return OutputStats(self.writer.path, self.writer.records_written, self.packets_lost,
-                               self.lost_after_accept, self.writer.failure)
+            return OutputStats(
+                self.writer.path,
+                self.writer.records_written,
+                self.packets_lost,
+                self.lost_after_accept,
+                self.writer.failure,
+            )
 
 
 _tuple_new = tuple.__new__
@@ -206,16 +212,25 @@ def _release(views: list[memoryview]) -> None:
 class PcapQueue(Queue):
     """Replays one capture; records writes through the set's Recorder."""
 
-    def __init__(self, reader: CaptureReader | None, settings: ReplaySettings, recorder: Recorder | None,
-                 capabilities: Capabilities, owned_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        reader: CaptureReader | None,
+        settings: ReplaySettings,
+        recorder: Recorder | None,
+        capabilities: Capabilities,
+        owned_fd: int | None = None,
+    ) -> None:
         self._reader = reader
         self._settings = settings
         self._recorder = recorder
         self._caps = capabilities
         self._owned_fd = owned_fd
         self._pacer = None if settings.pacing == "fast" else Pacer(settings.pacing, settings.speed, settings.rate)
-        self._infer = (SuperpacketInference(settings.gso_mtu, settings.mss)
-                       if settings.gso_mtu is not None or settings.mss is not None else None)
+        self._infer = (
+            SuperpacketInference(settings.gso_mtu, settings.mss)
+            if settings.gso_mtu is not None or settings.mss is not None
+            else None
+        )
         self._closed = False
         self._ended = reader is None
         self._wake = threading.Event()  # set by close() to end a paced wait
@@ -279,8 +294,7 @@ class PcapQueue(Queue):
             return self._settings.batch
         return min(self._settings.batch, limit - self._read - (len(self._ahead) - self._ahead_pos))
 
-    def _fetch(self, count: int, stamps: list[int] | None = None,
-               offsets: list[int] | None = None) -> list[memoryview]:
+    def _fetch(self, count: int, stamps: list[int] | None = None, offsets: list[int] | None = None) -> list[memoryview]:
         """Up to count packets from the capture, starting new loop passes as configured
         (with their timestamps and record offsets when stamps and offsets are lists)."""
         views: list[memoryview] = []
@@ -343,9 +357,13 @@ class PcapQueue(Queue):
         settings = self._settings
         pace = f"speed {settings.speed:g}" if settings.pacing == "realtime" else f"rate {settings.rate:g}"
         years = MAX_WAIT_NS / NS / (365.25 * 86400)
-        return CaptureFormatError(self.name, offset, f"packet timestamp {stamp} ns would be due more than "
-                                  f"{years:.0f} years after the packet before it at {pace}: pacing="
-                                  f"{settings.pacing} cannot wait that long (pacing='fast' replays it)")
+        return CaptureFormatError(
+            self.name,
+            offset,
+            f"packet timestamp {stamp} ns would be due more than "
+            f"{years:.0f} years after the packet before it at {pace}: pacing="
+            f"{settings.pacing} cannot wait that long (pacing='fast' replays it)",
+        )
 
     # -- write ----------------------------------------------------------------
     def write(self, data: Buffer) -> int:
@@ -353,10 +371,7 @@ class PcapQueue(Queue):
             raise QueueClosed(f"pcap queue ({self.name}) is closed")
         size = len(data)
         if not 0 < size <= MAX_IP_PACKET or not IP_FIRST_BYTE[data[0]]:
-            if size == 0:
-                raise MalformedPacket("write: empty packet")
-            if size > MAX_IP_PACKET:
-                raise MalformedPacket(f"write: packet of {size} bytes, at most {MAX_IP_PACKET}")
+            check_write_size(data)
             raise MalformedPacket(f"write: not an IP packet (version nibble {data[0] >> 4}, expected 4 or 6)")
         if self._recorder is not None:
             self._recorder.record(data)
@@ -387,9 +402,15 @@ class PcapQueue(Queue):
 
     def stats(self) -> QueueStats:
         reader = self._reader
-        return QueueStats(self._read, self._superpackets, reader.skipped_non_ip if reader else 0,
-                          reader.skipped_truncated if reader else 0, self._passes, self._written,
-                          self._gso_written)
+        return QueueStats(
+            self._read,
+            self._superpackets,
+            reader.skipped_non_ip if reader else 0,
+            reader.skipped_truncated if reader else 0,
+            self._passes,
+            self._written,
+            self._gso_written,
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -442,13 +463,17 @@ class PcapQueueSet(QueueSet):
             raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd!r}: {exc}") from exc
         if self._recorder is not None and self._recorder.is_output(stream.fileno()):
             stream.close()
-            raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd}: it is the same file as the "
-                              f"output {self._recorder.writer.path!r} this set records to")
+            raise ConfigError(
+                f"backend 'pcap': cannot adopt file descriptor {fd}: it is the same file as the "
+                f"output {self._recorder.writer.path!r} this set records to"
+            )
         try:
             reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
             if self._settings.loop != 1 and not reader.seekable:
-                raise ConfigError(f"backend 'pcap': loop={self._settings.loop} needs a seekable capture; "
-                                  f"file descriptor {fd} is a pipe or socket")
+                raise ConfigError(
+                    f"backend 'pcap': loop={self._settings.loop} needs a seekable capture; "
+                    f"file descriptor {fd} is a pipe or socket"
+                )
         except BaseException:
             stream.close()  # the descriptor stays the caller's when adoption fails
             raise
@@ -495,11 +520,23 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
         raise bad(f"batch must be >= 1, got {settings.batch}")
 
 
-def open_pcap(path: str | None = None, output: str | None = None, output_format: str | None = None,
-              record_gso: str = "segmented", tso: bool = True, uso: bool = True, pacing: str = "fast",
-              speed: float = 1.0, rate: float | None = None, loop: int = 1, limit: int | None = None,
-              gso_mtu: int | None = None, mss: int | None = None, strict: bool = True,
-              batch: int = 64) -> PcapQueueSet:
+def open_pcap(
+    path: str | None = None,
+    output: str | None = None,
+    output_format: str | None = None,
+    record_gso: str = "segmented",
+    tso: bool = True,
+    uso: bool = True,
+    pacing: str = "fast",
+    speed: float = 1.0,
+    rate: float | None = None,
+    loop: int = 1,
+    limit: int | None = None,
+    gso_mtu: int | None = None,
+    mss: int | None = None,
+    strict: bool = True,
+    batch: int = 64,
+) -> PcapQueueSet:
     """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
     settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
     _check_settings(path, output, settings)

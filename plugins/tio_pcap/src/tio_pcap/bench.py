@@ -16,8 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from tio_core.benchmark import Figure
-
+from tio_core.bench import Figure
 from tio_pcap import linktypes
 from tio_pcap.reader import CaptureReader
 from tio_pcap.writer import CaptureWriter
@@ -30,12 +29,20 @@ def small_packets() -> list[bytes]:
         payload = bytes([n]) * (n % 24)
         if n % 2:  # IPv4 + UDP
             l4 = struct.pack("!HHHH", 1000 + n, 53, 8 + len(payload), 0) + payload
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), n, 0, 64, 17, 0,
-                             bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
+            ip = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), n, 0, 64, 17, 0, bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+            )
         else:  # IPv6 + TCP
             l4 = struct.pack("!HHIIBBHHH", 2000, 80, n, 0, 0x50, 0x10, 512, 0, 0) + payload
-            ip = struct.pack("!IHBB16s16s", 0x60000000, len(l4), 6, 64,
-                             bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02"))
+            ip = struct.pack(
+                "!IHBB16s16s",
+                0x60000000,
+                len(l4),
+                6,
+                64,
+                bytes.fromhex("fd00" + "00" * 13 + "01"),
+                bytes.fromhex("fd00" + "00" * 13 + "02"),
+            )
         packets.append(ip + l4)
     return packets
 
@@ -153,36 +160,97 @@ def run(quick: bool = False) -> list[Figure]:
         scapy_pcap = _best_rate(lambda: _scapy(raw), repeat)
         scapy_ng = _best_rate(lambda: _scapy(ng), repeat)
         mpps = 1e-6
-        figures.append(Figure("pcap parse, small packets (tio_pcap reader)",
-                              _best_rate(lambda: _tio_reader(raw), repeat) * mpps, "Mpps",
-                              "scapy RawPcapReader", scapy_pcap * mpps))
-        figures.append(Figure("pcap replay via queue.read(), pacing=fast",
-                              _best_rate(lambda: _tio_replay(raw), repeat) * mpps, "Mpps",
-                              "scapy RawPcapReader", scapy_pcap * mpps))
-        figures.append(Figure("pcap replay, Ethernet link type",
-                              _best_rate(lambda: _tio_replay(eth), repeat) * mpps, "Mpps",
-                              "scapy RawPcapReader", _best_rate(lambda: _scapy(eth), repeat) * mpps))
-        figures.append(Figure("pcap replay with gso_mtu=1500 inference on",
-                              _best_rate(lambda: _tio_replay(raw, gso_mtu=1500), repeat) * mpps, "Mpps",
-                              "scapy RawPcapReader", scapy_pcap * mpps))
-        figures.append(Figure("pcapng parse, small packets (tio_pcap reader)",
-                              _best_rate(lambda: _tio_reader(ng), repeat) * mpps, "Mpps",
-                              "scapy RawPcapNgReader", scapy_ng * mpps))
-        figures.append(Figure("pcapng replay via queue.read(), pacing=fast",
-                              _best_rate(lambda: _tio_replay(ng), repeat) * mpps, "Mpps",
-                              "scapy RawPcapNgReader", scapy_ng * mpps))
-        figures.append(Figure("pcapng replay, Ethernet link type (Wireshark's default)",
-                              _best_rate(lambda: _tio_replay(eth_ng), repeat) * mpps, "Mpps",
-                              "scapy RawPcapNgReader", _best_rate(lambda: _scapy(eth_ng), repeat) * mpps))
+        figures.append(
+            Figure(
+                "pcap parse, small packets (tio_pcap reader)",
+                _best_rate(lambda: _tio_reader(raw), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapReader",
+                scapy_pcap * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcap replay via queue.read(), pacing=fast",
+                _best_rate(lambda: _tio_replay(raw), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapReader",
+                scapy_pcap * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcap replay, Ethernet link type",
+                _best_rate(lambda: _tio_replay(eth), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapReader",
+                _best_rate(lambda: _scapy(eth), repeat) * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcap replay with gso_mtu=1500 inference on",
+                _best_rate(lambda: _tio_replay(raw, gso_mtu=1500), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapReader",
+                scapy_pcap * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcapng parse, small packets (tio_pcap reader)",
+                _best_rate(lambda: _tio_reader(ng), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapNgReader",
+                scapy_ng * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcapng replay via queue.read(), pacing=fast",
+                _best_rate(lambda: _tio_replay(ng), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapNgReader",
+                scapy_ng * mpps,
+            )
+        )
+        figures.append(
+            Figure(
+                "pcapng replay, Ethernet link type (Wireshark's default)",
+                _best_rate(lambda: _tio_replay(eth_ng), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapNgReader",
+                _best_rate(lambda: _scapy(eth_ng), repeat) * mpps,
+            )
+        )
         packets = small_packets()
         rec = os.path.join(tmp, "rec.pcap")
-        figures.append(Figure("record write() of small packets to pcap",
-                              _best_rate(lambda: _tio_record(rec, packets, count), repeat) * mpps, "Mpps",
-                              "scapy RawPcapWriter.write", _best_rate(lambda: _scapy_record(rec, packets, count // 4),
-                                                                      repeat) * mpps))
+        figures.append(
+            Figure(
+                "record write() of small packets to pcap",
+                _best_rate(lambda: _tio_record(rec, packets, count), repeat) * mpps,
+                "Mpps",
+                "scapy RawPcapWriter.write",
+                _best_rate(lambda: _scapy_record(rec, packets, count // 4), repeat) * mpps,
+            )
+        )
         if have_dpkt:
-            figures.append(Figure("pcap parse (tio_pcap reader)", figures[0].value, "Mpps",
-                                  "dpkt pcap.Reader", _best_rate(lambda: _dpkt(raw), repeat) * mpps))
-            figures.append(Figure("pcapng parse (tio_pcap reader)", figures[4].value, "Mpps",
-                                  "dpkt pcapng.Reader", _best_rate(lambda: _dpkt(ng), repeat) * mpps))
+            figures.append(
+                Figure(
+                    "pcap parse (tio_pcap reader)",
+                    figures[0].value,
+                    "Mpps",
+                    "dpkt pcap.Reader",
+                    _best_rate(lambda: _dpkt(raw), repeat) * mpps,
+                )
+            )
+            figures.append(
+                Figure(
+                    "pcapng parse (tio_pcap reader)",
+                    figures[4].value,
+                    "Mpps",
+                    "dpkt pcapng.Reader",
+                    _best_rate(lambda: _dpkt(ng), repeat) * mpps,
+                )
+            )
     return figures

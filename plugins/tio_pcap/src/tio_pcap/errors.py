@@ -37,9 +37,11 @@ class CaptureWriteError(QueueClosed, OSError):
     def __init__(self, path: str, error: OSError, records_written: int, records_lost: int, note: str = "") -> None:
         reason = error.strerror or str(error)
         name = errno.errorcode.get(error.errno, "") if error.errno is not None else ""
-        message = (f"{path}: cannot record: {reason}{f' ({name})' if name else ''}; the capture holds the "
-                   f"{records_written} complete records written before, {records_lost} records were not recorded"
-                   f"{note}")
+        message = (
+            f"{path}: cannot record: {reason}{f' ({name})' if name else ''}; the capture holds the "
+            f"{records_written} complete records written before, {records_lost} records were not recorded"
+            f"{note}"
+        )
         OSError.__init__(self, error.errno, message)
         self.message = message
         self.os_error = error

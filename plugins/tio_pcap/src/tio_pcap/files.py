@@ -28,8 +28,10 @@ def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> 
 def describe_same_file(input_path: str, output_path: str) -> str:
     """Why output_path may not be written in a run that reads input_path (for a ConfigError)."""
     where = os.path.realpath(input_path)
-    return (f"output {output_path!r} is the same file as the capture being replayed, path {input_path!r} "
-            f"(both are {where}): recording would overwrite it")
+    return (
+        f"output {output_path!r} is the same file as the capture being replayed, path {input_path!r} "
+        f"(both are {where}): recording would overwrite it"
+    )
 
 
 def read_elsewhere(path: str | os.PathLike[str]) -> str | None:

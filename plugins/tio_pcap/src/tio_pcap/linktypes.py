@@ -99,7 +99,7 @@ def _framed_ip(buf: bytes, start: int, end: int, fields: tuple[int, int, int, in
         if first >> 4 == 4:
             return (ip, ip + len4) if 20 <= len4 < size else (ip, end)
     elif ethertype == ETH_P_IPV6 and first >> 4 == 6 and size >= 40:
-        return (ip, ip + 40 + len6) if 0 < len6 and 40 + len6 < size else (ip, end)
+        return (ip, ip + 40 + len6) if len6 > 0 and 40 + len6 < size else (ip, end)
     return None
 
 

@@ -6,10 +6,7 @@ imported from tio_pcap.backend when opened.
 
 from __future__ import annotations
 
-from tio_core.hookspecs import hookimpl
-from tio_core.options import Option
-from tio_core.registry import BackendDef, BenchmarkDef
-
+from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 from tio_pcap.files import FILE_ROLES
 
 # FILE_ROLES says which OPTIONS name a file this backend reads (path) or writes (output), for the
@@ -20,22 +17,45 @@ __all__ = ["FILE_ROLES", "OPTIONS"]
 OPTIONS = (
     Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads"),
     Option("output", str, None, "record every write and write_gso to this capture file (link type RAW)"),
-    Option("output_format", str, None, "pcap or pcapng (default: pcapng if output ends in .pcapng, else pcap)",
-           choices=("pcap", "pcapng")),
-    Option("record_gso", str, "segmented", "write_gso recorded as the kernel delivers it (segmented) "
-           "or as one superpacket", choices=("segmented", "superpacket")),
+    Option(
+        "output_format",
+        str,
+        None,
+        "pcap or pcapng (default: pcapng if output ends in .pcapng, else pcap)",
+        choices=("pcap", "pcapng"),
+    ),
+    Option(
+        "record_gso",
+        str,
+        "segmented",
+        "write_gso recorded as the kernel delivers it (segmented) or as one superpacket",
+        choices=("segmented", "superpacket"),
+    ),
     Option("tso", bool, True, "advertise TSO: write_gso with TCP is accepted"),
     Option("uso", bool, True, "advertise USO: write_gso with UDP is accepted"),
-    Option("pacing", str, "fast", "fast (as fast as possible), realtime (capture timestamps / speed) "
-           "or rate (a fixed packets per second)", choices=("fast", "realtime", "rate")),
+    Option(
+        "pacing",
+        str,
+        "fast",
+        "fast (as fast as possible), realtime (capture timestamps / speed) or rate (a fixed packets per second)",
+        choices=("fast", "realtime", "rate"),
+    ),
     Option("speed", float, 1.0, "pacing=realtime: replay this many times faster than captured"),
     Option("rate", float, None, "pacing=rate: packets per second"),
     Option("loop", int, 1, "replay the capture this many times (0 = endlessly)"),
     Option("limit", int, None, "stop after this many packets"),
-    Option("gso_mtu", int, None, "TCP/UDP packets longer than this are returned as superpackets "
-           "(segment size = gso_mtu - headers)"),
-    Option("mss", int, None, "TCP/UDP packets with more payload than this are returned as superpackets "
-           "of this segment size"),
+    Option(
+        "gso_mtu",
+        int,
+        None,
+        "TCP/UDP packets longer than this are returned as superpackets (segment size = gso_mtu - headers)",
+    ),
+    Option(
+        "mss",
+        int,
+        None,
+        "TCP/UDP packets with more payload than this are returned as superpackets of this segment size",
+    ),
     Option("strict", bool, True, "a truncated last record is an error (False: a warning, replay ends there)"),
     Option("batch", int, 64, "most packets one read() returns"),
 )

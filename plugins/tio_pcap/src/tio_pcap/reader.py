@@ -53,8 +53,18 @@ IP_FIRST_BYTE = bytes(1 if byte >> 4 in (4, 6) else 0 for byte in range(256))  #
 class _Interface:
     """What a pcapng Interface Description Block says about its packets."""
 
-    __slots__ = ("linktype", "decode", "frame_fields", "l2_len", "min_framed", "snaplen", "limit",
-                 "ts_mul", "ts_div", "ts_offset_ns")
+    __slots__ = (
+        "linktype",
+        "decode",
+        "frame_fields",
+        "l2_len",
+        "min_framed",
+        "snaplen",
+        "limit",
+        "ts_mul",
+        "ts_div",
+        "ts_offset_ns",
+    )
 
     def __init__(self, linktype: int, snaplen: int, units_per_second: int, offset_s: int) -> None:
         self.linktype = linktype
@@ -83,8 +93,14 @@ class CaptureReader:
     short by the snap length are skipped and counted.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, strict: bool = True,
-                 name: str | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        strict: bool = True,
+        name: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
         if isinstance(source, (str, os.PathLike)):
             self.name = name or os.fspath(source)
             try:
@@ -135,7 +151,7 @@ class CaptureReader:
         """Make need bytes available at _pos; False if the file ends first."""
         if len(self._buf) - self._pos >= need:
             return True
-        parts = [self._buf[self._pos:]]
+        parts = [self._buf[self._pos :]]
         have = len(parts[0])
         while have < need and not self._eof:
             data = self._file.read(max(self.chunk_size, need - have))
@@ -155,8 +171,11 @@ class CaptureReader:
         problem = f"truncated {what}: {self._avail()} of {need} bytes before end of file"
         if self.strict:
             raise CaptureFormatError(self.name, self._base + self._pos, problem)
-        warnings.warn(f"{self.name}: at byte offset {self._base + self._pos}: {problem}; record dropped",
-                      TruncatedCaptureWarning, stacklevel=4)
+        warnings.warn(
+            f"{self.name}: at byte offset {self._base + self._pos}: {problem}; record dropped",
+            TruncatedCaptureWarning,
+            stacklevel=4,
+        )
         self._done = True
         return False
 
@@ -183,8 +202,13 @@ class CaptureReader:
         self._pos = PCAP_FILE_HDR
         self._batch = self._batch_pcap
 
-    def _batch_pcap(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None,
-                    offsets: list[int] | None = None) -> int:
+    def _batch_pcap(
+        self,
+        max_records: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
         """Parse up to max_records records; append their IP packets (and stamps, offsets).
 
         The hot loop of a replay: one unpack and one slice per record, the
@@ -218,8 +242,11 @@ class CaptureReader:
                 stop = start + caplen
                 if stop > end or caplen > limit:
                     if caplen > limit:
-                        raise self._error(pos, f"record captured length {caplen} exceeds "
-                                          f"{'the snap length' if limit == iface.snaplen else 'the limit'} {limit}")
+                        raise self._error(
+                            pos,
+                            f"record captured length {caplen} exceeds "
+                            f"{'the snap length' if limit == iface.snaplen else 'the limit'} {limit}",
+                        )
                     self._pos = pos
                     if not self._fill(PCAP_REC_HDR + caplen):
                         self._truncated("record", PCAP_REC_HDR + caplen)
@@ -249,7 +276,7 @@ class CaptureReader:
                             stop = start + len4
                     elif ethertype == 0x86DD and version == 6:
                         start += l2_len
-                        if 0 < len6 and 40 + len6 < stop - start:
+                        if len6 > 0 and 40 + len6 < stop - start:
                             stop = start + 40 + len6
                     else:
                         span = decode(buf, start, stop)  # VLAN tags, NULL/LOOP, short or odd frames
@@ -326,7 +353,9 @@ class CaptureReader:
         pos = self._pos
         (trailer,) = self._u32.unpack_from(self._buf, pos + length - 4)
         if trailer != length:
-            raise self._error(pos, f"block type {btype:#x}: block length mismatch ({length} at start, {trailer} at end)")
+            raise self._error(
+                pos, f"block type {btype:#x}: block length mismatch ({length} at start, {trailer} at end)"
+            )
         return True
 
     def _parse_idb(self, pos: int, length: int) -> None:
@@ -347,7 +376,7 @@ class CaptureReader:
                 exponent = resol & 0x7F
                 if (resol & 0x80 and exponent > 63) or (not resol & 0x80 and exponent > 18):
                     raise self._error(pos, f"interface description block: unsupported if_tsresol {resol:#x}")
-                units = 2 ** exponent if resol & 0x80 else 10 ** exponent
+                units = 2**exponent if resol & 0x80 else 10**exponent
             elif code == OPT_IF_TSOFFSET and olen >= 8:
                 (offset_s,) = struct.unpack_from(self._order + "q", self._buf, value)
             opt = value + ((olen + 3) & ~3)
@@ -356,8 +385,13 @@ class CaptureReader:
             raise self._error(pos, f"interface {len(self._ifaces)}: unknown link type {linktype}")
         self._ifaces.append(iface)
 
-    def _batch_pcapng(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None,
-                      offsets: list[int] | None = None) -> int:
+    def _batch_pcapng(
+        self,
+        max_records: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
         """Parse up to max_records blocks; append their IP packets (and stamps, offsets).
 
         The straight path takes an Enhanced Packet Block that lies wholly in
@@ -388,8 +422,13 @@ class CaptureReader:
                             limit = iface.limit
                         start = pos + 28
                         stop = start + caplen
-                        if (not length & 3 and stop + 4 <= pos + length <= end and length <= MAX_PACKET_BLOCK
-                                and caplen <= limit and u32(buf, pos + length - 4)[0] == length):
+                        if (
+                            not length & 3
+                            and stop + 4 <= pos + length <= end
+                            and length <= MAX_PACKET_BLOCK
+                            and caplen <= limit
+                            and u32(buf, pos + length - 4)[0] == length
+                        ):
                             pos += length
                             if caplen < wirelen:
                                 skipped_truncated += 1
@@ -410,7 +449,7 @@ class CaptureReader:
                                         stop = start + len4
                                 elif ethertype == 0x86DD and version == 6:
                                     start += l2_len
-                                    if 0 < len6 and 40 + len6 < stop - start:
+                                    if len6 > 0 and 40 + len6 < stop - start:
                                         stop = start + 40 + len6
                                 else:
                                     span = decode(buf, start, stop)
@@ -420,8 +459,9 @@ class CaptureReader:
                                     start, stop = span
                             append(mv[start:stop])
                             if stamps is not None:
-                                self._last_ns = ((ts_hi << 32 | ts_lo) * iface.ts_mul // iface.ts_div
-                                                 + iface.ts_offset_ns)
+                                self._last_ns = (
+                                    ts_hi << 32 | ts_lo
+                                ) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
                                 stamps.append(self._last_ns)
                                 if offsets is not None:
                                     offsets.append(self._base + pos - length)  # pos is past the block
@@ -441,8 +481,9 @@ class CaptureReader:
             self.skipped_truncated += skipped_truncated
         return count
 
-    def _general_block(self, views: list[memoryview], stamps: list[int] | None,
-                       offsets: list[int] | None = None) -> int:
+    def _general_block(
+        self, views: list[memoryview], stamps: list[int] | None, offsets: list[int] | None = None
+    ) -> int:
         """Handle the block at _pos, whatever it is, with every check; returns packets appended."""
         if not self._fill(12):
             if self._avail() == 0:
@@ -485,8 +526,9 @@ class CaptureReader:
         else:
             return 0  # statistics, name resolution, decryption secrets, custom: not packets
         if if_id >= len(self._ifaces):
-            raise self._error(block, f"packet block names interface {if_id}, "
-                              f"but only {len(self._ifaces)} are described")
+            raise self._error(
+                block, f"packet block names interface {if_id}, but only {len(self._ifaces)} are described"
+            )
         iface = self._ifaces[if_id]
         if caplen > iface.limit:
             raise self._error(block, f"packet captured length {caplen} exceeds the snap length {iface.limit}")
@@ -500,7 +542,7 @@ class CaptureReader:
         if span is None:
             self.skipped_non_ip += 1
             return 0
-        views.append(self._mv[span[0]:span[1]])
+        views.append(self._mv[span[0] : span[1]])
         if stamps is not None:
             if ts is not None:  # simple packet blocks carry none: keep the last
                 self._last_ns = ts * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
@@ -509,8 +551,13 @@ class CaptureReader:
                 offsets.append(self._base + block)
         return 1
 
-    def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None,
-                   offsets: list[int] | None = None) -> int:
+    def read_batch(
+        self,
+        max_packets: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
         """Append up to max_packets IP packets (and, if given a list, their
         timestamps in ns since the epoch; with stamps, if given a list, the
         file offset of each one's record); returns how many, 0 at the end."""

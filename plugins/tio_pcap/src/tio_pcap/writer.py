@@ -155,8 +155,9 @@ class CaptureWriter:
                 note = "; the output cannot be truncated, so it may end in a partial record"
             self.records_written += kept
             self._buf = bytearray()
-            self.failure = CaptureWriteError(self.path, exc, self.records_written, self.records - self.records_written,
-                                             note)
+            self.failure = CaptureWriteError(
+                self.path, exc, self.records_written, self.records - self.records_written, note
+            )
             raise self.failure from exc
         self._size += len(buf)
         self.records_written = self.records
@@ -176,8 +177,13 @@ class CaptureWriter:
         self.records += 1
         failure = self.failure
         assert failure is not None
-        return CaptureWriteError(self.path, failure.os_error, self.records_written, self.records - self.records_written,
-                                 "; the output failed earlier and takes no more records")
+        return CaptureWriteError(
+            self.path,
+            failure.os_error,
+            self.records_written,
+            self.records - self.records_written,
+            "; the output failed earlier and takes no more records",
+        )
 
     def flush(self) -> None:
         """Write what is buffered (raises CaptureWriteError if the file cannot take it)."""

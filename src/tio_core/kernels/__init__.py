@@ -1,8 +1,9 @@
 """The packet kernels: checksums, virtio_net_hdr validation, superpacket segmentation.
 
 This facade exports the C versions from tio_core._ckernels when that
-extension is built, and the pure-Python twins from tio_core._pykernels
-otherwise or when the environment sets TIO_PURE=1. Both behave identically
+extension is built, and the pure-Python twins from tio_core.kernels._pykernels
+otherwise or when the environment sets TIO_PURE=1 (tio_core.kernels.native
+decides). Both behave identically
 (tests/kernels compares them byte for byte); IMPLEMENTATION says which one
 is in use.
 
@@ -44,9 +45,10 @@ which only hostile geometry (a tiny gso size with huge headers) reaches.
 
 from __future__ import annotations
 
-import os
+from types import ModuleType
 
-from tio_core import _pykernels
+from tio_core.kernels import _pykernels
+from tio_core.kernels.native import selected_extension
 
 _FUNCTIONS = (
     "checksum",
@@ -60,16 +62,11 @@ _FUNCTIONS = (
 )
 
 
-def _load():
-    if os.environ.get("TIO_PURE", "") not in ("", "0"):
+def _load() -> tuple[ModuleType, str]:
+    extension = selected_extension()
+    if extension is None:
         return _pykernels, "pure"
-    try:
-        from tio_core import _ckernels
-    except ImportError:  # extension not built: the twins are complete on their own
-        return _pykernels, "pure"
-    if not all(hasattr(_ckernels, name) for name in _FUNCTIONS):
-        return _pykernels, "pure"
-    return _ckernels, "c"
+    return extension, "c"
 
 
 _impl, IMPLEMENTATION = _load()

@@ -58,7 +58,7 @@ arrived in between; it never moves later. Consequences:
   checksum) seal every open run, so they are never overtaken by a packet
   that arrived after them.
 
-Admission (details in ``tio_core._pycoalesce``): IPv4 without options and
+Admission (details in ``tio_core.coalesce._pycoalesce``): IPv4 without options and
 not fragmented, or IPv6 without extension headers; TCP with ACK and only
 ACK/PSH/ECE; equal headers on every field the kernel copies when it
 resegments; consecutive sequence numbers; at most 64 segments and 65535
@@ -75,42 +75,30 @@ already count up that way to be merged.
 
 The per-packet work (parsing, checksum verification, run building, header
 patching, payload slicing) happens in one C call per flush
-(``_ckernels.coalesce_plan``); ``tio_core._pycoalesce.plan`` is its pure
+(``_ckernels.coalesce_plan``); ``tio_core.coalesce._pycoalesce.plan`` is its pure
 twin, used with ``TIO_PURE=1`` or ``implementation="pure"``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
-from tio_core import _pycoalesce
+from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
-from tio_core.errors import OffloadError, TioError
+from tio_core.errors import CoalescerRefused, PacketTypeError
+from tio_core.kernels.native import built_extension, pure_forced
 
-try:
-    from tio_core import _ckernels
-
-    _C_PLAN = getattr(_ckernels, "coalesce_plan", None)
-    _C_CHECK = getattr(_ckernels, "coalesce_check_buffers", None)
-except ImportError:  # extension not built
-    _C_PLAN = _C_CHECK = None
+_C = built_extension()
+_C_PLAN = _C.coalesce_plan if _C is not None else None
+_C_CHECK = _C.coalesce_check_buffers if _C is not None else None
 
 _PROTOS = (GSOProto.TCP, GSOProto.UDP)
 _PLAIN_BUFFERS = (bytes, bytearray)
 
 
-class CoalescerRefused(OffloadError, ValueError):
-    """The writer cannot take write_gso for the requested protocol."""
-
-
-class PacketTypeError(TioError, TypeError):
-    """An object handed to add()/add_many() is not a contiguous bytes-like packet."""
-
-
 def default_implementation() -> str:
-    """"c" when the C planner is built and TIO_PURE is not set, else "pure"."""
-    if os.environ.get("TIO_PURE", "") not in ("", "0") or _C_PLAN is None:
+    """ "c" when the C planner is built and TIO_PURE is not set, else "pure"."""
+    if pure_forced() or _C_PLAN is None:
         return "pure"
     return "c"
 

@@ -19,7 +19,7 @@ import os
 import struct
 
 from tio_core import kernels
-from tio_core.benchmark import Figure, best_rate
+from tio_core.bench import Figure, best_rate
 from tio_core.coalesce import Coalescer, Passthrough, default_implementation
 
 MSS = 1448
@@ -90,10 +90,20 @@ def run(quick: bool = False) -> list[Figure]:
     impls = ["c", "pure"] if default_implementation() == "c" else ["pure"]
     for impl in impls:
         co = Coalescer(DroppingWriter(), tcp=True, implementation=impl)
-        figures.append(Figure(f"coalesce TCPv4 1448B -> 64KiB write_gso ({impl}, dropped)", _rate(co, packets, seconds), "GB/s", base, passthrough))
+        figures.append(
+            Figure(
+                f"coalesce TCPv4 1448B -> 64KiB write_gso ({impl}, dropped)",
+                _rate(co, packets, seconds),
+                "GB/s",
+                base,
+                passthrough,
+            )
+        )
     if "c" in impls:
         co = Coalescer(DroppingWriter(), tcp=True, verify_checksums=False, implementation="c")
-        figures.append(Figure("  same, verify_checksums=False (c)", _rate(co, packets, seconds), "GB/s", base, passthrough))
+        figures.append(
+            Figure("  same, verify_checksums=False (c)", _rate(co, packets, seconds), "GB/s", base, passthrough)
+        )
         views = [memoryview(p) for p in packets]
         co = Coalescer(DroppingWriter(), tcp=True, implementation="c")
         figures.append(Figure("  same, memoryview inputs (c)", _rate(co, views, seconds), "GB/s", base, passthrough))

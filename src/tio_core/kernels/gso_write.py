@@ -10,25 +10,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
-from tio_core.errors import GSOGeometryError
-from tio_core.virtio import (
-    GSO_ECN,
+from tio_core.errors import GSOGeometryError, MalformedPacket
+from tio_core.wire import (
+    CSUM_OFFSET,
     GSO_NONE,
-    GSO_TCPV4,
-    GSO_TCPV6,
-    GSO_UDP_L4,
+    IPV4_MIN_HDR,
+    IPV6_HDR,
+    MAX_IP_PACKET,
     NEEDS_CSUM,
-    TCP_CSUM_OFFSET,
-    UDP_CSUM_OFFSET,
+    TCP_CWR,
+    TCP_FLAGS,
+    TCP_MIN_HDR,
+    UDP_HDR,
     VirtioNetHdr,
+    gso_type_for,
 )
 
 MAX_GSO_FRAGMENTS = 250  # stays far below the kernel's 1024-entry writev limit
-MAX_IP_PACKET = 65535
-TCP_MIN_HDR = 20
-UDP_HDR = 8
-TCP_FLAG_CWR = 0x80
 
+
+def check_write_size(data: Buffer, what: str = "write") -> int:
+    """The length of a packet for write(); MalformedPacket when no TUN could take it."""
+    size = len(data)
+    if size == 0:
+        raise MalformedPacket(f"{what}: empty packet")
+    if size > MAX_IP_PACKET:
+        raise MalformedPacket(f"{what}: packet is {size} bytes, an IP packet is at most {MAX_IP_PACKET}")
+    return size
 
 
 def plan_gso_write(
@@ -41,20 +49,18 @@ def plan_gso_write(
     if not payloads:
         return None
     if proto == GSOProto.TCP:
-        min_l4, csum_offset = TCP_MIN_HDR, TCP_CSUM_OFFSET
+        min_l4 = TCP_MIN_HDR
     elif proto == GSOProto.UDP:
-        min_l4, csum_offset = UDP_HDR, UDP_CSUM_OFFSET
+        min_l4 = UDP_HDR
     else:
         raise GSOGeometryError(f"write_gso: proto must be GSOProto.TCP or GSOProto.UDP, got {proto!r}")
     if len(transport_hdr) < min_l4:
-        raise GSOGeometryError(
-            f"write_gso: {proto.name} header is {len(transport_hdr)} bytes, needs at least {min_l4}"
-        )
+        raise GSOGeometryError(f"write_gso: {proto.name} header is {len(transport_hdr)} bytes, needs at least {min_l4}")
     version = ip_hdr[0] >> 4 if len(ip_hdr) else 0
     if version == 4:
-        min_ip = 20
+        min_ip = IPV4_MIN_HDR
     elif version == 6:
-        min_ip = 40
+        min_ip = IPV6_HDR
     else:
         raise GSOGeometryError(f"write_gso: IP version must be 4 or 6, got {version}")
     if len(ip_hdr) < min_ip:
@@ -81,13 +87,10 @@ def plan_gso_write(
         )
     if len(payloads) == 1:
         gso_type, gso_size = GSO_NONE, 0
-    elif proto == GSOProto.UDP:
-        gso_type = GSO_UDP_L4
     else:
-        gso_type = GSO_TCPV4 if version == 4 else GSO_TCPV6
-        if transport_hdr[13] & TCP_FLAG_CWR:
-            gso_type |= GSO_ECN
-    return VirtioNetHdr(NEEDS_CSUM, gso_type, hdr_len, gso_size, len(ip_hdr), csum_offset)
+        ecn = proto == GSOProto.TCP and bool(transport_hdr[TCP_FLAGS] & TCP_CWR)
+        gso_type = gso_type_for(proto, version, ecn)
+    return VirtioNetHdr(NEEDS_CSUM, gso_type, hdr_len, gso_size, len(ip_hdr), CSUM_OFFSET[proto])
 
 
 def assemble_superpacket(

@@ -1,10 +1,10 @@
 """Backend selection from configuration (a mapping or a TOML file).
 
-    [tio]
-    backend = "linux"
-    [tio.options]
-    name = "tio0"
-    queues = 2
+[tio]
+backend = "linux"
+[tio.options]
+name = "tio0"
+queues = 2
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from tio_core.contract import QueueSet
 from tio_core.errors import ConfigError
-from tio_core.registry import BackendRegistry, default_registry
+from tio_core.plugin.registry import BackendRegistry, default_registry
 
 ConfigSource = Mapping[str, Any] | str | os.PathLike
 
@@ -49,16 +49,14 @@ def backend_selection(config: Mapping[str, Any], section: str = "tio") -> tuple[
         raise ConfigError(f"[{section}] has unknown keys: {', '.join(sorted(unknown))} (expected backend, options)")
     name = table.get("backend")
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"[{section}] needs backend = \"NAME\"")
+        raise ConfigError(f'[{section}] needs backend = "NAME"')
     options = table.get("options", {})
     if not isinstance(options, Mapping):
         raise ConfigError(f"[{section}.options] must be a table")
     return name, dict(options)
 
 
-def open_from_config(
-    source: ConfigSource, section: str = "tio", registry: BackendRegistry | None = None
-) -> QueueSet:
+def open_from_config(source: ConfigSource, section: str = "tio", registry: BackendRegistry | None = None) -> QueueSet:
     """Open the backend a config names, with its options validated."""
     name, options = backend_selection(load_config(source), section)
     return (registry or default_registry()).open_backend(name, **options)

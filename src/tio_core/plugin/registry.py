@@ -26,45 +26,20 @@ from typing import Any
 
 import pluggy
 
-from tio_core import builtin_plugin
 from tio_core.contract import QueueSet
 from tio_core.errors import BackendConflict, BackendLoadError, BackendNotFound, ConfigError
-from tio_core.hookspecs import PROJECT, TioHookSpecs
-from tio_core.options import Option, validate_options
+from tio_core.plugin import builtin
+from tio_core.plugin.api import (
+    ENTRY_POINT_GROUP,
+    PROJECT,
+    BackendDef,
+    BenchmarkDef,
+    TioHookSpecs,
+    resolve_target,
+)
+from tio_core.plugin.options import Option, validate_options
 
-ENTRY_POINT_GROUP = "tio.backends"
 RUNTIME_SOURCE = "<runtime>"
-
-
-@dataclass(frozen=True)
-class BackendDef:
-    """What a plugin returns from tio_register_backends.
-
-    factory is a callable taking the validated options as keywords and
-    returning a QueueSet, or a "module:attribute" string resolved only when
-    the backend is opened (keeps discovery free of heavy imports).
-    """
-
-    name: str
-    description: str
-    factory: Callable[..., QueueSet] | str
-    options: tuple[Option, ...] = ()
-
-
-@dataclass(frozen=True)
-class BenchmarkDef:
-    """A benchmark for `tio bench`: ``runner(quick: bool) -> list[Figure]``.
-
-    runner may be a "module:function" string, imported only when run.
-    """
-
-    name: str
-    description: str
-    runner: Callable[..., list] | str
-    needs_root: bool = False
-
-    def load_runner(self) -> Callable[..., list]:
-        return _resolve(self.runner, f"benchmark {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -79,21 +54,7 @@ class BackendSpec:
     factory: Callable[..., QueueSet] | str = field(repr=False)
 
     def load_factory(self) -> Callable[..., QueueSet]:
-        return _resolve(self.factory, f"backend {self.name!r} from {self.distribution}")
-
-
-def _resolve(target: Callable | str, what: str) -> Callable:
-    """A callable as is, or the object a "module:attribute" string names."""
-    if callable(target):
-        return target
-    module_name, _, attr = target.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:
-        raise BackendLoadError(f"{what}: cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
-    return obj
+        return resolve_target(self.factory, f"backend {self.name!r} from {self.distribution}")
 
 
 @dataclass(frozen=True)
@@ -121,7 +82,7 @@ class BackendRegistry:
         self._load_errors: list[LoadError] = []
         self._backends: dict[str, BackendSpec] | None = None
         self._conflicts: dict[str, list[str]] = {}
-        self._register(builtin_plugin, "tio-core:builtin", _Source("tio-core", _core_version()))
+        self._register(builtin, "tio-core:builtin", _Source("tio-core", _core_version()))
         if autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD"):
             self._load_entry_points()
 
@@ -215,7 +176,9 @@ class BackendRegistry:
                 found.extend((bench, source.distribution) for bench in impl.function() or ())
             except Exception as exc:
                 label = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-                self._load_errors.append(LoadError(label, source.distribution, f"tio_register_benchmarks failed: {exc}"))
+                self._load_errors.append(
+                    LoadError(label, source.distribution, f"tio_register_benchmarks failed: {exc}")
+                )
         return found
 
     def available_backends(self) -> list[BackendSpec]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from tio_core.contract import QueueSet
 from tio_core.errors import TioError
-from tio_core.forward import Forwarder, ForwardStats
+from tio_core.forward.forwarder import Forwarder, ForwardStats
 
 # How long an interrupted run lets threads finish their batch before closing
 # the sources to wake readers blocked in read().
@@ -119,6 +119,7 @@ def run_forward(
 
 
 # -- worker processes ---------------------------------------------------------
+
 
 def _worker_main(source: QueueSet, sink: QueueSet, options: RunOptions, index: int, conn) -> None:
     stop = threading.Event()

@@ -15,10 +15,10 @@ from importlib import resources
 from typing import Any
 
 from tio_core import __version__
-from tio_core.config import backend_selection, load_config
 from tio_core.contract import GSOProto, QueueSet, queue_capabilities, supports_gso
 from tio_core.errors import BackendConflict, BackendNotFound, ConfigError, TioError
-from tio_core.registry import BackendRegistry, default_registry
+from tio_core.plugin.config import backend_selection, load_config
+from tio_core.plugin.registry import BackendRegistry, default_registry
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -32,6 +32,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 # -- backend specs: NAME[:key=value,key=value] ---------------------------------
+
 
 def parse_backend_spec(text: str, registry: BackendRegistry) -> tuple[str, dict[str, Any]]:
     """Parse ``NAME:key=value,...``; a list option takes its key repeatedly."""
@@ -59,6 +60,7 @@ def _demo_capture_path() -> str:
 
 
 # -- forward --------------------------------------------------------------------
+
 
 class Progress:
     """One status line on stderr, refreshed in place (only on a terminal)."""
@@ -171,8 +173,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for key in ("loop", "gso_mtu"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    plan = {"source": ("pcap", options), "sink": parse_backend_spec(args.sink, registry),
-            "segment": not args.no_segment, "coalesce": not args.no_coalesce, "both_ways": False}
+    plan = {
+        "source": ("pcap", options),
+        "sink": parse_backend_spec(args.sink, registry),
+        "segment": not args.no_segment,
+        "coalesce": not args.no_coalesce,
+        "both_ways": False,
+    }
     return _execute(args, registry, plan)
 
 
@@ -180,13 +187,18 @@ def cmd_record(args: argparse.Namespace) -> int:
     """forward into the pcap backend recording to OUTPUT."""
     registry = default_registry()
     sink_options = {"output": args.output, "record_gso": "superpacket" if args.superpackets else "segmented"}
-    plan = {"source": parse_backend_spec(args.source, registry), "sink": ("pcap", sink_options),
-            "segment": not args.superpackets, "coalesce": True, "both_ways": False}
+    plan = {
+        "source": parse_backend_spec(args.source, registry),
+        "sink": ("pcap", sink_options),
+        "segment": not args.superpackets,
+        "coalesce": True,
+        "both_ways": False,
+    }
     return _execute(args, registry, plan)
 
 
 def _execute(args: argparse.Namespace, registry: BackendRegistry, plan: dict[str, Any]) -> int:
-    from tio_core.runner import RunOptions, run_forward
+    from tio_core.forward.runner import RunOptions, run_forward
 
     workers = plan.get("workers", 1)
     if workers < 1:
@@ -211,8 +223,9 @@ def _execute(args: argparse.Namespace, registry: BackendRegistry, plan: dict[str
         for queue_set in (source, sink):
             queue_set.close()
     summary = result.stats.as_dict()
-    summary.update(source=source_name, sink=sink_name, workers=workers, interrupted=result.interrupted,
-                   errors=result.errors)
+    summary.update(
+        source=source_name, sink=sink_name, workers=workers, interrupted=result.interrupted, errors=result.errors
+    )
     if result.reverse is not None:
         summary["reverse"] = result.reverse.as_dict()
     if args.json:
@@ -227,6 +240,7 @@ def _execute(args: argparse.Namespace, registry: BackendRegistry, plan: dict[str
 
 
 # -- info, backends, bench ----------------------------------------------------------
+
 
 def cmd_info(args: argparse.Namespace) -> int:
     registry = default_registry()
@@ -278,7 +292,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import os
 
-    from tio_core.benchmark import format_table
+    from tio_core.bench import format_table
 
     registry = default_registry()
     benches = registry.benchmarks()
@@ -322,14 +336,20 @@ def _plot(figures, path: str) -> None:
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("ratio to the baseline measured in the same run")
     for bar, f in zip(ax.patches, compared):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                f" {f.value:.3g} {f.unit} vs {f.baseline_name}", va="center", fontsize=8)
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {f.value:.3g} {f.unit} vs {f.baseline_name}",
+            va="center",
+            fontsize=8,
+        )
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 # -- parser -------------------------------------------------------------------------
+
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="stop after reading this many packets")
@@ -356,12 +376,23 @@ def build_parser() -> argparse.ArgumentParser:
     forward.add_argument("--config", help="TOML file with [forward.from] and [forward.to] tables")
     forward.add_argument("--from", dest="source", metavar="SPEC", help="source backend, NAME:key=value,...")
     forward.add_argument("--to", dest="sink", metavar="SPEC", help="sink backend, NAME:key=value,...")
-    forward.add_argument("--no-segment", dest="segment", action="store_false", default=None,
-                         help="pass superpackets to the sink's write_gso instead of segmenting")
-    forward.add_argument("--no-coalesce", dest="coalesce", action="store_false", default=None,
-                         help="write every packet on its own")
-    forward.add_argument("--both-ways", dest="both_ways", action="store_true", default=None,
-                         help="also forward sink -> source (bridging two live devices)")
+    forward.add_argument(
+        "--no-segment",
+        dest="segment",
+        action="store_false",
+        default=None,
+        help="pass superpackets to the sink's write_gso instead of segmenting",
+    )
+    forward.add_argument(
+        "--no-coalesce", dest="coalesce", action="store_false", default=None, help="write every packet on its own"
+    )
+    forward.add_argument(
+        "--both-ways",
+        dest="both_ways",
+        action="store_true",
+        default=None,
+        help="also forward sink -> source (bridging two live devices)",
+    )
     forward.add_argument("--workers", type=int, help="one process per queue (multiqueue backends)")
     _add_run_flags(forward)
     forward.set_defaults(func=cmd_forward)
@@ -372,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, help="real-time pacing from the timestamps, times this factor")
     replay.add_argument("--pps", type=float, help="fixed rate in packets per second")
     replay.add_argument("--loop", type=int, help="replay the capture this many times (0: endlessly)")
-    replay.add_argument("--gso-mtu", dest="gso_mtu", type=int,
-                        help="treat TCP/UDP packets above this MTU as TSO/USO superpackets")
+    replay.add_argument(
+        "--gso-mtu", dest="gso_mtu", type=int, help="treat TCP/UDP packets above this MTU as TSO/USO superpackets"
+    )
     replay.add_argument("--no-segment", action="store_true", help="write superpackets with write_gso as they are")
     replay.add_argument("--no-coalesce", action="store_true", help="write every packet on its own")
     _add_run_flags(replay)

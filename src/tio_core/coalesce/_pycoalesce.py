@@ -34,19 +34,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from tio_core._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
+from tio_core.kernels._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
+from tio_core.wire import IPPROTO_TCP, IPPROTO_UDP, IPV4_DF, MAX_IP_PACKET, TCP_ACK, TCP_ECE, TCP_PSH
 
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
 # IPv6 next-header values that are extension headers (the L4 header follows later)
 IPV6_EXTENSION_HEADERS = frozenset({0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254})
 
 MAX_SEGMENTS = 64  # older kernels reject UDP GSO beyond 64 segments; used for TCP too
-MAX_IP_PACKET = 65535
-
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = 1, 2, 4, 8, 16, 32, 64, 128
 TCP_MERGEABLE_FLAGS = TCP_ACK | TCP_PSH | TCP_ECE
-IPV4_DF = 0x4000
 
 # outcome of parsing one packet
 SEAL_ALL = 0  # verbatim; flow unknown, so every open run is sealed
@@ -169,11 +164,7 @@ def parse(view: memoryview, tcp: bool, udp: bool, verify: bool):
             return SEAL_FLOW, key, None
         plen = l4_len - 8
         # a zero UDP checksum means "none": merging would add one, so keep it verbatim
-        if (
-            _U16.unpack_from(view, l4off + 4)[0] != l4_len
-            or plen == 0
-            or _U16.unpack_from(view, l4off + 6)[0] == 0
-        ):
+        if _U16.unpack_from(view, l4off + 4)[0] != l4_len or plen == 0 or _U16.unpack_from(view, l4off + 6)[0] == 0:
             return SEAL_FLOW, key, None
         if verify and not _l4_checksum_ok(view, l4off, ip_len, proto):
             return SEAL_FLOW, key, None

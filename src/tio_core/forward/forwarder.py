@@ -146,7 +146,11 @@ def _superpacket_pieces(packet: Packet):
     data, gso = packet.data, packet.gso
     payload = data[gso.hdr_len :]
     size = gso.size
-    return data[: gso.csum_start], data[gso.csum_start : gso.hdr_len], [payload[i : i + size] for i in range(0, len(payload), size)]
+    return (
+        data[: gso.csum_start],
+        data[gso.csum_start : gso.hdr_len],
+        [payload[i : i + size] for i in range(0, len(payload), size)],
+    )
 
 
 class Forwarder:
@@ -173,8 +177,12 @@ class Forwarder:
         self._segment = segment
         self._gso_ok = {proto: supports_gso(self._writer, proto)[1] for proto in (GSOProto.TCP, GSOProto.UDP)}
 
-    def run(self, stop: threading.Event | None = None, limit: int | None = None,
-            on_batch: Callable[[ForwardStats], None] | None = None) -> ForwardStats:
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        limit: int | None = None,
+        on_batch: Callable[[ForwardStats], None] | None = None,
+    ) -> ForwardStats:
         """Forward until the source ends or closes, ``stop`` is set, or ``limit`` packets were read."""
         stop = stop or threading.Event()
         started = time.perf_counter()

@@ -15,29 +15,28 @@ from operator import index
 
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
-from tio_core.virtio import (
+from tio_core.wire import (
     GSO_ECN,
     GSO_NONE,
     GSO_TCPV4,
     GSO_TCPV6,
     GSO_UDP,
     GSO_UDP_L4,
+    IPV4_MIN_HDR,
+    IPV6_HDR,
     NEEDS_CSUM,
+    PROTO_NUMBER,
     RSC_INFO,
     TCP_CSUM_OFFSET,
+    TCP_CWR,
+    TCP_FIN,
+    TCP_MIN_HDR,
+    TCP_PSH,
     UDP_CSUM_OFFSET,
+    UDP_HDR,
     VirtioNetHdr,
 )
 
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPV4_MIN_HDR = 20
-IPV6_HDR = 40
-TCP_MIN_HDR = 20
-UDP_HDR = 8
-TCP_FLAG_FIN = 0x01
-TCP_FLAG_PSH = 0x08
-TCP_FLAG_CWR = 0x80
 # Segmenting a hostile superpacket (tiny gso size, huge headers) could ask for
 # gigabytes; real ones need at most a few hundred KiB.
 MAX_SEGMENTED_SIZE = 16 << 20
@@ -48,7 +47,6 @@ MAX_SEED = 0xFFFFFFFF
 _IPV6_EXT_LEN = {0: (8, 8), 43: (8, 8), 60: (8, 8), 51: (4, 8)}  # hop-by-hop, routing, dest opts, AH
 _IPV6_FRAGMENT = 44
 
-_PROTO_NUMBER = {GSOProto.TCP: IPPROTO_TCP, GSOProto.UDP: IPPROTO_UDP}
 _GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
 
 
@@ -129,8 +127,14 @@ def _ipv4_header_length(view: memoryview) -> int:
     return ihl_bytes
 
 
-_VNET_FIELDS = (("flags", 0xFF), ("gso_type", 0xFF), ("hdr_len", 0xFFFF), ("gso_size", 0xFFFF),
-                ("csum_start", 0xFFFF), ("csum_offset", 0xFFFF))
+_VNET_FIELDS = (
+    ("flags", 0xFF),
+    ("gso_type", 0xFF),
+    ("hdr_len", 0xFFFF),
+    ("gso_size", 0xFFFF),
+    ("csum_start", 0xFFFF),
+    ("csum_offset", 0xFFFF),
+)
 
 
 def _vnet_fields(hdr: VirtioNetHdr) -> tuple[int, ...]:
@@ -190,7 +194,7 @@ def _transport_end(view: memoryview, version: int, csum_start: int, proto: GSOPr
     size = len(view)
     if csum_start >= size:
         raise MalformedPacket(f"csum_start {csum_start} is outside the {size}-byte packet")
-    want = _PROTO_NUMBER[proto]
+    want = PROTO_NUMBER[proto]
     if version == 4:
         ihl_bytes = (view[0] & 0x0F) * 4
         if ihl_bytes < IPV4_MIN_HDR:
@@ -349,7 +353,7 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
     else:
         src, dst = view[8:24], view[24:40]
     addr_sum = _words_sum(src) + _words_sum(dst)
-    proto_number = _PROTO_NUMBER[GSOProto(proto)]
+    proto_number = PROTO_NUMBER[GSOProto(proto)]
     is_tcp = proto == GSOProto.TCP
     if is_tcp:
         first_seq = int.from_bytes(view[csum_start + 4 : csum_start + 8], "big")
@@ -373,9 +377,9 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
             seg[csum_start + 4 : csum_start + 8] = ((first_seq + index * size) & 0xFFFFFFFF).to_bytes(4, "big")
             flags = seg[csum_start + 13]
             if index != count - 1:
-                flags &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH)
+                flags &= ~(TCP_FIN | TCP_PSH)
             if index != 0:
-                flags &= ~TCP_FLAG_CWR
+                flags &= ~TCP_CWR
             seg[csum_start + 13] = flags
             field = csum_start + TCP_CSUM_OFFSET
         else:

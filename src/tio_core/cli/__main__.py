@@ -1,0 +1,7 @@
+"""python -m tio_core.cli: the tio command."""
+
+import sys
+
+from tio_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plugins: the hook API (``api``), typed options, discovery (``registry``) and TOML config."""

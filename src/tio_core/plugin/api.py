@@ -1,0 +1,91 @@
+"""What a tio plugin sees: the pluggy hooks and the definitions they return.
+
+A plugin is a module (or object) named by an entry point in the group
+``tio.backends``; it marks functions with ``tio_core.hookimpl``. Keep the
+plugin module light: it is imported on every discovery, so it should only
+describe backends and import their implementation lazily (see
+``BackendDef.factory``).
+
+This module depends on nothing of tio but the leaf modules ``errors`` and
+``plugin.options``, so a plugin, the registry and the core's own built-in
+plugin can all import it without a cycle. Plugins import these names from
+the public ``tio_core`` namespace.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from tio_core.errors import BackendLoadError
+from tio_core.plugin.options import Option
+
+if TYPE_CHECKING:
+    from tio_core.bench import Figure
+    from tio_core.contract import QueueSet
+
+PROJECT = "tio"
+ENTRY_POINT_GROUP = "tio.backends"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class BackendDef:
+    """What a plugin returns from tio_register_backends.
+
+    factory is a callable taking the validated options as keywords and
+    returning a QueueSet, or a "module:attribute" string resolved only when
+    the backend is opened (keeps discovery free of heavy imports).
+    """
+
+    name: str
+    description: str
+    factory: Callable[..., QueueSet] | str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class BenchmarkDef:
+    """A benchmark for `tio bench`: ``runner(quick: bool) -> list[Figure]``.
+
+    runner may be a "module:function" string, imported only when run.
+    """
+
+    name: str
+    description: str
+    runner: Callable[..., list[Figure]] | str
+    needs_root: bool = False
+
+    def load_runner(self) -> Callable[..., list[Figure]]:
+        return resolve_target(self.runner, f"benchmark {self.name!r}")
+
+
+def resolve_target(target: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+    """A callable as is, or the object a "module:attribute" string names."""
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise BackendLoadError(f"{what}: cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    return obj
+
+
+class TioHookSpecs:
+    """The hooks; their bodies are empty because pluggy calls the plugins' implementations."""
+
+    @hookspec
+    def tio_register_backends(self) -> list[BackendDef]:
+        """Return the backends this plugin contributes."""
+
+    @hookspec
+    def tio_register_benchmarks(self) -> list[BenchmarkDef]:
+        """Return benchmarks for `tio bench` (optional)."""
