@@ -130,7 +130,7 @@ class Recorder:
             # one fragment: the kernel finishes the checksum and sends it as is
             single = bytearray(packet.data)
             kernels.finish_checksum(single, hdr)
-            wire = [single]
+            wire: Sequence[Buffer] = [single]
         elif self.record_gso == "superpacket":
             wire = [packet.data]
         else:

@@ -19,7 +19,7 @@ import io
 import os
 import struct
 import warnings
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tio_pcap import linktypes
 from tio_pcap.errors import CaptureFormatError, TruncatedCaptureWarning
@@ -408,7 +408,10 @@ class CaptureReader:
         ifaces, n_ifaces = self._ifaces, len(self._ifaces)
         # What the loop needs of the current interface, in locals; reloaded when it changes.
         current = -1
-        iface = raw = frame_fields = decode = None
+        # set together when the first packet block names its interface, before any use
+        iface: Any = None
+        decode: Any = None
+        raw = frame_fields = None
         l2_len = min_framed = limit = 0
         try:
             for _ in range(max_records):
@@ -538,7 +541,7 @@ class CaptureReader:
         if caplen < wirelen:
             self.skipped_truncated += 1
             return 0
-        span = iface.decode(buf, start, stop)  # type: ignore[misc]
+        span = iface.decode(buf, start, stop)
         if span is None:
             self.skipped_non_ip += 1
             return 0
