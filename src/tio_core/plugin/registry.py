@@ -82,7 +82,7 @@ UNKNOWN_DISTRIBUTION = "<unknown>"
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 FACTORY_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 MAX_DEFINITIONS = 256  # more from one hook is a runaway generator, not a plugin
-HOOK_NAMES = ("tio_register_backends", "tio_register_benchmarks")
+HOOK_NAMES = tuple(sorted(name for name in vars(TioHookSpecs) if name.startswith("tio_")))
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class BackendRegistry:
         if not any(impl.plugin is plugin for hook in hooks for impl in hook.get_hookimpls()):
             # Most likely an entry point that names the wrong module: say so rather than contribute nothing.
             self._unregister(label)
-            self._error(label, source, f"defines no tio hook (expected {' or '.join(HOOK_NAMES)})")
+            self._error(label, source, f"defines no tio hook (expected one of {', '.join(HOOK_NAMES)})")
             return False
         self._sources[id(plugin)] = source
         self._backends = None
