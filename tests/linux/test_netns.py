@@ -309,3 +309,18 @@ def test_wait_addresses_waits_for_ipv6_addresses_to_be_usable(tio_netns):
     ns.wait_addresses(name)
     with ns.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
         sock.bind(("fd00::7", 0))
+
+
+def test_an_anonymous_namespace_is_held_by_a_descriptor_only():
+    ns = Namespace("anon", anonymous=True)
+    try:
+        assert ns.exists() and ns.path.startswith(f"/proc/{os.getpid()}/fd/")
+        assert namespaces_of(os.getpid()) == [], "nothing is mounted under /run/netns"
+        assert ns.run(netns_inode) != netns_inode() and ns.links() == ["lo"]
+        inode = ns.run(netns_inode)
+        out = ns.command([sys.executable, "-c", "import os; print(os.stat('/proc/self/ns/net').st_ino)"]).stdout
+        assert out.strip() == str(inode), "a process started there runs in it"
+    finally:
+        ns.remove()
+    assert not ns.exists()
+    ns.remove()  # idempotent

@@ -196,21 +196,29 @@ def _write_sysctl(path: str, value: str) -> None:
 
 
 class Namespace:
-    """A named network namespace with its loopback up; removed by remove() or on leaving ``with``.
+    """A network namespace with its loopback up; removed by remove() or on leaving ``with``.
 
-    ``ipv6=False`` disables IPv6 on links created later, so TUN reads see no
-    router solicitations or MLD reports.
+    Named (the default): a file under /run/netns, visible to ``ip netns``.
+    ``anonymous=True``: held only by a file descriptor of this process
+    (``path`` is /proc/PID/fd/N), so it also disappears when the process is
+    killed outright; nothing is mounted. ``ipv6=False`` disables IPv6 on links
+    created later, so TUN reads see no router solicitations or MLD reports.
     """
 
-    def __init__(self, tag: str = "", *, ipv6: bool = True) -> None:
+    def __init__(self, tag: str = "", *, ipv6: bool = True, anonymous: bool = False) -> None:
         self.name = _unique_nsname(tag)
         self.path = os.path.join(NETNS_DIR, self.name)
+        self._fd = -1  # the namespace's holder when anonymous
         self._processes: list[subprocess.Popen] = []
         try:  # outside the deferral: an interrupt it delivers at its end also removes the namespace
             with deferred_interrupt():
-                _share_netns_dir()
-                os.close(os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-                run_at(None, _bind_own_namespace, self.path)
+                if anonymous:
+                    self._fd = run_at(None, os.open, "/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                    self.path = f"/proc/{os.getpid()}/fd/{self._fd}"
+                else:
+                    _share_netns_dir()
+                    os.close(os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+                    run_at(None, _bind_own_namespace, self.path)
                 self.run(_loopback_up)
                 if not ipv6:
                     self.run(_write_sysctl, "/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
@@ -228,7 +236,7 @@ class Namespace:
         self.remove()
 
     def exists(self) -> bool:
-        return os.path.ismount(self.path)
+        return self._fd >= 0 or os.path.ismount(self.path)
 
     # -- work inside ---------------------------------------------------------------
 
@@ -302,10 +310,14 @@ class Namespace:
     # -- removal ---------------------------------------------------------------------
 
     def remove(self) -> None:
-        """End processes started here, then unmount and delete the namespace file. Idempotent."""
+        """End processes started here, then unmount and delete the namespace file (close its fd). Idempotent."""
         with deferred_interrupt():
             _end_processes(self._processes)
             self._processes.clear()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+                return
             if os.path.ismount(self.path):
                 _check(_libc.umount2(self.path.encode(), MNT_DETACH), f"umount {self.path}")
             with contextlib.suppress(FileNotFoundError):
