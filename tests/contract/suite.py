@@ -341,6 +341,7 @@ class BackendContractTests:
     def test_write_gso_geometry_errors_emit_nothing(self, harness):
         good = [b"x" * 100, b"y" * 100]
         ip, l4 = gso_pieces(4, GSOProto.TCP, good)
+        udp_ip, udp_l4 = gso_pieces(4, GSOProto.UDP, good)
         bad_calls = {
             "unknown proto": (ip, l4, good, GSOProto.NONE),
             "short tcp header": (ip, l4[:12], good, GSOProto.TCP),
@@ -351,6 +352,12 @@ class BackendContractTests:
             "short middle fragment": (ip, l4, [b"x" * 100, b"y" * 50, b"z" * 100], GSOProto.TCP),
             "too many fragments": (ip, l4, [b"x"] * 251, GSOProto.TCP),
             "over 65535 bytes": (ip, l4, [b"x" * 30000] * 3, GSOProto.TCP),
+            # the kernel takes these (or not) silently and drops or mangles the segments
+            "more UDP segments than the kernel takes": (udp_ip, udp_l4, [b"x"] * 129, GSOProto.UDP),
+            "IP protocol is not proto": (udp_ip, l4, good, GSOProto.TCP),
+            "IHL disagrees with the IP header": (bytes([0x46]) + ip[1:], l4, good, GSOProto.TCP),
+            "TCP data offset disagrees": (ip, l4[:12] + bytes([0x60]) + l4[13:], good, GSOProto.TCP),
+            "UDP header is not 8 bytes": (udp_ip, udp_l4 + bytes(4), good, GSOProto.UDP),
         }
         with harness.open([]) as qs:
             queue = qs.queues()[0]
@@ -403,6 +410,31 @@ class BackendContractTests:
         qs.close()
         qs.close()
         assert qs.closed
+
+    @pytest.mark.parametrize("closer", ["queue", "set"])
+    def test_write_gso_on_a_closed_queue_raises_queue_closed_whatever_the_arguments(self, harness, closer):
+        payloads = [b"p" * 100, b"q" * 100]
+        ip, l4 = gso_pieces(4, GSOProto.UDP, payloads)
+        shapes = {
+            "valid": (ip, l4, payloads, GSOProto.UDP),
+            "no payloads": (ip, l4, [], GSOProto.UDP),
+            "unknown proto": (ip, l4, payloads, GSOProto.NONE),
+            "empty headers": (b"", b"", payloads, GSOProto.TCP),
+            "pieces disagree": (ip, l4, payloads, GSOProto.TCP),
+            "unequal fragments": (ip, l4, [b"p" * 100, b"q" * 120], GSOProto.UDP),
+            "too many fragments": (ip, l4, [b"p"] * 300, GSOProto.UDP),
+        }
+        qs = harness.open([])
+        queue = qs.queues()[0]
+        if not isinstance(queue, GSOWriter):
+            qs.close()
+            pytest.skip("queue is not a GSOWriter")
+        (queue if closer == "queue" else qs).close()
+        for name, args in shapes.items():
+            with pytest.raises(QueueClosed):
+                queue.write_gso(*args)
+                pytest.fail(f"write_gso on a closed queue must raise QueueClosed ({name} arguments)")
+        qs.close()
 
     def test_set_close_closes_every_queue(self, harness):
         packet = inbound_packets(1)[0]

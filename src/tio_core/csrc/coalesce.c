@@ -13,7 +13,7 @@
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
-#define MAX_SEGMENTS 64
+#define MAX_SEGMENTS 64 /* _pycoalesce.MAX_SEGMENTS: what every kernel takes in one UDP GSO write */
 #define MAX_IP_PACKET 65535
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
@@ -474,6 +474,5 @@ PyMethodDef tio_coalesce_methods[] = {
 
 int tio_coalesce_init(PyObject *module)
 {
-    (void)module;
-    return 0;
+    return PyModule_AddIntConstant(module, "COALESCE_MAX_SEGMENTS", MAX_SEGMENTS);
 }
