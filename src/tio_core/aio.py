@@ -52,45 +52,37 @@ the backend wakes its blocked read, in fd mode a backstop polls the queue's
 ``closed`` attribute every CLOSED_CHECK_SECONDS (the loop cannot see a closed
 fd).
 
-What a backend provides for the fd path (otherwise the thread path is used):
-- ``fileno()``: an fd that polls readable when a read would return packets
-  (or raise, e.g. after close);
-- a non-blocking read, the first found of: ``read_nowait()``,
-  ``read(blocking=False)``, ``read(block=False)``, ``read(timeout=0)``;
-  "nothing ready" may be signalled by returning ``[]`` or by raising
-  BlockingIOError/TimeoutError. Packets that arrive by another route than the
-  fd (e.g. injected in memory) must also make the fd readable, or an fd-path
-  reader will not notice them;
-- a ``closed`` attribute that turns True on close (lets a wait notice a
-  queue closed without going through the wrapper);
-- optionally a non-blocking write, ``write_nowait(data)`` /
-  ``write_gso_nowait(...)`` or ``write(data, blocking=False)`` /
-  ``write_gso(..., blocking=False)``, raising BlockingIOError when the fd is
-  not writable (the fd must then poll writable when it can take a packet).
+What a backend provides: the fd path needs ``tio_core.contract.NonBlockingReader``
+(``fileno()``, ``read_nowait()``, ``closed``); otherwise the thread path is used.
+Writes run inline when the queue is a ``NonBlockingWriter`` (``write_nowait``)
+or ``NonBlockingGSOWriter`` (``write_gso_nowait``). The contract module
+documents each method's rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import queue as queue_mod
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from tio_core.contract import (
     Buffer,
     Capabilities,
     GSOProto,
     GSOWriter,
+    NonBlockingGSOWriter,
+    NonBlockingReader,
+    NonBlockingWriter,
     Packet,
     Queue,
     QueueSet,
     queue_capabilities,
     supports_gso,
 )
-from tio_core.errors import ConfigError, QueueClosed, TioError
+from tio_core.errors import ConfigError, LoopMismatch, QueueClosed
 
 MODES = ("auto", "fd", "thread")
 
@@ -99,50 +91,11 @@ MODES = ("auto", "fd", "thread")
 CLOSED_CHECK_SECONDS = 0.2
 
 # Raised by a backend's non-blocking call to say "nothing ready, try later".
-_WOULD_BLOCK = (BlockingIOError, TimeoutError)
-
-
-class LoopMismatch(TioError, RuntimeError):
-    """An async queue was used from a different event loop than its first one."""
+_WOULD_BLOCK = BlockingIOError
 
 
 # --------------------------------------------------------------------------
-# Probing the backend for non-blocking variants
-
-
-def _keyword_params(method: Callable[..., Any]) -> set[str]:
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature
-        return set()
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _nonblocking_read(queue: Queue) -> Callable[[], list[Packet]] | None:
-    """A callable doing one read that never blocks, or None if the backend has none."""
-    read_nowait = getattr(queue, "read_nowait", None)
-    if callable(read_nowait):
-        return read_nowait
-    # A "don't block" switch first: it answers [] without raising.
-    params = _keyword_params(queue.read)
-    if "blocking" in params:
-        return lambda: queue.read(blocking=False)
-    if "block" in params:
-        return lambda: queue.read(block=False)
-    if "timeout" in params:
-        return lambda: queue.read(timeout=0)
-    return None
-
-
-def _nonblocking_method(queue: object, name: str) -> Callable[..., Any] | None:
-    """``name``_nowait, or ``name`` with blocking=False, or None."""
-    nowait = getattr(queue, f"{name}_nowait", None)
-    if callable(nowait):
-        return nowait
-    method = getattr(queue, name, None)
-    if callable(method) and "blocking" in _keyword_params(method):
-        return lambda *args: method(*args, blocking=False)
-    return None
+# What the backend offers
 
 
 def _fileno(queue: Queue) -> int | None:
@@ -261,21 +214,24 @@ class AsyncQueue:
         if mode not in MODES:
             raise ConfigError(f"AsyncQueue mode must be one of {', '.join(MODES)}; got {mode!r}")
         self._queue = queue
-        self._fd = _fileno(queue)
-        self._read_nowait = _nonblocking_read(queue)
-        fd_capable = self._fd is not None and self._read_nowait is not None
+        self._fd = _fileno(queue) if isinstance(queue, NonBlockingReader) else None
+        self._read_nowait = queue.read_nowait if isinstance(queue, NonBlockingReader) else None
+        fd_capable = self._fd is not None
         if mode == "fd" and not fd_capable:
-            missing = "fileno()" if self._fd is None else "a non-blocking read (read_nowait / read(timeout=0))"
-            raise ConfigError(f"AsyncQueue mode 'fd' needs {missing} on {type(queue).__name__}")
+            raise ConfigError(
+                f"AsyncQueue mode 'fd' needs {type(queue).__name__} to be a NonBlockingReader "
+                "(fileno() returning an fd, read_nowait(), closed)"
+            )
         self.mode = "fd" if (fd_capable and mode != "thread") else "thread"
         # A write that cannot block runs inline on the loop, in either mode;
         # only when it would block do we wait (fd) or hand it to a thread.
-        self._write_nowait = _nonblocking_method(queue, "write")
-        self._write_gso_nowait = _nonblocking_method(queue, "write_gso")
+        self._write_nowait = queue.write_nowait if isinstance(queue, NonBlockingWriter) else None
+        self._write_gso_nowait = queue.write_gso_nowait if isinstance(queue, NonBlockingGSOWriter) else None
 
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read_lock: asyncio.Lock | None = None
-        self._write_lock: asyncio.Lock | None = None
+        # asyncio locks bind to a loop on first use, not on creation
+        self._read_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
         self._reader: _DedicatedThread | None = None
         self._writer: _DedicatedThread | None = None
         self._pending_read: asyncio.Future | None = None  # thread mode: a read still owed to a caller
@@ -315,8 +271,6 @@ class AsyncQueue:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-            self._read_lock = asyncio.Lock()
-            self._write_lock = asyncio.Lock()
         elif self._loop is not loop:
             raise LoopMismatch("this AsyncQueue is bound to another event loop (the one that first used it)")
         return loop
@@ -327,10 +281,12 @@ class AsyncQueue:
 
     async def _wait_fd(self, loop: asyncio.AbstractEventLoop, writable: bool) -> None:
         """Wait until the fd polls readable (or writable), or the queue closes."""
+        fd = self._fd
+        assert fd is not None, "fd waits happen only in fd mode"
         waiter = loop.create_future()
         waiter.add_done_callback(_mark_retrieved)
         add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
-        add(self._fd, _settle, waiter, None, None)
+        add(fd, _settle, waiter, None, None)
         self._fd_waiters.add(waiter)
         backstop = loop.call_later(CLOSED_CHECK_SECONDS, self._check_closed_behind_our_back, loop, waiter)
         try:
@@ -339,7 +295,7 @@ class AsyncQueue:
             backstop.cancel()
             self._fd_waiters.discard(waiter)
             if not self._closed:  # close() already unregistered the fd
-                remove(self._fd)
+                remove(fd)
 
     def _check_closed_behind_our_back(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future) -> None:
         """Backstop for a queue closed directly rather than through this wrapper.
@@ -384,10 +340,12 @@ class AsyncQueue:
             return await self._read_thread(loop)
 
     async def _read_fd(self, loop: asyncio.AbstractEventLoop) -> list[Packet]:
+        read_nowait = self._read_nowait
+        assert read_nowait is not None, "fd mode needs a NonBlockingReader"
         while True:
             self._check_open()
             try:
-                batch = self._read_nowait()
+                batch = read_nowait()
             except _WOULD_BLOCK:
                 batch = None
             if batch:
@@ -512,7 +470,8 @@ class AsyncGSOQueue(AsyncQueue):
 
         Check ``supports_gso(proto)`` first, as for the synchronous queue.
         """
-        await self._write(self._write_gso_nowait, self._queue.write_gso, (ip_hdr, transport_hdr, payloads, proto))
+        writer = cast(GSOWriter, self._queue)  # AsyncGSOQueue wraps GSOWriters only
+        await self._write(self._write_gso_nowait, writer.write_gso, (ip_hdr, transport_hdr, payloads, proto))
 
 
 # --------------------------------------------------------------------------

@@ -147,7 +147,7 @@ class QueueSet(abc.ABC):
         if first_error is not None:
             raise first_error
 
-    def _close_resources(self) -> None:
+    def _close_resources(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
         """Hook for subclasses: release set-wide resources after the queues."""
 
     def __enter__(self) -> QueueSet:
@@ -177,6 +177,51 @@ class GSOWriter(Protocol):
     """
 
     def write_gso(
+        self,
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
+        proto: GSOProto,
+    ) -> None: ...
+
+
+@runtime_checkable
+class NonBlockingReader(Protocol):
+    """Implemented by queues an event loop can drive without a thread (``tio_core.aio``'s fd mode).
+
+    fileno(): an fd that polls readable when read_nowait would return packets
+        (or raise, e.g. after close); packets that arrive by another route
+        (injected in memory) must make it readable too.
+    read_nowait(): one read that never blocks; "nothing ready" is ``[]`` or
+        BlockingIOError. The batch is borrowed exactly as with ``read()``.
+    closed: turns True on close, so a waiter notices a queue closed under it.
+    """
+
+    @property
+    def closed(self) -> bool: ...
+
+    def fileno(self) -> int: ...
+
+    def read_nowait(self) -> list[Packet]: ...
+
+
+@runtime_checkable
+class NonBlockingWriter(Protocol):
+    """Implemented by queues whose write can be tried without blocking.
+
+    write_nowait(data) writes like ``write`` or raises BlockingIOError when the
+    queue cannot take the packet now (a queue with a fileno() then polls it
+    writable once it can).
+    """
+
+    def write_nowait(self, data: Buffer) -> int: ...
+
+
+@runtime_checkable
+class NonBlockingGSOWriter(Protocol):
+    """The non-blocking form of GSOWriter.write_gso; BlockingIOError when it would block."""
+
+    def write_gso_nowait(
         self,
         ip_hdr: Buffer,
         transport_hdr: Buffer,
@@ -221,6 +266,9 @@ __all__ = [
     "GSOWriter",
     "NO_CAPABILITIES",
     "NO_GSO",
+    "NonBlockingGSOWriter",
+    "NonBlockingReader",
+    "NonBlockingWriter",
     "Packet",
     "Queue",
     "QueueSet",

@@ -3,7 +3,8 @@
 MemoryQueue has no fd: reads block on a condition variable, so AsyncQueue
 uses its thread path. SocketQueue sits on one end of an AF_UNIX SOCK_SEQPACKET
 socketpair (the test holds the other end as the "kernel"): it exposes
-fileno() and non-blocking read/write variants, so AsyncQueue uses its fd path.
+fileno(), read_nowait() and write_nowait() (the contract's NonBlockingReader and
+NonBlockingWriter), so AsyncQueue uses its fd path.
 Both follow the borrowed-buffer contract the way the real backends do
 (MemoryQueue releases the previous read's views; SocketQueue overwrites one
 reused buffer).
@@ -106,7 +107,7 @@ class MemoryGSOQueue(MemoryQueue):
 
 
 class SocketQueue(Queue):
-    """Queue on a SOCK_SEQPACKET socket: fileno(), read(timeout=...), write(blocking=...)."""
+    """Queue on a SOCK_SEQPACKET socket: fileno(), read_nowait(), write_nowait()."""
 
     def __init__(self, max_batch: int = 4, sndbuf: int | None = None) -> None:
         self.max_batch = max_batch
@@ -138,15 +139,19 @@ class SocketQueue(Queue):
             raise QueueClosed("socket queue closed")
         return bool(readable or writable)
 
-    def read(self, timeout: float | None = None) -> list[Packet]:
-        """Drain up to max_batch packets; timeout=0 returns [] when none is ready."""
+    def read(self) -> list[Packet]:
+        """Drain up to max_batch packets, waiting for the first."""
+        while True:
+            batch = self.read_nowait()
+            if batch:
+                return batch
+            self._wait(for_write=False, timeout=None)
+
+    def read_nowait(self) -> list[Packet]:
+        """Drain up to max_batch packets; [] when none is ready."""
         if self._closed:
             raise QueueClosed("socket queue closed")
-        while True:
-            batch = self._drain()
-            if batch or timeout == 0:
-                return batch
-            self._wait(for_write=False, timeout=timeout)
+        return self._drain()
 
     def _drain(self) -> list[Packet]:
         batch, offset = [], 0
@@ -162,16 +167,18 @@ class SocketQueue(Queue):
             offset += 2048
         return batch
 
-    def write(self, data, blocking: bool = True) -> int:
+    def write(self, data) -> int:
         while True:
-            if self._closed:
-                raise QueueClosed("socket queue closed")
             try:
-                return self._sock.send(data)
+                return self.write_nowait(data)
             except BlockingIOError:
-                if not blocking:
-                    raise
-            self._wait(for_write=True, timeout=None)
+                self._wait(for_write=True, timeout=None)
+
+    def write_nowait(self, data) -> int:
+        """Send one packet or raise BlockingIOError when the socket is full."""
+        if self._closed:
+            raise QueueClosed("socket queue closed")
+        return self._sock.send(data)
 
     def close(self) -> None:
         if self._closed:

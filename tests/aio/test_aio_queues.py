@@ -230,7 +230,7 @@ def test_write_waits_for_writability_on_a_full_socket():
     filler = []
     try:
         while True:  # fill the socket until the kernel pushes back
-            filler.append(queue.write(pkt(len(filler), 1000), blocking=False))
+            filler.append(queue.write_nowait(pkt(len(filler), 1000)))
     except BlockingIOError:
         pass
     assert filler
@@ -261,7 +261,7 @@ def test_thread_mode_writes_inline_and_hands_a_blocked_write_to_the_writer_threa
         assert not writer_threads()  # inline: no thread needed
         try:
             while True:
-                queue.write(pkt(2, 1000), blocking=False)
+                queue.write_nowait(pkt(2, 1000))
         except BlockingIOError:
             pass
         task = asyncio.create_task(aq.write(pkt(3, 1000)))
@@ -359,7 +359,7 @@ def test_close_wakes_awaiting_reader_and_writer(mode_queue):
         else:
             try:
                 while True:
-                    queue.write(pkt(0, 1000), blocking=False)
+                    queue.write_nowait(pkt(0, 1000))
             except BlockingIOError:
                 pass
         writer = asyncio.create_task(aq.write(pkt(1, 1000)))

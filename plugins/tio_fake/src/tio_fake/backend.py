@@ -444,6 +444,10 @@ class FdQueue(FakeQueue):
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def read_nowait(self) -> list[Packet]:
+        """One read that never waits: [] when nothing is ready (the contract's NonBlockingReader)."""
+        return self.read(block=False)
+
     def _wait_for_inbound(self, wait: float | None, blocking: bool) -> None:
         # Release the lock while polling so close() and inject() can run.
         deadline = None if wait is None else time.monotonic() + wait
