@@ -12,6 +12,7 @@ from scapy.packet import Raw
 
 from tio_core.coalesce import Coalescer, _pycoalesce
 from tio_core.contract import GSOProto
+from tio_core.wire import UDP_GSO_MAX_SEGMENTS_OLD
 
 from .helpers import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6
 
@@ -184,7 +185,8 @@ def test_random_bytes_twins_agree(blobs):
 def test_the_twins_share_a_segment_cap_that_every_gso_write_takes():
     from tio_core.kernels.gso_write import MAX_GSO_SEGMENTS
 
-    assert _ck.COALESCE_MAX_SEGMENTS == _pycoalesce.MAX_SEGMENTS, "C and pure coalescers cap runs alike"
+    # the C planner's cap is wire.h's TIO_UDP_GSO_MAX_SEGMENTS_OLD, tied to wire.py by test_wire_constants
+    assert _pycoalesce.MAX_SEGMENTS == UDP_GSO_MAX_SEGMENTS_OLD == _ck.UDP_GSO_MAX_SEGMENTS_OLD
     for proto in PROTOS:
         assert MAX_GSO_SEGMENTS[proto] >= _pycoalesce.MAX_SEGMENTS, (
             f"a run never exceeds what a {proto.name} write takes"

@@ -354,7 +354,8 @@ class Fuzz:
             for _ in range(rng.randint(1, 6)):
                 index = rng.randrange(len(wire))
                 packet = bytearray(wire[index])
-                packet[rng.randrange(min(len(packet), 80))] = rng.randrange(256)
+                if packet:
+                    packet[rng.randrange(min(len(packet), 80))] = rng.randrange(256)
                 wire[index] = bytes(packet[: rng.randint(0, len(packet))] if rng.random() < 0.2 else packet)
         tcp, udp, verify = rng.random() < 0.8, rng.random() < 0.8, rng.random() < 0.9
         protos = (GSOProto.TCP, GSOProto.UDP)
@@ -404,7 +405,7 @@ def run(seconds: float, seed: int) -> dict[str, int]:
                 rng.setstate(state)
                 raise AssertionError(
                     f"fuzz finding in {name}, seed {seed}, iteration {count}: {exc!r}\n"
-                    f"replay: random.Random({seed!r}:{name!r}) advanced {count} inputs"
+                    f"replay: the input after {count} from random.Random({f'{seed}:{name}'!r})"
                 ) from exc
             count += 1
         iterations[name] = count
