@@ -139,7 +139,7 @@ def test_output_only_reads_end_at_once(tmp_path):
     "options,words",
     [
         ({}, "give path="),
-        ({"path": "same.pcap", "output": "same.pcap"}, "is the capture being replayed"),
+        ({"path": "same.pcap", "output": "same.pcap"}, "same file as the capture being replayed"),
         ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
         ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
         ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),
@@ -213,7 +213,7 @@ def test_add_reads_a_capture_from_a_pipe_but_cannot_loop_it(tmp_path):
     data = write_pcap(tmp_path / "p.pcap", ip_packets(6)).read_bytes()
     for loop, ok in ((1, True), (2, False)):
         read_end, write_end = os.pipe()
-        feeder = threading.Thread(target=lambda: (os.write(write_end, data), os.close(write_end)))
+        feeder = threading.Thread(target=lambda fd=write_end: (os.write(fd, data), os.close(fd)))
         feeder.start()
         with open_backend("pcap", output=str(tmp_path / "o.pcap"), loop=loop) as qs:
             if ok:
