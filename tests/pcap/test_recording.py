@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from tests.contract.suite import expected_segments, gso_pieces
 from tests.pcap.captures import RAW, ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError
 from tio_pcap.errors import TruncatedCaptureWarning
 from tio_pcap.reader import read_packets
+from tio_testing.packets import expected_segments, gso_pieces
 
 
 def scapy_read(path) -> tuple[list[bytes], list[float]]:

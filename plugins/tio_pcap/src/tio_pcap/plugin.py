@@ -76,3 +76,8 @@ def tio_register_backends():
 @hookimpl
 def tio_register_benchmarks():
     return [BenchmarkDef("pcap", "capture parsing vs scapy's RawPcapReader on the same file", "tio_pcap.bench:run")]
+
+
+@hookimpl
+def tio_register_contract_harness():
+    return {"pcap": "tio_pcap.contract_harness:PcapHarness"}
