@@ -102,17 +102,16 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
     4-byte addresses give the IPv4 form (16-bit length), 16-byte addresses the
     IPv6 form (32-bit length, so jumbo lengths above 65535 are summed right).
     """
-    src = _byte_view(src)
-    dst = _byte_view(dst)
-    if len(src) != len(dst) or len(src) not in (4, 16):
-        raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src)} and {len(dst)}")
+    src_view, dst_view = _byte_view(src), _byte_view(dst)
+    if len(src_view) != len(dst_view) or len(src_view) not in (4, 16):
+        raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src_view)} and {len(dst_view)}")
     proto, l4_len = index(proto), index(l4_len)
     if not 0 <= proto <= 0xFF:
         raise ValueError(f"protocol number must be 0..255, got {proto}")
-    max_len = 0xFFFF if len(src) == 4 else 0xFFFFFFFF
+    max_len = 0xFFFF if len(src_view) == 4 else 0xFFFFFFFF
     if not 0 <= l4_len <= max_len:
-        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src) == 4 else 6} pseudo-header")
-    total = _words_sum(src) + _words_sum(dst) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
+        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src_view) == 4 else 6} pseudo-header")
+    total = _words_sum(src_view) + _words_sum(dst_view) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
     return _fold(total)
 
 
@@ -313,7 +312,7 @@ def _segment_count(length: int, version: int, hdr_len: int, size: int) -> int:
 class _Plan(NamedTuple):
     view: memoryview
     version: int
-    count: int
+    segments: int
     size: int
     hdr_len: int
     csum_start: int
@@ -354,7 +353,7 @@ def segmented_size(packet: Packet) -> int:
     plan = _plan(packet)
     if plan is None:
         return len(packet.data)
-    return plan.count * plan.hdr_len + len(plan.view) - plan.hdr_len
+    return plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len
 
 
 def segment(packet: Packet) -> list[memoryview]:
@@ -366,7 +365,7 @@ def segment(packet: Packet) -> list[memoryview]:
     plan = _plan(packet)
     if plan is None:
         return [packet.data]
-    return _segment_plan(plan, bytearray(plan.count * plan.hdr_len + len(plan.view) - plan.hdr_len))
+    return _segment_plan(plan, bytearray(plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len))
 
 
 def _overlaps(view: memoryview, out: bytearray) -> bool:
@@ -403,7 +402,7 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
         return [packet.data]
     if _overlaps(plan.view, out):
         raise ValueError("segment_into: the packet's bytes live in the output buffer")
-    need = plan.count * plan.hdr_len + len(plan.view) - plan.hdr_len
+    need = plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len
     if len(out) < need:
         out.extend(bytes(need - len(out)))
     return _segment_plan(plan, out)
@@ -411,7 +410,7 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
 
 def _segment_plan(plan: _Plan, out: bytearray) -> list[memoryview]:
     """Write the segments of a validated plan back to back at the start of ``out`` (long enough)."""
-    view, version, count, size, hdr_len, csum_start, proto = plan
+    view, version, count, size, hdr_len, csum_start, proto = plan  # count: the number of segments
     dest = memoryview(out)
     if version == 4:
         src, dst = view[12:16], view[16:20]

@@ -284,6 +284,7 @@ class VnetQueue(TunQueue):
         proto: GSOProto,
     ) -> None:
         self._check_open()  # a closed queue says so, whatever the pieces
+        vhdr: VirtioNetHdr | None
         if type(payloads) is EvenFragments:
             # one contiguous span: validated in constant time, written as one iovec
             vhdr = plan_even_gso_write(ip_hdr, transport_hdr, payloads.span.nbytes, payloads.size, proto)
