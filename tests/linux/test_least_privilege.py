@@ -29,7 +29,7 @@ from pyroute2 import IPRoute
 from scapy.layers.inet import IP, UDP
 
 from tests.linux.conftest import open_fds
-from tests.linux.packets import udp_gso
+from tests.support.packets import udp_gso
 from tio_core.errors import ConfigError
 from tio_linux import link, tun
 from tio_linux.backend import adopt_queues, open_linux
