@@ -43,6 +43,8 @@ class ReplaySettings(NamedTuple):
     speed: float = 1.0
     rate: float | None = None
     loop: int = 1
+    loop_delay: float = 0.0
+    mbps: float | None = None
     limit: int | None = None
     gso_mtu: int | None = None
     mss: int | None = None
@@ -146,7 +148,11 @@ class PcapQueue(Queue):
         self._recorder = recorder
         self._caps = capabilities
         self._owned_fd = owned_fd
-        self._pacer = None if settings.pacing == "fast" else Pacer(settings.pacing, settings.speed, settings.rate)
+        self._pacer = (
+            None
+            if settings.pacing == "fast"
+            else Pacer(settings.pacing, settings.speed, settings.rate, settings.mbps, settings.loop_delay)
+        )
         self._infer = (
             SuperpacketInference(settings.gso_mtu, settings.mss)
             if settings.gso_mtu is not None or settings.mss is not None
@@ -237,14 +243,18 @@ class PcapQueue(Queue):
                 return views
             self._reader.rewind()
             if self._pacer is not None:
-                self._pacer.start_pass()
+                self._pacer.start_pass()  # the pacer puts the loop delay between passes
+            elif self._settings.loop_delay and self._wake.wait(self._settings.loop_delay):
+                raise QueueClosed(f"pcap queue ({self.name}) was closed between loop passes")
 
     def _paced(self) -> list[memoryview]:
         if self._ahead_pos >= len(self._ahead):
             stamps: list[int] | None = [] if self._pacer.needs_timestamps else None  # type: ignore[union-attr]
             self._ahead = self._fetch(self._wanted(), stamps)
             due = self._pacer.due  # type: ignore[union-attr]
-            self._ahead_due = [due(ts) for ts in stamps] if stamps is not None else [due(0) for _ in self._ahead]
+            self._ahead_due = (
+                [due(ts) for ts in stamps] if stamps is not None else [due(0, len(v)) for v in self._ahead]
+            )
             self._ahead_pos = 0
             if not self._ahead:
                 return []
@@ -390,6 +400,12 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
         raise bad(f"rate= is only used with pacing='rate' (pacing is {settings.pacing!r})")
     if settings.rate is not None and not settings.rate > 0:
         raise bad(f"rate must be > 0, got {settings.rate}")
+    if (settings.pacing == "bitrate") != (settings.mbps is not None):
+        raise bad("pacing='bitrate' and mbps= (megabits per second) go together")
+    if settings.mbps is not None and not settings.mbps > 0:
+        raise bad(f"mbps must be > 0, got {settings.mbps}")
+    if not 0 <= settings.loop_delay <= 86400:
+        raise bad(f"loop_delay must be within 0..86400 seconds, got {settings.loop_delay}")
     if not settings.speed > 0:
         raise bad(f"speed must be > 0, got {settings.speed}")
     if settings.loop < 0:
@@ -415,6 +431,8 @@ def open_pcap(
     speed: float = 1.0,
     rate: float | None = None,
     loop: int = 1,
+    loop_delay: float = 0.0,
+    mbps: float | None = None,
     limit: int | None = None,
     gso_mtu: int | None = None,
     mss: int | None = None,
@@ -422,7 +440,7 @@ def open_pcap(
     batch: int = 64,
 ) -> PcapQueueSet:
     """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
-    settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
+    settings = ReplaySettings(pacing, speed, rate, loop, loop_delay, mbps, limit, gso_mtu, mss, strict, batch)
     _check_settings(path, output, settings)
     if output_format is not None and output is None:
         raise ConfigError("backend 'pcap': output_format is given but output= is not")
