@@ -83,7 +83,8 @@ class BackendRegistry:
         self._backends: dict[str, BackendSpec] | None = None
         self._conflicts: dict[str, list[str]] = {}
         self._register(builtin, "tio-core:builtin", _Source("tio-core", _core_version()))
-        if autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD"):
+        self.autoload = autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD")  # installed plugins loaded
+        if self.autoload:
             self._load_entry_points()
 
     # -- plugin loading -------------------------------------------------
