@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from tio_core.cli.output import table  # the one text-table formatter
+
 
 class Figure(NamedTuple):
     name: str  # what was measured, e.g. "segment TCPv4 64KiB (C)"
@@ -47,5 +49,4 @@ def format_table(figures: Iterable[Figure]) -> str:
         ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
         base = f"{fig.baseline_value:.3g} {fig.unit}" if fig.baseline_name else "-"
         rows.append([fig.name, f"{fig.value:.3g} {fig.unit}", fig.baseline_name or "-", base, ratio])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return table(rows)
