@@ -85,7 +85,7 @@ from collections.abc import Iterable
 
 from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
-from tio_core.errors import OffloadError, TioError
+from tio_core.errors import CoalescerRefused, PacketTypeError
 from tio_core.kernels.native import built_extension, pure_forced
 
 _C = built_extension()
@@ -94,14 +94,6 @@ _C_CHECK = _C.coalesce_check_buffers if _C is not None else None
 
 _PROTOS = (GSOProto.TCP, GSOProto.UDP)
 _PLAIN_BUFFERS = (bytes, bytearray)
-
-
-class CoalescerRefused(OffloadError, ValueError):
-    """The writer cannot take write_gso for the requested protocol."""
-
-
-class PacketTypeError(TioError, TypeError):
-    """An object handed to add()/add_many() is not a contiguous bytes-like packet."""
 
 
 def default_implementation() -> str:

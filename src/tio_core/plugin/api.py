@@ -76,7 +76,7 @@ def resolve_target(target: Callable[..., Any] | str, what: str) -> Callable[...,
             obj = getattr(obj, part)
     except Exception as exc:
         raise BackendLoadError(f"{what}: cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 class TioHookSpecs:
