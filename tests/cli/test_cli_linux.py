@@ -18,8 +18,11 @@ import pytest
 from pyroute2 import IPRoute
 from scapy.all import IP, UDP, Raw
 
+from tests.linux import conftest as linux_conftest
 from tests.linux import nsutil
-from tests.linux.conftest import SKIP_REASON, make_ns  # noqa: F401 (fixture)
+
+SKIP_REASON = linux_conftest.SKIP_REASON
+make_ns = linux_conftest.make_ns  # the fixture, shared with the linux tests
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 

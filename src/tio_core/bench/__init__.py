@@ -2,16 +2,14 @@
 
 Every benchmark module (tio_core.bench_*, and each plugin's own) exposes
 ``run(quick: bool = False) -> list[Figure]``; scripts in benchmarks/ and
-``tio bench`` print them with format_table().
+``tio bench`` print them with tio_core.cli.output.figure_table().
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple
-
-from tio_core.cli.output import table  # the one text-table formatter
 
 
 class Figure(NamedTuple):
@@ -41,12 +39,3 @@ def best_rate(work: Callable[[], object], units_per_call: float, seconds: float 
                 break
         best = max(best, calls * units_per_call / (now - start))
     return best
-
-
-def format_table(figures: Iterable[Figure]) -> str:
-    rows = [["measurement", "value", "baseline", "baseline value", "ratio"]]
-    for fig in figures:
-        ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
-        base = f"{fig.baseline_value:.3g} {fig.unit}" if fig.baseline_name else "-"
-        rows.append([fig.name, f"{fig.value:.3g} {fig.unit}", fig.baseline_name or "-", base, ratio])
-    return table(rows)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tio_core.cli import files, plan, summary
-from tio_core.cli.output import IntervalLines, Progress, emit, emit_json, table
+from tio_core.cli.output import IntervalLines, Progress, emit, emit_json, figure_table, table
 from tio_core.cli.parsing import EXIT_OK, EXIT_RUNTIME
 from tio_core.cli.spec import parse_backend_spec, parse_options
 from tio_core.contract import GSOProto, QueueSet, queue_capabilities, supports_gso
@@ -262,8 +262,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from tio_core.bench import format_table
-
     registry = default_registry()
     benches = registry.benchmarks()
     known = {bench.name for bench, _ in benches}
@@ -288,7 +286,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except Exception as exc:  # one failing benchmark does not hide the others
             failed = True
             notes.append(f"{bench.name} ({dist}) failed: {type(exc).__name__}: {exc}")
-    emit(format_table(figures))
+    emit(figure_table(figures))
     for note in notes:
         emit(note)
     if args.plot:

@@ -12,8 +12,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tio_core.bench import Figure
 
 
 class StdoutGone(Exception):
@@ -55,6 +58,16 @@ def table(rows: Sequence[Sequence[str]]) -> str:
         return ""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def figure_table(figures: Iterable[Figure]) -> str:
+    """Benchmark figures, each beside its same-run baseline and the ratio."""
+    rows = [["measurement", "value", "baseline", "baseline value", "ratio"]]
+    for fig in figures:
+        ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
+        base = f"{fig.baseline_value:.3g} {fig.unit}" if fig.baseline_name else "-"
+        rows.append([fig.name, f"{fig.value:.3g} {fig.unit}", fig.baseline_name or "-", base, ratio])
+    return table(rows)
 
 
 def quantity(value: float, unit: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class Option:
     default: Any = None
     help: str = ""
     required: bool = False
-    item_type: type = str
+    item_type: builtins.type = str
     choices: tuple = ()
     role: str = ""
 
@@ -72,7 +73,7 @@ class Option:
             )
         return value
 
-    def _check_scalar(self, value: Any, kind: type, backend: str) -> Any:
+    def _check_scalar(self, value: Any, kind: builtins.type, backend: str) -> Any:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, bool) and kind is not bool:
