@@ -130,3 +130,16 @@ def test_stats_prints_a_line_per_interval_and_json_lines_with_json():
     interval_lines = [line for line in text.stdout.splitlines() if line.startswith("[")]
     assert len(interval_lines) >= 2 and all("packets/s" in line for line in interval_lines)
     assert "route" in text.stdout
+
+
+def test_both_ways_reports_the_reverse_direction_on_its_own():
+    source = f"pcap:path={DEMO},loop=0,pacing=rate,rate=2000.0"
+    args = ("forward", "--from", source, "--to", "fake", "--both-ways", "--duration", "1")
+    summary = tio_json(*args)
+    assert summary["route"]["both_ways"] is True and summary["stopped_by"] == "duration"
+    reverse = summary["reverse"]
+    assert reverse["packets_read"] == reverse["packets_written"] == 0 and reverse["dropped"] == 0
+    assert summary["packets_read"] > 1000
+    text = tio(*args).stdout
+    routes = [line for line in text.splitlines() if line.startswith(("route", "reverse"))]
+    assert routes[0].split()[1:4] == [source, "->", "fake"] and routes[1].split()[1:4] == ["fake", "->", source]
