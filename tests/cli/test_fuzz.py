@@ -83,6 +83,7 @@ BAD_ARGV = [
     (["info", "pcap"], 2),
     (["backends", "--bogus"], 2),
     (["bench", "--only", "nosuch"], 2),
+    (["bench", "--quick", "--plot", "/nonexistent/dir/chart.png"], 2),  # refused before any benchmark runs
 ]
 
 

@@ -7,7 +7,7 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tio_core.cli import files, plan, summary
 from tio_core.cli.output import IntervalLines, Progress, emit, emit_json, figure_table, table
@@ -15,9 +15,11 @@ from tio_core.cli.parsing import EXIT_OK, EXIT_RUNTIME
 from tio_core.cli.spec import parse_backend_spec, parse_options
 from tio_core.contract import GSOProto, QueueSet, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError
-from tio_core.forward.forwarder import ForwardStats
 from tio_core.plugin.api import ENTRY_POINT_GROUP
 from tio_core.plugin.registry import BackendRegistry, BackendSpec, default_registry
+
+if TYPE_CHECKING:
+    from tio_core.forward.forwarder import ForwardStats
 
 # -- forward, replay, record --------------------------------------------------------
 

@@ -9,12 +9,14 @@ so idle time before traffic starts does not dilute them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tio_core.cli.output import quantity, table
 from tio_core.cli.plan import Endpoint, Plan
 from tio_core.cli.spec import format_spec
-from tio_core.forward.forwarder import ForwardStats
+
+if TYPE_CHECKING:
+    from tio_core.forward.forwarder import ForwardStats
 
 # Source options under which superpackets are inferred from a capture (it holds no offload metadata).
 INFERENCE_OPTIONS = ("gso_mtu", "mss")
