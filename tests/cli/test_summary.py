@@ -143,3 +143,10 @@ def test_both_ways_reports_the_reverse_direction_on_its_own():
     text = tio(*args).stdout
     routes = [line for line in text.splitlines() if line.startswith(("route", "reverse"))]
     assert routes[0].split()[1:4] == [source, "->", "fake"] and routes[1].split()[1:4] == ["fake", "->", source]
+
+
+def test_stats_1_prints_at_least_n_lines_for_an_n_second_run():
+    result = tio("replay", DEMO, "--to", "fake", "--pps", "500", "--loop", "0", "--duration", "3", "--stats", "1")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) >= 3, f"--stats 1 over 3 s prints at least 3 interval lines, got {lines}"
