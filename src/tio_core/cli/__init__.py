@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tio_core.cli.spec import parse_backend_spec  # the one parser of backend SPECs (tio_testing uses it)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script ``tio`` (imported lazily: ``tio_core.cli.output`` stays light for other users)."""
@@ -26,4 +28,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(argv)
 
 
-__all__ = ["main"]
+__all__ = ["main", "parse_backend_spec"]

@@ -55,8 +55,8 @@ def check_no_overwrite(endpoints: Iterable[Endpoint], registry: BackendRegistry)
         for source, source_identity in inputs:
             if identity is not None and identity == source_identity:
                 raise ConfigError(
-                    f"output {output.path!r} ({output.where}) is the file {source.path!r} read by this run "
-                    f"({source.where}); recording would truncate it. Nothing was opened"
+                    f"output {output.path!r} ({output.where}) is the same file as {source.path!r}, read by this "
+                    f"run ({source.where}); recording would truncate it. Nothing was opened"
                 )
     resolved: dict[object, NamedFile] = {}
     for output in outputs:

@@ -47,9 +47,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def number(low: float, high: float, kind: type = float) -> Callable[[str], Any]:
-    """An argparse type: a finite int or float within [low, high]."""
-    name = "an integer" if kind is int else "a number"
+def number(low: float, high: float, kind: type = float, what: str = "") -> Callable[[str], Any]:
+    """An argparse type: a finite int or float within [low, high]; ``what`` names the value in the message."""
+    rule = f"{what + ' ' if what else ''}must be {'an integer' if kind is int else 'a number'}"
 
     def convert(text: str) -> Any:
         try:
@@ -57,15 +57,15 @@ def number(low: float, high: float, kind: type = float) -> Callable[[str], Any]:
         except (ValueError, OverflowError):
             value = None
         if value is None or (kind is float and not math.isfinite(value)) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {name} within {low:g}..{high:g}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{rule} within {low:g}..{high:g}, got {text!r}")
         return value
 
     return convert
 
 
-SPEED = number(1e-6, 1e6)
-PPS = number(1e-3, 1e9)
-MBPS = number(1e-3, 1e6)
+SPEED = number(1e-6, 1e6, what="speed")
+PPS = number(1e-3, 1e9, what="rate")
+MBPS = number(1e-3, 1e6, what="bit rate")
 SECONDS = number(1e-3, 1e7)
 STATS_SECONDS = number(0.1, 86400)
 LOOP_DELAY = number(0, 86400)

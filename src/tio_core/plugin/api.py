@@ -89,3 +89,12 @@ class TioHookSpecs:
     @hookspec
     def tio_register_benchmarks(self) -> list[BenchmarkDef]:
         """Return benchmarks for `tio bench` (optional)."""
+
+    @hookspec
+    def tio_register_contract_harness(self) -> dict[str, Any]:
+        """Return {backend name: harness class or "module:Class"} for the contract suite (optional).
+
+        A harness is a ``tio_testing.ContractHarness`` subclass that tells the
+        suite (``pytest --tio-contract NAME``, distribution tio-testing) how to
+        feed and observe the backend; name it by string so discovery stays light.
+        """

@@ -45,3 +45,8 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             needs_root=True,
         )
     ]
+
+
+@hookimpl
+def tio_register_contract_harness() -> dict[str, str]:
+    return {"linux": "tio_linux.contract_harness:LinuxHarness"}

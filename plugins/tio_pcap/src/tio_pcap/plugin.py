@@ -7,10 +7,18 @@ imported from tio_pcap.backend when opened.
 from __future__ import annotations
 
 from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
+from tio_pcap.files import FILE_ROLES
+
+# FILE_ROLES says which OPTIONS name a file this backend reads (path) or writes (output); each of
+# them declares it as Option(role=...), for the CLI to refuse a run that writes a file it reads
+# across two backends, without opening them.
+__all__ = ["FILE_ROLES", "OPTIONS"]
 
 OPTIONS = (
-    Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads", role="input-file"),
-    Option("output", str, None, "record every write and write_gso to this capture file (RAW)", role="output-file"),
+    Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads", role=FILE_ROLES["path"]),
+    Option(
+        "output", str, None, "record every write and write_gso to this capture file (RAW)", role=FILE_ROLES["output"]
+    ),
     Option(
         "output_format",
         str,
@@ -73,3 +81,8 @@ def tio_register_backends():
 @hookimpl
 def tio_register_benchmarks():
     return [BenchmarkDef("pcap", "capture parsing vs scapy's RawPcapReader on the same file", "tio_pcap.bench:run")]
+
+
+@hookimpl
+def tio_register_contract_harness():
+    return {"pcap": "tio_pcap.contract_harness:PcapHarness"}
