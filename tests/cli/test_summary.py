@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import resource
+import signal
 
 import pytest
 
@@ -150,3 +152,17 @@ def test_stats_1_prints_at_least_n_lines_for_an_n_second_run():
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert len(lines) >= 3, f"--stats 1 over 3 s prints at least 3 interval lines, got {lines}"
+
+
+def test_record_into_a_file_that_hits_its_size_limit_counts_what_reached_it_and_what_was_lost(tmp_path):
+    out = tmp_path / "cut.pcap"
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_001, resource.RLIM_INFINITY))
+
+    result = tio("record", "--from", f"pcap:path={DEMO},loop=5", str(out), "--json", preexec_fn=limit)
+    assert result.returncode == 1, result.stderr
+    record = json.loads(result.stdout)["record"]
+    assert record["records_written"] == len(read_capture(out)), "the summary counts the complete records in the file"
+    assert record["packets_lost"] > 0, "and the packets the failing file lost"

@@ -91,7 +91,9 @@ def run_plan(run: plan.Plan, args: argparse.Namespace, registry: BackendRegistry
         live.finish(result.stats if result is not None else None)
         close_errors = _close({"source": source, "sink": sink})
     errors = result.errors + close_errors
-    report = summary.build(run, result.stats, result.reverse, result.interrupted, errors)
+    output_stats = getattr(sink, "output_stats", None)  # a recording sink may say what reached its file
+    sink_output = output_stats() if callable(output_stats) else None
+    report = summary.build(run, result.stats, result.reverse, result.interrupted, errors, sink_output)
     if args.json:
         emit_json(report, one_line=bool(args.stats))
     elif not args.quiet:

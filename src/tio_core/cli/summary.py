@@ -58,9 +58,18 @@ def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def build(
-    plan: Plan, stats: ForwardStats, reverse: ForwardStats | None, interrupted: bool, errors: list[str]
+    plan: Plan,
+    stats: ForwardStats,
+    reverse: ForwardStats | None,
+    interrupted: bool,
+    errors: list[str],
+    sink_output: Any = None,
 ) -> dict[str, Any]:
-    """The whole summary of a run, as the JSON output prints it."""
+    """The whole summary of a run, as the JSON output prints it.
+
+    sink_output: what the sink reports of the file it recorded, if it does
+    (the pcap backend's output_stats(): records_written, packets_lost).
+    """
     summary: dict[str, Any] = {
         "type": "summary",
         "command": plan.command,
@@ -87,7 +96,7 @@ def build(
     if reverse is not None:
         summary["reverse"] = direction(reverse)
     if plan.command == "record":
-        summary["record"] = _record(plan, stats)
+        summary["record"] = _record(plan, stats, sink_output)
     return summary
 
 
@@ -103,14 +112,21 @@ def _stopped_by(plan: Plan, stats: ForwardStats, interrupted: bool, errors: list
     return "end of input"
 
 
-def _record(plan: Plan, stats: ForwardStats) -> dict[str, Any]:
-    """The capture `tio record` wrote: one record per wire packet, or per write with --superpackets."""
+def _record(plan: Plan, stats: ForwardStats, sink_output: Any) -> dict[str, Any]:
+    """The capture `tio record` wrote: one record per wire packet, or per write with --superpackets.
+
+    The sink's own count wins where it gives one (it also knows the packets an output failure lost).
+    """
     options = plan.sink.options
     path = options["output"]
     mode = options.get("record_gso", "segmented")
     fmt = options.get("output_format") or ("pcapng" if path.lower().endswith(".pcapng") else "pcap")
     records = stats.packets_written if mode == "segmented" else stats.verbatim_writes + stats.gso_writes
-    return {"path": path, "format": fmt, "mode": mode, "records_written": records}
+    lost = 0
+    if sink_output is not None:
+        records = getattr(sink_output, "records_written", records)
+        lost = getattr(sink_output, "packets_lost", 0)
+    return {"path": path, "format": fmt, "mode": mode, "records_written": records, "packets_lost": lost}
 
 
 # -- text -------------------------------------------------------------------------
@@ -194,7 +210,8 @@ def render(summary: Mapping[str, Any]) -> str:
         rows.append(
             [
                 "recorded",
-                f"{record['records_written']} records to {record['path']} ({record['format']}, {record['mode']})",
+                f"{record['records_written']} records to {record['path']} ({record['format']}, {record['mode']})"
+                + (f"; {record['packets_lost']} packets lost when the file failed" if record["packets_lost"] else ""),
             ]
         )
     return table(rows)
