@@ -81,6 +81,9 @@ def test_a_plugin_that_failed_to_load_makes_backends_exit_1_and_json_still_lists
         {
             "plugin": "tio-broken:tio_broken_b",
             "distribution": "tio-broken",
+            "version": "1.2.3",
+            "entry_point": "tio_broken_b = tio_broken_b",
+            "module_file": str(tmp_path / "tio_broken_b.py"),
             "message": "import failed: RuntimeError: no driver",
         }
     ]

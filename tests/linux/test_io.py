@@ -160,7 +160,7 @@ GOOD_IP, GOOD_UDP = udp_gso("198.18.0.2", "198.18.0.1", 1, 2, [b"x" * 100] * 2)
         (GOOD_IP, GOOD_UDP, [b"x" * 10, b""], GSOProto.UDP, "empty"),
         (GOOD_IP, GOOD_UDP, [b"x" * 10, b"x" * 11], GSOProto.UDP, "must be 10"),
         (GOOD_IP, GOOD_UDP, [b"x" * 10, b"x" * 5, b"x" * 5], GSOProto.UDP, "must be 10"),
-        (GOOD_IP, GOOD_UDP, [b"x"] * 251, GSOProto.UDP, "at most 250"),
+        (GOOD_IP, GOOD_UDP, [b"x"] * 129, GSOProto.UDP, "at most 128 UDP segments"),
         (GOOD_IP, GOOD_UDP, [b"x" * 30000] * 3, GSOProto.UDP, "at most 65535"),
         (b"\x50" + GOOD_IP[1:], GOOD_UDP, [b"x" * 10] * 2, GSOProto.UDP, "IP version"),
         (GOOD_IP[:19], GOOD_UDP, [b"x" * 10] * 2, GSOProto.UDP, "IPv4 header"),

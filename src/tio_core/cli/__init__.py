@@ -7,7 +7,6 @@ files     which files a run reads and writes; refuses writing over an input
 commands  the commands themselves
 output    standard output, the progress line, interval lines, tables
 summary   the summary of a moving command: fields, arithmetic, text
-plot      the benchmark chart
 app       main(): parse, dispatch, map errors to exit codes
 
 Exit codes: 0 ok (also a clean stop by Ctrl-C), 1 runtime error, 2 usage or

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 from collections.abc import Callable
@@ -168,17 +167,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _origin(spec: BackendSpec) -> dict[str, str | None]:
     """Where a backend comes from: its entry point, the plugin module's file, its factory."""
-    entry_point = module_file = None
-    if spec.distribution == "tio-core":
-        entry_point, module = "built in", sys.modules.get("tio_core.plugin.builtin")
-        module_file = getattr(module, "__file__", None)
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.dist is not None and ep.dist.metadata["Name"] == spec.distribution:
-            entry_point = f"{ENTRY_POINT_GROUP}: {ep.name} = {ep.value}"
-            module_file = getattr(sys.modules.get(ep.module), "__file__", None)
-            break
+    if spec.entry_point:
+        entry_point: str | None = f"{ENTRY_POINT_GROUP}: {spec.entry_point}"
+    else:
+        entry_point = "built in" if spec.distribution == "tio-core" else None
     factory = spec.factory if isinstance(spec.factory, str) else _qualname(spec.factory)
-    return {"entry_point": entry_point, "module_file": module_file, "factory": factory}
+    return {"entry_point": entry_point, "module_file": spec.module_file or None, "factory": factory}
 
 
 def _qualname(function: Callable[..., Any]) -> str:
@@ -215,7 +209,15 @@ def backends_listing(registry: BackendRegistry) -> dict[str, Any]:
             }
         )
     errors = [
-        {"plugin": e.plugin, "distribution": e.distribution, "message": e.message} for e in registry.load_errors()
+        {
+            "plugin": e.plugin,
+            "distribution": e.distribution,
+            "version": e.version,
+            "entry_point": e.entry_point or None,
+            "module_file": e.module_file or None,
+            "message": e.message,
+        }
+        for e in registry.load_errors()
     ]
     return {"autoload": registry.autoload, "backends": backends, "load_errors": errors}
 
@@ -248,7 +250,10 @@ def render_backends(listing: dict[str, Any], verbose: bool) -> str:
                 )
     if listing["load_errors"]:
         lines.append("\nload errors:")
-        lines += [f"  {e['plugin']} ({e['distribution']}): {e['message']}" for e in listing["load_errors"]]
+        for e in listing["load_errors"]:
+            lines.append(f"  {e['plugin']} ({e['distribution']}): {e['message']}")
+            if verbose and e["module_file"]:
+                lines.append(f"    module file  {e['module_file']}")
     return "\n".join(lines)
 
 
@@ -266,6 +271,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmarks; the chart's target and matplotlib are checked before anything runs."""
+    from tio_core.bench import check_figures
+
     registry = default_registry()
     benches = registry.benchmarks()
     known = {bench.name for bench, _ in benches}
@@ -273,10 +281,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown benchmark {', '.join(sorted(unknown))}; available: {', '.join(sorted(known))}")
     if args.plot:
-        from tio_core.cli.plot import check_target
+        from tio_core.bench.chart import check_plot_target
 
-        check_target(args.plot)
-    figures, notes, failed = [], [], False
+        check_plot_target(args.plot)
+    by_area: dict[str, list[Any]] = {}
+    notes, failed = [], False
     for bench, dist in benches:
         if args.only and bench.name not in args.only:
             continue
@@ -286,16 +295,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"running {bench.name}: {bench.description} ...", file=sys.stderr)
         try:
-            figures += bench.load_runner()(quick=args.quick)
+            by_area.setdefault(bench.name, []).extend(check_figures(bench.load_runner()(quick=args.quick)))
         except Exception as exc:  # one failing benchmark does not hide the others
             failed = True
             notes.append(f"{bench.name} ({dist}) failed: {type(exc).__name__}: {exc}")
-    emit(figure_table(figures))
+    _report_bench(args, by_area, notes)
+    return EXIT_RUNTIME if failed else EXIT_OK
+
+
+def _report_bench(args: argparse.Namespace, by_area: dict[str, list[Any]], notes: list[str]) -> None:
+    from tio_core.bench.chart import figures_to_json, render_chart, run_meta
+
+    meta = run_meta(args.quick)
+    if args.plot:
+        render_chart(by_area, args.plot, title_meta=meta)
+    if args.json:
+        document = figures_to_json(by_area, meta)
+        document["notes"] = notes
+        emit_json(document)
+        return
+    emit(figure_table([f for figures in by_area.values() for f in figures]))
     for note in notes:
         emit(note)
     if args.plot:
-        from tio_core.cli.plot import plot
-
-        plot(figures, args.plot)
-        emit(f"plot written to {args.plot}")
-    return EXIT_RUNTIME if failed else EXIT_OK
+        emit(f"chart written to {args.plot}")

@@ -218,7 +218,10 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--quick", action="store_true", help="short runs (a few seconds each)")
     bench.add_argument("--only", action="append", metavar="NAME", help="run only this benchmark (repeatable)")
-    bench.add_argument("--plot", metavar="FILE.png", help="draw the ratios as a bar chart (needs matplotlib)")
+    bench.add_argument(
+        "--plot", metavar="FILE", help="draw the ratios as a chart, PNG or SVG by extension (needs matplotlib)"
+    )
+    bench.add_argument("--json", action="store_true", help="print the figures and the run's machine as JSON")
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
 
 
