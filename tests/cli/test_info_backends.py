@@ -8,7 +8,7 @@ import os
 import tio_fake.plugin
 import tio_pcap.plugin
 from tests.cli.helpers import tio
-from tests.core.plugin_dists import backend_plugin, make_dist
+from tests.support.plugin_dists import backend_plugin, make_dist
 
 
 def test_info_json_has_typed_queue_fields():
