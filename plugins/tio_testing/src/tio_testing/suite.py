@@ -24,19 +24,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tio_core.contract import (
-    NO_CAPABILITIES,
-    NO_GSO,
-    Buffer,
-    CapsProvider,
-    GSOProto,
-    GSOWriter,
-    Packet,
-    Queue,
-    QueueSet,
-    queue_capabilities,
-    supports_gso,
-)
+from tio_core import contract
+from tio_core.contract import GSOProto, GSOWriter, Packet, Queue, QueueSet, supports_gso
 from tio_core.errors import EndOfStream, GSOGeometryError, QueueClosed, TioError
 from tio_testing import rules
 from tio_testing.harness import BackendUnderTest, ContractHarness
@@ -243,7 +232,7 @@ class ContractSuite:
         with harness.open(packets) as qs:
             got = read_exactly(harness, qs, len(packets), lambda batch: gsos.append([p.gso for p in batch]))
         expect_packets(got, packets, rules.READ_IN_ORDER, f"{len(packets)} inbound packets read back")
-        plain = [gso for batch in gsos for gso in batch if gso != NO_GSO]
+        plain = [gso for batch in gsos for gso in batch if gso != contract.NO_GSO]
         expect(not plain, rules.PLAIN_PACKET_NO_GSO, f"plain packets were read with gso {plain[:3]}")
         expect(
             len(gsos) >= 3,
@@ -358,7 +347,7 @@ class ContractSuite:
         sent = inbound_packets(6, start=500)
         with harness.open([]) as qs:
             queue = qs.queues()[0]
-            writes: list[Buffer] = [*sent, bytearray(sent[0]), memoryview(sent[1])]
+            writes: list[contract.Buffer] = [*sent, bytearray(sent[0]), memoryview(sent[1])]
             for data in writes:
                 result = queue.write(data)
                 expect(
@@ -407,7 +396,7 @@ class ContractSuite:
             ip, l4 = gso_pieces(4, GSOProto.UDP, payloads)
             source = bytearray(b"".join(payloads))
             views = [memoryview(source)[i * 800 : (i + 1) * 800] for i in range(3)]
-            pieces: list[Buffer] = [views[0], bytearray(payloads[1]), views[2]]
+            pieces: list[contract.Buffer] = [views[0], bytearray(payloads[1]), views[2]]
             try:
                 writer.write_gso(bytearray(ip), memoryview(l4), pieces, GSOProto.UDP)
             except (TypeError, TioError) as exc:
@@ -450,7 +439,7 @@ class ContractSuite:
     def test_capabilities_decide_supports_gso(self, open_set: SetOpener) -> None:
         qs = open_set()
         for index, queue in enumerate(qs.queues()):
-            caps = queue_capabilities(queue)
+            caps = contract.queue_capabilities(queue)
             tcp_writer, tcp_ok = supports_gso(queue, GSOProto.TCP)
             udp_writer, udp_ok = supports_gso(queue, GSOProto.UDP)
             _, none_ok = supports_gso(queue, GSOProto.NONE)
@@ -462,11 +451,11 @@ class ContractSuite:
                     f"{what} has no write_gso but supports_gso says TCP={tcp_ok} UDP={udp_ok}",
                 )
                 expect(
-                    not isinstance(queue, CapsProvider) or caps == NO_CAPABILITIES,
+                    not isinstance(queue, contract.CapsProvider) or caps == contract.NO_CAPABILITIES,
                     rules.CAPABILITIES,
                     f"{what} has no write_gso but advertises {caps}",
                 )
-            elif isinstance(queue, CapsProvider):
+            elif isinstance(queue, contract.CapsProvider):
                 again = queue.capabilities()
                 expect(
                     (tcp_ok, udp_ok) == (caps.tso, caps.uso) and not none_ok and tcp_writer is queue,
