@@ -26,6 +26,7 @@ from tio_fake import (
     open_fake,
 )
 from tio_fake.packets import PacketFactory, payload_pattern
+from tio_testing.threads import BackgroundRead
 
 FACTORY = PacketFactory()
 
@@ -142,20 +143,11 @@ def test_blocked_reader_gets_packets_injected_from_another_thread(qs):
 
 
 def test_close_wakes_blocked_reader_and_ends_inject(qs):
-    outcome = []
-
-    def read():
-        try:
-            qs[0].read()
-        except errors.QueueClosed as exc:
-            outcome.append(exc)
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    reader = BackgroundRead(qs[0])
     reader.join(0.1)
     qs.close()
     reader.join(5)
-    assert len(outcome) == 1
+    assert len(reader.outcome) == 1 and isinstance(reader.outcome[0], errors.QueueClosed)
     with pytest.raises(errors.QueueClosed):
         qs[0].inject(udp(1))
 

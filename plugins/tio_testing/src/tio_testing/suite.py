@@ -31,6 +31,7 @@ from tio_testing import rules
 from tio_testing.harness import BackendUnderTest, ContractHarness
 from tio_testing.packets import expected_segments, first_difference, gso_pieces, inbound_packets
 from tio_testing.rules import expect, expect_raises, violated
+from tio_testing.threads import BackgroundRead
 
 
 class SetOpener:
@@ -315,29 +316,20 @@ class ContractSuite:
                         EndOfStream, rules.END_OF_STREAM, f"the {attempt} read() past the last packet", queue.read
                     )
                 return
-            outcome: list[object] = []
-
-            def blocked_reader() -> None:
-                try:
-                    outcome.append(queue.read())
-                except BaseException as exc:  # the result under test
-                    outcome.append(exc)
-
-            reader = threading.Thread(target=blocked_reader, daemon=True)
-            reader.start()
+            reader = BackgroundRead(queue)
             reader.join(0.2)
             expect(
-                reader.is_alive() and not outcome,
+                reader.is_alive() and not reader.outcome,
                 rules.LIVE_READ_WAITS,
-                f"read() past the inbound ended at once with {outcome!r} (the harness says the backend is live)",
+                f"read() past the inbound ended at once with {reader.outcome!r} (the harness says the backend is live)",
             )
             qs.close()
             reader.join(5)
             expect(not reader.is_alive(), rules.CLOSE_WAKES_READER, "the blocked read() still waits 5 s after close()")
             expect(
-                len(outcome) == 1 and isinstance(outcome[0], QueueClosed),
+                len(reader.outcome) == 1 and isinstance(reader.outcome[0], QueueClosed),
                 rules.CLOSE_WAKES_READER,
-                f"the woken read() ended with {outcome!r}",
+                f"the woken read() ended with {reader.outcome!r}",
             )
         finally:
             qs.close()
