@@ -171,6 +171,19 @@ def closed_write_gso_calls() -> dict[str, tuple[Any, ...]]:
     }
 
 
+def expect_closed(queue: Queue, packet: bytes, rule: rules.Rule, label: str) -> None:
+    """read(), write() and write_gso() of every shape on the closed ``queue`` raise QueueClosed.
+
+    ``label`` names each call in a violation: its ``{call}`` becomes e.g. "write()".
+    """
+    __tracebackhide__ = True
+    expect_raises(QueueClosed, rule, label.format(call="read()"), queue.read)
+    expect_raises(QueueClosed, rule, label.format(call="write()"), queue.write, packet)
+    if isinstance(queue, GSOWriter):
+        for shape, args in closed_write_gso_calls().items():
+            expect_raises(QueueClosed, rule, label.format(call=f"write_gso() with {shape}"), queue.write_gso, *args)
+
+
 class ContractSuite:
     """The contract every backend keeps. Subclass with ``contract_specs``, or run ``pytest --tio-contract``."""
 
@@ -472,17 +485,7 @@ class ContractSuite:
             queue.close()
         except Exception as exc:
             violated(rules.CLOSE_IDEMPOTENT, f"a second Queue.close() raised {exc!r}")
-        expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "read() on a closed queue", queue.read)
-        expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "write() on a closed queue", queue.write, packet)
-        if isinstance(queue, GSOWriter):
-            for shape, args in closed_write_gso_calls().items():
-                expect_raises(
-                    QueueClosed,
-                    rules.CLOSED_QUEUE_REFUSES,
-                    f"write_gso() with {shape} on a closed queue",
-                    queue.write_gso,
-                    *args,
-                )
+        expect_closed(queue, packet, rules.CLOSED_QUEUE_REFUSES, "{call} on a closed queue")
         qs.close()
         try:
             qs.close()
@@ -497,18 +500,8 @@ class ContractSuite:
         qs.close()
         expect(qs.closed, rules.SET_CLOSE_CLOSES_QUEUES, "QueueSet.closed is false after close()")
         for index, queue in enumerate(queues):
-            what = f"queue {index} after QueueSet.close():"
-            expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} read()", queue.read)
-            expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} write()", queue.write, packet)
-            if isinstance(queue, GSOWriter):
-                for shape, args in closed_write_gso_calls().items():
-                    expect_raises(
-                        QueueClosed,
-                        rules.SET_CLOSE_CLOSES_QUEUES,
-                        f"{what} write_gso() with {shape}",
-                        queue.write_gso,
-                        *args,
-                    )
+            label = f"queue {index} after QueueSet.close(): {{call}}"
+            expect_closed(queue, packet, rules.SET_CLOSE_CLOSES_QUEUES, label)
 
     def test_context_manager_closes_queues(self, open_set: SetOpener) -> None:
         packet = inbound_packets(1)[0]
