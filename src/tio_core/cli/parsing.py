@@ -118,6 +118,7 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no summary")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.set_defaults(workers=None)  # one worker where the command has no --workers; forward's default too
 
 
 def _add_forward(commands: argparse._SubParsersAction) -> None:
@@ -173,7 +174,6 @@ def _add_replay(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--no-segment", action="store_true", help="write superpackets with write_gso as they are")
     replay.add_argument("--no-coalesce", action="store_true", help="write every packet on its own")
     _add_run_flags(replay)
-    replay.set_defaults(workers=None)
 
 
 def _add_record(commands: argparse._SubParsersAction) -> None:
@@ -188,7 +188,6 @@ def _add_record(commands: argparse._SubParsersAction) -> None:
     record.add_argument("output", help="capture file to write")
     record.add_argument("--superpackets", action="store_true", help="record superpackets unsegmented")
     _add_run_flags(record)
-    record.set_defaults(workers=None)
 
 
 def _add_info(commands: argparse._SubParsersAction) -> None:
