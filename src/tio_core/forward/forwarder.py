@@ -32,6 +32,11 @@ from tio_core.forward.stats import ForwardStats
 # holds the segments of any 64 KiB superpacket at MSS >= 536 with their
 # headers; hostile geometry grows a buffer once (kernels.segment_into).
 SCRATCH_BYTES = 2 * 65536
+# Staged bytes after which the next superpacket is cut only after a flush:
+# one GSO write holds at most 64 KiB, so waiting longer merges nothing more,
+# while flushing early lets every superpacket reuse the same (cache-hot)
+# scratch buffer and the kernel copy from memory written just before.
+FLUSH_BYTES = 65536
 
 # Drop reasons (ForwardStats.drops keys) the forwarder itself uses.
 DROP_MALFORMED_SUPERPACKET = "malformed superpacket"
@@ -304,16 +309,23 @@ class Forwarder:
         stats = self.stats
         lane = self._lane
         plain: list[memoryview] = []  # a run of plain packets, staged together
-        cut = 0  # superpackets cut in this batch = scratch buffers in use
+        cut = 0  # superpackets cut since the last flush = scratch buffers in use
+        staged = 0  # bytes staged since the last flush
         for packet in batch:
             gso = packet.gso
+            data = packet[0]
             if not gso.size:
-                plain.append(packet[0])
+                plain.append(data)
+                staged += len(data)
                 continue
             if plain:
                 lane.add_many(plain)
                 plain = []
             if self._segment or self._gso_writer is None or not self._gso_ok[gso.proto]:
+                if staged and staged + len(data) > FLUSH_BYTES:
+                    lane.flush()
+                    cut = staged = 0
+                staged += len(data)
                 segments = self._cut(packet, cut)
                 if segments is None:
                     stats.drops[DROP_MALFORMED_SUPERPACKET] += 1
@@ -327,6 +339,7 @@ class Forwarder:
                 lane.add_many(segments, trust=TRUST_OWN)
             else:
                 lane.flush()  # keep order: what was staged goes first
+                cut = staged = 0
                 ip_hdr, l4_hdr, payloads = _superpacket_pieces(packet)
                 stats.segments_from_superpackets += len(payloads)
                 stats.superpackets_read += 1

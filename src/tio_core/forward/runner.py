@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import multiprocessing.connection
 import os
 import signal
@@ -240,6 +241,8 @@ def _worker_main(
         _die_with_parent()
         if os.getppid() != parent:
             os._exit(0)
+        # The inherited heap is never garbage here: keep the collector from rescanning it.
+        gc.freeze()
         wake = threading.Event()
         unit = _ThreadUnit(spec, options, stop, budget, wake)
         unit.start()
