@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from tio_core import kernels
 
 TIO = str(Path(sys.executable).with_name("tio"))
 DEMO = str(resources.files("tio_core") / "data" / "demo.pcap")
+A4, B4 = "198.18.0.1", "198.18.0.2"
 
 
 def tio(*args, timeout=120):
@@ -72,9 +75,17 @@ def test_embedded_default_human_summary():
     assert "GSO writes" in result.stdout and "Gbit/s" in result.stdout
 
 
+def transport_layer(parsed):
+    """The TCP or UDP layer of a scapy packet, or None."""
+    for layer in (TCP, UDP):
+        if layer in parsed:
+            return parsed[layer]
+    return None
+
+
 def flow_key(packet: bytes) -> tuple:
     parsed = IP(packet) if packet[0] >> 4 == 4 else IPv6(packet)
-    l4 = parsed[TCP] if TCP in parsed else parsed[UDP] if UDP in parsed else None
+    l4 = transport_layer(parsed)
     return (parsed.src, parsed.dst, type(l4).__name__, getattr(l4, "sport", 0), getattr(l4, "dport", 0))
 
 
@@ -105,7 +116,7 @@ def test_pcap_to_pcap_reproduces_the_segmented_input_in_flow_order(tmp_path):
     assert by_flow(recorded) == by_flow(expected)
     for packet in recorded[:300]:  # every recorded packet is valid IP with good checksums
         parsed = IP(packet) if packet[0] >> 4 == 4 else IPv6(packet)
-        layer = parsed[TCP] if TCP in parsed else parsed[UDP] if UDP in parsed else None
+        layer = transport_layer(parsed)
         if layer is not None:
             claimed = layer.chksum
             del layer.chksum
@@ -174,33 +185,6 @@ def test_config_file_selects_backends(tmp_path):
     assert len(read_capture(out)) == summary["packets_written"]
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
-    out = tmp_path / "slow.pcap"
-    proc = subprocess.Popen(
-        [
-            TIO,
-            "forward",
-            "--from",
-            f"pcap:path={DEMO},gso_mtu=1500,loop=0,pacing=rate,rate=400",
-            "--to",
-            f"pcap:output={out}",
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
-    summary = json.loads(stdout)
-    assert summary["interrupted"] is True
-    assert summary["packets_read"] > 100
-    assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
-    assert len(read_capture(out)) == summary["packets_written"]
-
-
 def test_bench_prints_ratios_and_plots(tmp_path):
     plot = tmp_path / "bench.png"
     result = tio("bench", "--quick", "--only", "kernels", "--plot", str(plot), "-q", timeout=300)
@@ -214,3 +198,262 @@ def test_bench_prints_ratios_and_plots(tmp_path):
 def test_bench_unknown_name_is_a_usage_error():
     result = tio("bench", "--only", "nosuch")
     assert result.returncode == 2 and "unknown benchmark nosuch" in result.stderr
+
+
+# -- stopping: SIGINT and SIGTERM, whatever the source is blocked in ----------------------
+
+# The runner returns within 0.8 s of a stop (tio_core.forward.runner.STOP_DEADLINE); the
+# bound here only leaves room for a loaded machine to print and exit. A hang never meets it.
+STOP_BOUND = 3.0
+
+
+def _pcap_header() -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101)
+
+
+def _pcap_record(packet: bytes) -> bytes:
+    return struct.pack("<IIII", 0, 0, len(packet), len(packet)) + packet
+
+
+def _wait_until_forwarding(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Until the run has started (its forwarder thread exists): a signal before that ends start-up instead."""
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(f"/proc/{proc.pid}/task")) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "tio never started forwarding"
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen, signum: int) -> tuple[str, str, float]:
+    """Send ``signum``; return stdout, stderr and the seconds until the process exited."""
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=30)
+    return stdout, stderr, time.monotonic() - sent
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_a_paced_replay_with_the_summary(tmp_path, signum):
+    out = tmp_path / "slow.pcap"
+    proc = subprocess.Popen(
+        [TIO, "forward", "--from", f"pcap:path={DEMO},gso_mtu=1500,loop=0,pacing=rate,rate=400"]
+        + ["--to", f"pcap:output={out}", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_until_forwarding(proc)
+    time.sleep(1.0)
+    stdout, stderr, took = _stop(proc, signum)
+    assert proc.returncode == 0, f"rule: a stop by {signum.name} is clean (exit 0): {stderr}"
+    assert took < STOP_BOUND, f"rule: {signum.name} stops the run within a second ({took:.2f} s)"
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True and summary["packets_read"] > 100
+    assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
+    assert len(read_capture(out)) == summary["packets_written"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_a_fifo_source_whose_writer_stalled_mid_capture(tmp_path, signum):
+    fifo, out = tmp_path / "live.fifo", tmp_path / "out.pcap"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [TIO, "forward", "--from", f"pcap:path={fifo}", "--to", f"pcap:output={out}", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writer = os.open(fifo, os.O_WRONLY)  # blocks until tio opened the FIFO for reading
+    try:
+        packets = [bytes(IP(src=A4, dst=B4) / UDP(sport=i)) for i in range(128)]
+        records = b"".join(map(_pcap_record, packets))
+        os.write(writer, _pcap_header() + records + _pcap_record(bytes(IP() / UDP()))[:25])  # then stall mid-record
+        _wait_until_forwarding(proc)
+        time.sleep(0.5)  # tio is now blocked in a pipe read, holding the FIFO open
+        stdout, stderr, took = _stop(proc, signum)
+    finally:
+        os.close(writer)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert took < STOP_BOUND, f"rule: a reader blocked in a pipe does not hold up {signum.name} ({took:.2f} s)"
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True
+    assert summary["packets_written"] == 128 == len(read_capture(out))
+    assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
+
+
+# -- process layout on live TUNs (root: two namespaces joined by tio) -----------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found += [int(p) for p in handle.read().split()]
+    return sorted(found)
+
+
+def _wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def bridge(request):
+    """start(*extra_args) -> (proc, ns_a, ns_b): `tio forward --both-ways` between TUNs in two namespaces."""
+    from tests.linux import nsutil
+    from tests.linux.conftest import SKIP_REASON
+
+    if SKIP_REASON:
+        pytest.skip(SKIP_REASON)
+    from pyroute2 import IPRoute
+
+    namespaces, procs = [], []
+
+    def move(ifname: str, ns: str, address: str) -> None:
+        def found():
+            with IPRoute() as ipr:
+                return ipr.link_lookup(ifname=ifname)
+
+        index = _wait_for(found)[0]
+        with IPRoute() as ipr:
+            ipr.link("set", index=index, net_ns_fd=ns)
+
+        def configure():
+            with IPRoute() as inner:
+                idx = inner.link_lookup(ifname=ifname)[0]
+                inner.addr("add", index=idx, address=address, prefixlen=24)
+                inner.link("set", index=idx, state="up")
+
+        nsutil.in_ns(ns, configure)
+
+    def start(*extra: str):
+        ns_a, ns_b = nsutil.unique("fwa"), nsutil.unique("fwb")
+        for ns in (ns_a, ns_b):
+            nsutil.create_ns(ns)
+            namespaces.append(ns)
+        tun_a, tun_b = nsutil.unique("fta"), nsutil.unique("ftb")
+        proc = subprocess.Popen(
+            [TIO, "forward", "--both-ways", "--json", "--from", f"linux:name={tun_a}", "--to", f"linux:name={tun_b}"]
+            + list(extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group: a "terminal" Ctrl-C reaches tio and its workers only
+        )
+        procs.append(proc)
+        move(tun_a, ns_a, A4)
+        move(tun_b, ns_b, B4)
+        return proc, ns_a, ns_b
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+    for ns in namespaces:
+        nsutil.remove_ns(ns)
+
+
+def _tcp_transfer(ns_a: str, ns_b: str, size: int, flows: int = 1) -> None:
+    """``flows`` TCP connections from ns_a to ns_b, each sending ``size`` bytes, checked byte for byte."""
+    import hashlib
+    import socket
+    import threading
+
+    from tests.linux import nsutil
+
+    data = os.urandom(size)
+    server = nsutil.ns_socket(ns_b, socket.AF_INET, socket.SOCK_STREAM)
+    server.bind((B4, 5201))
+    server.listen(flows)
+    digests = []
+
+    def serve():
+        for _ in range(flows):
+            conn, _ = server.accept()
+            threading.Thread(target=receive, args=(conn,)).start()
+
+    def receive(conn):
+        digest = hashlib.sha256()
+        with conn:
+            while chunk := conn.recv(1 << 20):
+                digest.update(chunk)
+        digests.append(digest.digest())
+
+    acceptor = threading.Thread(target=serve)
+    acceptor.start()
+    clients = []
+    for _ in range(flows):
+        client = nsutil.ns_socket(ns_a, socket.AF_INET, socket.SOCK_STREAM)
+        client.settimeout(60)
+        client.connect((B4, 5201))
+        clients.append(client)
+    senders = [threading.Thread(target=lambda c=c: (c.sendall(data), c.close())) for c in clients]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(120)
+    acceptor.join(60)
+    _wait_for(lambda: len(digests) == flows, timeout=60)
+    server.close()
+    assert digests == [hashlib.sha256(data).digest()] * flows
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_both_ways_runs_each_direction_in_its_own_process_and_stops_with_one_summary(bridge, how):
+    proc, ns_a, ns_b = bridge()
+    workers = _wait_for(lambda: _children(proc.pid))
+    assert len(workers) == 2, "rule: each direction runs in its own process (no shared GIL)"
+    _tcp_transfer(ns_a, ns_b, 8 * 1024 * 1024)
+    sent = time.monotonic()
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)  # only tio itself, as `kill` would
+    else:
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: tio and its workers
+    stdout, stderr = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert proc.returncode == 0, stderr
+    assert took < STOP_BOUND, f"rule: {how} stops the run within a second ({took:.2f} s)"
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True and summary["errors"] == []
+    for direction in (summary, summary["reverse"]):
+        assert direction["wire_packets_in"] == direction["packets_written"] + direction["dropped"]
+        assert [q["queue"] for q in direction["per_queue"]] == [0]
+    assert summary["superpackets_segmented"] > 0 and summary["gso_writes"] > 0
+    assert summary["active_s"] > 0 and summary["elapsed_s"] >= summary["active_s"]
+
+
+@pytest.mark.root
+def test_a_worker_that_dies_ends_the_run_with_exit_1_and_the_summary(bridge):
+    proc, ns_a, ns_b = bridge()
+    workers = _wait_for(lambda: _children(proc.pid))
+    _tcp_transfer(ns_a, ns_b, 1024 * 1024)
+    time.sleep(0.5)  # a progress report from each worker
+    os.kill(workers[-1], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, "rule: a worker that died is a runtime error"
+    assert "was killed by SIGKILL" in stderr and "its counts are those it last reported" in stderr
+    summary = json.loads(stdout)
+    assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
+
+
+@pytest.mark.root
+def test_workers_spread_flows_over_the_queues(bridge):
+    proc, ns_a, ns_b = bridge("--workers", "2")
+    assert len(_wait_for(lambda: _children(proc.pid))) == 4, "one process per queue and direction"
+    _tcp_transfer(ns_a, ns_b, 2 * 1024 * 1024, flows=16)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    per_queue = {q["queue"]: q["packets_read"] for q in summary["per_queue"]}
+    # 16 flows hashed over 2 queues: all on one queue has probability 2**-15
+    assert set(per_queue) == {0, 1} and min(per_queue.values()) > 0, f"rule: flows spread over queues {per_queue}"
+    assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
