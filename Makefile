@@ -6,27 +6,36 @@ PY := $(VENV)/bin/python
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 CSRC := $(wildcard src/tio_core/csrc/*.c src/tio_core/csrc/*.h)
 
-.PHONY: run test bench clean sysdeps
+.PHONY: run test lint bench clean sysdeps
 
+# pip's chatter goes to a log that is shown only when the install fails, so `make run` stays quiet.
 $(VENV)/.installed: pyproject.toml setup.py requirements-dev.txt $(PLUGINS)
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -r requirements-dev.txt -e . $(foreach p,$(PLUGINS),-e $(dir $(p)))
-	touch $@
+	@echo "installing tio-core, its plugins and the test tools into $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@( $(PY) -m pip install --upgrade pip setuptools wheel && \
+	   $(PY) -m pip install -r requirements-dev.txt -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) \
+	 ) > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
 
 # The C kernels are rebuilt in place whenever their sources change.
 $(VENV)/.kernels: $(VENV)/.installed $(CSRC) setup.py
-	$(PY) setup.py -q build_ext --inplace
-	touch $@
+	@$(PY) setup.py -q build_ext --inplace
+	@touch $@
 
 run: $(VENV)/.kernels
-	$(VENV)/bin/tio forward
+	@$(VENV)/bin/tio forward
 
 # System tools some root tests use (tcpdump captures a real TUN); best effort:
 # installed only as root where apt-get exists, otherwise those tests skip with a reason.
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v tcpdump >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq tcpdump) >/dev/null 2>&1 || echo "note: could not install tcpdump"; fi
+
+# Style and types: ruff (rules in pyproject.toml), its formatter, mypy on src/ and the plugins.
+lint: $(VENV)/.kernels
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: $(VENV)/.kernels sysdeps
 	$(PY) -m pytest

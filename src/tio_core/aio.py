@@ -66,7 +66,7 @@ import queue as queue_mod
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from tio_core.contract import (
     Buffer,
@@ -82,7 +82,7 @@ from tio_core.contract import (
     queue_capabilities,
     supports_gso,
 )
-from tio_core.errors import ConfigError, QueueClosed, TioError
+from tio_core.errors import ConfigError, LoopMismatch, QueueClosed
 
 MODES = ("auto", "fd", "thread")
 
@@ -92,10 +92,6 @@ CLOSED_CHECK_SECONDS = 0.2
 
 # Raised by a backend's non-blocking call to say "nothing ready, try later".
 _WOULD_BLOCK = BlockingIOError
-
-
-class LoopMismatch(TioError, RuntimeError):
-    """An async queue was used from a different event loop than its first one."""
 
 
 # --------------------------------------------------------------------------
@@ -233,8 +229,9 @@ class AsyncQueue:
         self._write_gso_nowait = queue.write_gso_nowait if isinstance(queue, NonBlockingGSOWriter) else None
 
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read_lock: asyncio.Lock | None = None
-        self._write_lock: asyncio.Lock | None = None
+        # asyncio locks bind to a loop on first use, not on creation
+        self._read_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
         self._reader: _DedicatedThread | None = None
         self._writer: _DedicatedThread | None = None
         self._pending_read: asyncio.Future | None = None  # thread mode: a read still owed to a caller
@@ -274,8 +271,6 @@ class AsyncQueue:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-            self._read_lock = asyncio.Lock()
-            self._write_lock = asyncio.Lock()
         elif self._loop is not loop:
             raise LoopMismatch("this AsyncQueue is bound to another event loop (the one that first used it)")
         return loop
@@ -286,10 +281,12 @@ class AsyncQueue:
 
     async def _wait_fd(self, loop: asyncio.AbstractEventLoop, writable: bool) -> None:
         """Wait until the fd polls readable (or writable), or the queue closes."""
+        fd = self._fd
+        assert fd is not None, "fd waits happen only in fd mode"
         waiter = loop.create_future()
         waiter.add_done_callback(_mark_retrieved)
         add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
-        add(self._fd, _settle, waiter, None, None)
+        add(fd, _settle, waiter, None, None)
         self._fd_waiters.add(waiter)
         backstop = loop.call_later(CLOSED_CHECK_SECONDS, self._check_closed_behind_our_back, loop, waiter)
         try:
@@ -298,7 +295,7 @@ class AsyncQueue:
             backstop.cancel()
             self._fd_waiters.discard(waiter)
             if not self._closed:  # close() already unregistered the fd
-                remove(self._fd)
+                remove(fd)
 
     def _check_closed_behind_our_back(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future) -> None:
         """Backstop for a queue closed directly rather than through this wrapper.
@@ -343,10 +340,12 @@ class AsyncQueue:
             return await self._read_thread(loop)
 
     async def _read_fd(self, loop: asyncio.AbstractEventLoop) -> list[Packet]:
+        read_nowait = self._read_nowait
+        assert read_nowait is not None, "fd mode needs a NonBlockingReader"
         while True:
             self._check_open()
             try:
-                batch = self._read_nowait()
+                batch = read_nowait()
             except _WOULD_BLOCK:
                 batch = None
             if batch:
@@ -471,7 +470,8 @@ class AsyncGSOQueue(AsyncQueue):
 
         Check ``supports_gso(proto)`` first, as for the synchronous queue.
         """
-        await self._write(self._write_gso_nowait, self._queue.write_gso, (ip_hdr, transport_hdr, payloads, proto))
+        writer = cast(GSOWriter, self._queue)  # AsyncGSOQueue wraps GSOWriters only
+        await self._write(self._write_gso_nowait, writer.write_gso, (ip_hdr, transport_hdr, payloads, proto))
 
 
 # --------------------------------------------------------------------------

@@ -154,7 +154,7 @@ class QueueSet(abc.ABC):
         if first_error is not None:
             raise first_error
 
-    def _close_resources(self) -> None:
+    def _close_resources(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
         """Hook for subclasses: release set-wide resources after the queues."""
 
     def __enter__(self) -> QueueSet:

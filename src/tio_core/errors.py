@@ -49,5 +49,17 @@ class OffloadError(TioError):
     """Kernel offload negotiation or an offloaded write failed."""
 
 
+class CoalescerRefused(OffloadError, ValueError):
+    """The writer cannot take write_gso for the protocol a coalescer lane was asked for."""
+
+
+class PacketTypeError(TioError, TypeError):
+    """An object handed to a coalescer is not a contiguous bytes-like packet."""
+
+
+class LoopMismatch(TioError, RuntimeError):
+    """An async queue was used from a different event loop than its first one."""
+
+
 class TioPermissionError(TioError, PermissionError):
     """The process lacks a privilege the backend needs (e.g. CAP_NET_ADMIN)."""

@@ -15,7 +15,7 @@ from tio_core.aio import AsyncGSOQueue, AsyncQueueSet
 
 from .queues import cancel_a_waiting_read
 
-tio_fake = pytest.importorskip("tio_fake.backend")
+tio_fake = pytest.importorskip("tio_fake")
 
 TIMEOUT = 10.0
 

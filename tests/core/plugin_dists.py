@@ -62,15 +62,26 @@ def open_loop(depth):
 """
 
 
-def make_dist(root: Path, dist: str, module: str, body: str, entry_name: str | None = None, impl: bool = True) -> None:
-    """Write module ``module`` and a dist-info for distribution ``dist`` under root."""
+def make_dist(
+    root: Path,
+    dist: str,
+    module: str,
+    body: str,
+    entry_name: str | None = None,
+    impl: bool = True,
+    entry_value: str | None = None,
+) -> None:
+    """Write module ``module`` and a dist-info for distribution ``dist`` under root.
+
+    The entry point ``entry_name`` (default: the module name) names ``entry_value`` (default: the module).
+    """
     (root / f"{module}.py").write_text(textwrap.dedent(body))
     if impl:
         (root / f"{module}_impl.py").write_text(LOOP_IMPL)
     info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[tio.backends]\n{entry_name or module} = {module}\n")
+    (info / "entry_points.txt").write_text(f"[tio.backends]\n{entry_name or module} = {entry_value or module}\n")
 
 
 def backend_plugin(root: Path, dist: str, module: str, backend: str, entry_name: str | None = None) -> None:

@@ -23,15 +23,6 @@ from tio_core.plugin.registry import BackendRegistry
 from .plugin_dists import backend_plugin, make_dist
 
 
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch):
-    """A folder on sys.path where tests drop throwaway plugin distributions."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("TIO_PLUGINS", raising=False)
-    monkeypatch.delenv("TIO_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    return tmp_path
-
-
 def names(registry):
     return [spec.name for spec in registry.available_backends()]
 
@@ -251,3 +242,16 @@ def test_an_option_called_name_reaches_the_factory(monkeypatch):
     registry.register(Plugin())
     registry.open_backend("named", name="tio7")
     assert seen == {"name": "tio7"}
+
+
+def test_plugin_with_only_a_contract_harness_hook_is_accepted(plugin_dir):
+    body = """
+    from tio_core import hookimpl
+
+    @hookimpl
+    def tio_register_contract_harness():
+        return {}
+    """
+    make_dist(plugin_dir, "tio-harness-only", "tio_harness_only", body, impl=False)
+    errors = [e for e in BackendRegistry().load_errors() if e.distribution == "tio-harness-only"]
+    assert errors == [], "every tio hook counts: a plugin defining any one of them is not 'without hooks'"

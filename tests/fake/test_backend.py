@@ -24,7 +24,7 @@ from tio_core.errors import (
     QueueClosed,
     TioError,
 )
-from tio_fake.backend import (
+from tio_fake import (
     STALE_MARKER,
     FakeFdError,
     FakeQueue,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+from pathlib import Path
+
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -10,7 +14,7 @@ from scapy.packet import Raw
 from tio_core import kernels
 from tio_core.contract import GSOProto
 from tio_core.errors import MalformedPacket
-from tio_fake.backend import check_ip_packet, open_fake
+from tio_fake import check_ip_packet, open_fake
 from tio_fake.packets import MALFORMED_KINDS, PacketFactory, payload_pattern
 
 FACTORY = PacketFactory()
@@ -108,7 +112,7 @@ def test_gso_write_args_reassemble_into_the_superpacket():
     ip_hdr, l4_hdr, payloads, proto = FACTORY.gso_write_args(2500, 1000, GSOProto.UDP, ip_id=3)
     assert [len(p) for p in payloads] == [1000, 1000, 500] and proto == GSOProto.UDP
     assert ip_hdr + l4_hdr + b"".join(payloads) == bytes(FACTORY.uso(2500, 1000, ip_id=3).data)
-    tcp_args = FACTORY.gso_write_args(2500, 1000, GSOProto.TCP, flags="PA", version=6, seq=9)
+    tcp_args = FACTORY.gso_write_args(2500, 1000, GSOProto.TCP, version=6, seq=9)
     assert b"".join(tcp_args[:2]) + b"".join(tcp_args[2]) == bytes(FACTORY.tso(2500, 1000, version=6, seq=9).data)
 
 
@@ -161,3 +165,45 @@ def test_factory_input_errors():
 def test_parse_returns_scapy_layers():
     assert isinstance(PacketFactory.parse(FACTORY.udp(version=6)), IPv6)
     assert isinstance(PacketFactory.parse(memoryview(FACTORY.udp())), IP)
+
+
+# -- one set of defaults, documented in one table ---------------------------------------
+BUILDERS = ("tcp", "udp", "tcp_flow", "udp_flow", "tso", "uso", "gso_write_args")
+README = Path(__file__).resolve().parents[2] / "plugins" / "tio_fake" / "README.md"
+TABLE_ROW = re.compile(r"^\| `(?P<names>[^|]+?)` \| `(?P<value>[^`]+)` \|", re.M)
+
+
+def builder_defaults() -> dict[str, dict[str, object]]:
+    """{parameter: {builder: default}} for every defaulted parameter of every builder, payload aside."""
+    found: dict[str, dict[str, object]] = {}
+    for name in BUILDERS:
+        for param in inspect.signature(getattr(PacketFactory, name)).parameters.values():
+            if param.default is not inspect.Parameter.empty and param.name != "payload":
+                found.setdefault(param.name, {})[name] = param.default
+    return found
+
+
+def test_every_builder_shares_one_set_of_defaults():
+    for param, by_builder in builder_defaults().items():
+        assert len(set(map(repr, by_builder.values()))) == 1, (
+            f"packet_factory default of {param!r} differs: {by_builder}"
+        )
+
+
+def test_the_defaults_table_lists_every_default_as_the_code_has_it():
+    table = {}
+    for row in TABLE_ROW.finditer(README.read_text()):
+        for name in row["names"].split("`, `"):
+            table[name] = eval(row["value"], {"GSOProto": GSOProto})  # literals and GSOProto members only
+    code = {param: next(iter(by_builder.values())) for param, by_builder in builder_defaults().items()}
+    assert table == code, "plugins/tio_fake/README.md's packet_factory defaults table disagrees with the code"
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_default_superpackets_segment_into_the_default_flows(version):
+    data = payload_pattern(3500)
+    tcp = [bytes(s) for s in kernels.segment(FACTORY.tso(data, 1000, version=version))]
+    assert tcp == FACTORY.tcp_flow(4, 1000, payload=data, version=version)
+    udp = [bytes(s) for s in kernels.segment(FACTORY.uso(data, 1000, version=version))]
+    assert udp == FACTORY.udp_flow(4, 1000, payload=data, version=version)
+    assert IP(FACTORY.tcp(version=4))[TCP].dport == IP(FACTORY.udp(version=4))[UDP].dport == 5000

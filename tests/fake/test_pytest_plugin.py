@@ -5,15 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 DOC = Path(__file__).resolve().parents[2] / "README.md"  # the "Testing your code with tio" section
 FILE_BLOCK = re.compile(r"^`(?P<path>[\w/.]+)`\n```\w+\n(?P<body>.*?)^```", re.M | re.S)
 
 
-def run_fresh(pytester, *args):
+# hypothesis's pytest plugin costs seconds to import and none of these runs use it.
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
+
+def run_fresh(pytester, *args, timeout=60):
     """A new pytest process: plugins come only from installed entry points."""
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess(*QUIET, *args, timeout=timeout)
 
 
 def test_fixtures_load_from_the_entry_point(pytester):
@@ -151,3 +157,78 @@ def test_documented_example_passes(pytester):
         pytester.makepyfile(**{name[:-3]: body})
     result = run_fresh(pytester, "-v", "--strict-markers")
     result.assert_outcomes(passed=4)
+
+
+# -- reads never hang a test run -------------------------------------------------------
+def test_reading_an_empty_fake_queue_fails_within_the_default_timeout(pytester):
+    """The rule: a fixture read that nothing satisfies fails the test (default 5 s), naming fixture and wait."""
+    pytester.makepyfile(
+        """
+        def test_reads_once_too_often(fake_queue, packet_factory):
+            fake_queue.inject(packet_factory.udp(b"only one"))
+            fake_queue.read()
+            fake_queue.read()
+        """
+    )
+    result = run_fresh(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ReadTimeout: fake0 of fixture fake_queue (queue 0 of fake_queue_set): read() waited 5 s for an "
+            "injected packet and none arrived; inject the packets before reading, or let reads wait longer with "
+            "@pytest.mark.tio_fake(read_timeout=SECONDS) or the ini option tio_fake_read_timeout (none: forever)"
+        ]
+    )
+
+
+def test_ini_option_and_marker_set_the_read_timeout(pytester):
+    pytester.makepyfile(
+        """
+        import socket
+        import threading
+
+        import pytest
+
+
+        def test_pair_reader_names_its_side(fake_pair):
+            left, right = fake_pair
+            right.queues()[0].read()
+
+
+        def test_socket_queue_says_it_waited_for_a_datagram(fake_queue_set):
+            mine, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            queue = fake_queue_set.add(mine.detach())
+            with peer:
+                queue.read()
+
+
+        @pytest.mark.tio_fake(read_timeout=0.4)
+        def test_marker_wins(fake_queue):
+            fake_queue.read()
+
+
+        @pytest.mark.tio_fake(read_timeout=None)
+        def test_marker_none_waits_for_as_long_as_it_takes(fake_queue, packet_factory):
+            threading.Timer(0.5, fake_queue.inject, [packet_factory.udp()]).start()
+            assert len(fake_queue.read()) == 1
+        """
+    )
+    result = run_fresh(pytester, "-o", "tio_fake_read_timeout=0.1")
+    result.assert_outcomes(failed=3, passed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*fake0 of fixture fake_pair, right set: read() waited 0.1 s for a packet written by its peer queue "
+            "or injected and none arrived*",
+            "*fake1 of fixture fake_queue_set: read() waited 0.1 s for a datagram on its socket (fd *) or an "
+            "injected packet and none arrived*",
+            "*fake0 of fixture fake_queue (queue 0 of fake_queue_set): read() waited 0.4 s*",
+        ]
+    )
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_bad_ini_timeout_is_a_usage_error(pytester, value):
+    pytester.makepyfile("def test_read(fake_queue):\n    fake_queue.read()\n")
+    result = pytester.runpytest_inprocess(*QUIET, "-o", f"tio_fake_read_timeout={value}")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*tio_fake_read_timeout must be seconds >= 0 or 'none', got*"])

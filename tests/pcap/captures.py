@@ -138,4 +138,25 @@ def spb(order: str, data: bytes) -> bytes:
     return block(order, 3, struct.pack(order + "I", len(data)) + data)
 
 
+# -- timestamps pacing cannot follow --------------------------------------------------------
+def far_future_pcapng(directory: Path) -> tuple[Path, int]:
+    """(capture, offset of its third packet): seconds resolution (if_tsresol 0), the third packet
+    stamped 2**64 - 1 s, ~5.8e11 years ahead."""
+    stamps = [1_700_000_000, 1_700_000_000, 2**64 - 1, 1_700_000_001]
+    head = shb() + idb("<", 101, tsresol=0)
+    blocks = [epb("<", 0, ts, packet) for ts, packet in zip(stamps, ip_packets(4), strict=True)]
+    path = directory / "far.pcapng"
+    path.write_bytes(head + b"".join(blocks))
+    return path, len(head) + len(blocks[0]) + len(blocks[1])
+
+
+def far_future_pcap(directory: Path) -> tuple[Path, int]:
+    """(capture, offset of its third packet): classic pcap, the third packet 2.6e9 s after the second
+    (at speed 1e-9 a wait of 2.6e18 s)."""
+    packets = ip_packets(4)
+    times = [1_700_000_000, 1_700_000_000, 4_294_967_295, 1_700_000_001]
+    path = write_pcap(directory / "far.pcap", packets, times=times)
+    return path, 24 + 16 + len(packets[0]) + 16 + len(packets[1])
+
+
 __all__ = ["ARP", "Dot1AD", "Dot1Q", "Ether", "IP", "IPv6", "Raw", "TCP", "UDP"]

@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from tests.contract.suite import expected_segments, gso_pieces
 from tests.pcap.captures import RAW, ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError
 from tio_pcap.errors import TruncatedCaptureWarning
 from tio_pcap.reader import read_packets
+from tio_testing.packets import expected_segments, gso_pieces
 
 
 def scapy_read(path) -> tuple[list[bytes], list[float]]:
@@ -139,7 +139,7 @@ def test_output_only_reads_end_at_once(tmp_path):
     "options,words",
     [
         ({}, "give path="),
-        ({"path": "same.pcap", "output": "same.pcap"}, "is the capture being replayed"),
+        ({"path": "same.pcap", "output": "same.pcap"}, "same file as the capture being replayed"),
         ({"output": "/nonexistent-dir/o.pcap"}, "cannot create output"),
         ({"output": "o.pcap", "gso_mtu": 20}, "gso_mtu must be"),
         ({"output": "o.pcap", "record_gso": "both"}, "must be one of"),
@@ -213,7 +213,7 @@ def test_add_reads_a_capture_from_a_pipe_but_cannot_loop_it(tmp_path):
     data = write_pcap(tmp_path / "p.pcap", ip_packets(6)).read_bytes()
     for loop, ok in ((1, True), (2, False)):
         read_end, write_end = os.pipe()
-        feeder = threading.Thread(target=lambda: (os.write(write_end, data), os.close(write_end)))
+        feeder = threading.Thread(target=lambda fd=write_end: (os.write(fd, data), os.close(fd)))
         feeder.start()
         with open_backend("pcap", output=str(tmp_path / "o.pcap"), loop=loop) as qs:
             if ok:

@@ -11,6 +11,7 @@ a segmenter, which must copy every byte once, is compared against.
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 from tio_core.bench import Figure, best_rate
 from tio_core.contract import GSOInfo, GSOProto, Packet
@@ -52,15 +53,15 @@ def run(quick: bool = False) -> list[Figure]:
             packet = build(total)
             payload = total - packet.gso.hdr_len
             source = packet.data
-            copy = best_rate(lambda: bytes(source), payload / GB, seconds)
+            copy = best_rate(partial(bytes, source), payload / GB, seconds)
             name = f"segment {label} {size_name} MSS {MSS}"
             if c is not None:
                 out = bytearray(c.segmented_size(packet))
-                rate = best_rate(lambda: c.segment_into(packet, out), payload / GB, seconds)
+                rate = best_rate(partial(c.segment_into, packet, out), payload / GB, seconds)
                 figures.append(Figure(f"{name} (C, reused buffer)", rate, "GB/s", "bytes copy", copy))
-                rate = best_rate(lambda: c.segment(packet), payload / GB, seconds)
+                rate = best_rate(partial(c.segment, packet), payload / GB, seconds)
                 figures.append(Figure(f"{name} (C, fresh buffer)", rate, "GB/s", "bytes copy", copy))
-            rate = best_rate(lambda: _pykernels.segment(packet), payload / GB, pure_seconds)
+            rate = best_rate(partial(_pykernels.segment, packet), payload / GB, pure_seconds)
             figures.append(Figure(f"{name} (pure)", rate, "GB/s", "bytes copy", copy))
     data = bytes(i * 13 & 0xFF for i in range(65536))
     copy = best_rate(lambda: bytes(memoryview(data)), len(data) / GB, seconds)

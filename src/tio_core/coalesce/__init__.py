@@ -96,7 +96,7 @@ from collections.abc import Iterable
 
 from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
-from tio_core.errors import OffloadError, TioError
+from tio_core.errors import CoalescerRefused, PacketTypeError
 from tio_core.kernels.native import built_extension, pure_forced
 
 _C = built_extension()
@@ -108,14 +108,6 @@ _PLAIN_BUFFERS = (bytes, bytearray)
 TRUST_VERIFY = "verify"  # checksums came from outside: verify before merging (the default)
 TRUST_OWN = "own"  # the caller computed (or authenticated) them: merging needs no check
 _TRUSTS = (TRUST_VERIFY, TRUST_OWN)
-
-
-class CoalescerRefused(OffloadError, ValueError):
-    """The writer cannot take write_gso for the requested protocol."""
-
-
-class PacketTypeError(TioError, TypeError):
-    """An object handed to add()/add_many() is not a contiguous bytes-like packet."""
 
 
 def _check_trust(trust: object) -> str:

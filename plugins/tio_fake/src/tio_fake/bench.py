@@ -21,7 +21,7 @@ def run(quick: bool = False) -> list[Figure]:
         return [
             bytes(
                 IP(src="198.18.0.2", dst="198.18.0.1", id=1 + i, flags="DF")
-                / TCP(sport=40000, dport=5001, seq=1 + i * 1000, flags="A", window=65535)
+                / TCP(sport=40000, dport=5000, seq=1 + i * 1000, flags="A", window=65535)
                 / Raw(data[i * 1000 : (i + 1) * 1000])
             )
             for i in range(count)
@@ -32,7 +32,8 @@ def run(quick: bool = False) -> list[Figure]:
     scapy_rate = best_rate(scapy_flow, count, seconds)
 
     packets = factory.udp_flow(64, 100)
-    with open_fake(max_batch=64) as queue_set:
+    queue_set = open_fake(max_batch=64)
+    with queue_set:
         queue = queue_set[0]
 
         def round_trip():

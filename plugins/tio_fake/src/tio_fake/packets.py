@@ -24,6 +24,10 @@ from tio_core.wire import VirtioNetHdr, vnet_header_for
 
 V4_SRC, V4_DST = "198.18.0.2", "198.18.0.1"
 V6_SRC, V6_DST = "fd00::2", "fd00::1"
+# One set of defaults for every builder (the table in plugins/tio_fake/README.md lists them; a test keeps both equal).
+SPORT, DPORT = 40000, 5000
+TCP_FLAGS_DEFAULT = "A"
+WINDOW, TTL, TOS = 65535, 64, 0
 PROTO_NUMBERS = {GSOProto.TCP: 6, GSOProto.UDP: 17}
 TCP_FIN, TCP_PSH, TCP_CWR = 0x01, 0x08, 0x80
 
@@ -71,7 +75,10 @@ class PacketFactory:
         """(header bytes, IP header length, L4 header length) built once by scapy."""
         from scapy.layers.inet import IP, TCP, UDP
         from scapy.layers.inet6 import IPv6
+        from scapy.packet import Packet as ScapyPacket
 
+        l4: ScapyPacket
+        ip: ScapyPacket
         if proto == GSOProto.TCP:
             l4 = TCP(sport=sport, dport=dport, flags=flags, window=window, ack=ack, options=list(tcp_options))
         else:
@@ -102,14 +109,14 @@ class PacketFactory:
         src: str | None = None,
         dst: str | None = None,
         version: int | None = None,
-        sport: int = 40000,
-        dport: int = 5001,
+        sport: int = SPORT,
+        dport: int = DPORT,
         seq: int = 1,
         ack: int = 0,
-        flags: str | int = "A",
-        window: int = 65535,
-        ttl: int = 64,
-        tos: int = 0,
+        flags: str | int = TCP_FLAGS_DEFAULT,
+        window: int = WINDOW,
+        ttl: int = TTL,
+        tos: int = TOS,
         ip_id: int = 1,
         tcp_options: Sequence = (),
     ) -> bytes:
@@ -126,10 +133,10 @@ class PacketFactory:
         src: str | None = None,
         dst: str | None = None,
         version: int | None = None,
-        sport: int = 40000,
-        dport: int = 5000,
-        ttl: int = 64,
-        tos: int = 0,
+        sport: int = SPORT,
+        dport: int = DPORT,
+        ttl: int = TTL,
+        tos: int = TOS,
         ip_id: int = 1,
     ) -> bytes:
         """One fully checksummed UDP packet."""
@@ -145,7 +152,7 @@ class PacketFactory:
         payload: bytes | None = None,
         seq: int = 1,
         ip_id: int = 1,
-        flags: str | int = "A",
+        flags: str | int = TCP_FLAGS_DEFAULT,
         last_flags: str | int | None = None,
         **fields,
     ) -> list[bytes]:
@@ -182,18 +189,22 @@ class PacketFactory:
         src: str | None = None,
         dst: str | None = None,
         version: int | None = None,
-        sport: int = 40000,
-        dport: int = 5001,
+        sport: int = SPORT,
+        dport: int = DPORT,
         seq: int = 1,
         ack: int = 0,
-        flags: str | int = "PA",
-        window: int = 65535,
-        ttl: int = 64,
-        tos: int = 0,
+        flags: str | int = TCP_FLAGS_DEFAULT,
+        window: int = WINDOW,
+        ttl: int = TTL,
+        tos: int = TOS,
         ip_id: int = 1,
         tcp_options: Sequence = (),
     ) -> Packet:
         """A TCP superpacket as a TSO-enabled TUN hands it to a reader.
+
+        With the same arguments its segments are exactly ``tcp_flow``'s packets
+        (both default to flags "A"); ``tso(..., flags="PA")`` segments into
+        ``tcp_flow(..., last_flags="PA")``, since the kernel keeps PSH for the last segment.
 
         Length fields cover the whole packet, the IPv4 header checksum is
         valid and the TCP checksum field holds the pseudo-header partial
@@ -217,10 +228,10 @@ class PacketFactory:
         src: str | None = None,
         dst: str | None = None,
         version: int | None = None,
-        sport: int = 40000,
-        dport: int = 5000,
-        ttl: int = 64,
-        tos: int = 0,
+        sport: int = SPORT,
+        dport: int = DPORT,
+        ttl: int = TTL,
+        tos: int = TOS,
         ip_id: int = 1,
     ) -> Packet:
         """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation."""
@@ -320,7 +331,8 @@ def _version(address: str) -> int:
 
 def _addresses(src: str | None, dst: str | None, version: int | None) -> tuple[str, str]:
     if version is None:
-        version = _version(src or dst) if (src or dst) else 4
+        given = src or dst
+        version = _version(given) if given else 4
     if version not in (4, 6):
         raise ValueError(f"IP version must be 4 or 6, got {version}")
     default_src, default_dst = (V4_SRC, V4_DST) if version == 4 else (V6_SRC, V6_DST)

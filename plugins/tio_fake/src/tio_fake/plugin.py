@@ -35,3 +35,8 @@ def tio_register_benchmarks():
     return [
         BenchmarkDef("fake", "packet_factory flows vs scapy per packet; fake queue round trip", "tio_fake.bench:run")
     ]
+
+
+@hookimpl
+def tio_register_contract_harness():
+    return {"fake": "tio_fake.contract_harness:FakeHarness"}

@@ -19,3 +19,7 @@ class NotATunError(TioError, ValueError):
 
 class InterfaceDownError(TioError, OSError):
     """A write failed with EIO: the interface is down (bring it up, then write again)."""
+
+
+class HandoffError(TioError, ConnectionError):
+    """Handing queue fds over a Unix socket failed: the peer closed, timed out or sent something else."""

@@ -13,6 +13,13 @@ OPTIONS = (
     Option("mtu", int, None, "set the link MTU (68..65535) through netlink"),
     Option("addresses", list, (), "addresses with prefix, e.g. ['198.18.0.1/24', 'fd00::1/64']"),
     Option("up", bool, False, "bring the link up after creating it"),
+    Option(
+        "create",
+        bool,
+        True,
+        "False: only attach to an existing device (a persistent TUN root made for this user with "
+        "`ip tuntap add ... user UID`), the way it was made; no CAP_NET_ADMIN needed; mtu/addresses/up refused",
+    ),
 )
 
 
@@ -38,3 +45,8 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             needs_root=True,
         )
     ]
+
+
+@hookimpl
+def tio_register_contract_harness() -> dict[str, str]:
+    return {"linux": "tio_linux.contract_harness:LinuxHarness"}

@@ -20,6 +20,9 @@ from tio_linux.errors import DeviceError, NotATunError, TunUnavailableError
 TUN_PATH = "/dev/net/tun"
 
 TUNSETIFF = 0x400454CA
+TUNSETPERSIST = 0x400454CB
+TUNSETOWNER = 0x400454CC
+TUNSETGROUP = 0x400454CE
 TUNGETIFF = 0x800454D2
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
@@ -29,6 +32,7 @@ IFF_TAP = 0x0002
 IFF_MULTI_QUEUE = 0x0100
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
+IFF_TUN_EXCL = 0x8000
 
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
@@ -81,9 +85,19 @@ def _open_tun_fd() -> int:
         ) from None
     except PermissionError:
         raise TioPermissionError(
-            f"cannot open {TUN_PATH}: permission denied; run as root, or let a privileged helper "
-            f"open the TUN device and pass its fd to QueueSet.add()"
+            f"cannot open {TUN_PATH}: permission denied ({_access_of(TUN_PATH)}); a process without root needs "
+            f"read-write access to it (most distributions make it 0666: chmod 0666 {TUN_PATH}, or a udev rule), "
+            f"or let a privileged helper open the TUN device and pass its fd to QueueSet.add() (tio_linux.handoff)"
         ) from None
+
+
+def _access_of(path: str) -> str:
+    """Who may open ``path`` and who is asking, for a permission error."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"uid {os.geteuid()}"
+    return f"mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid} gid {st.st_gid}; this process is uid {os.geteuid()}"
 
 
 def attach(name: bytes, flags: int) -> Attached:
@@ -95,24 +109,61 @@ def attach(name: bytes, flags: int) -> Attached:
         os.close(fd)
         shown = name.decode("utf-8", "replace")
         if exc.errno == errno.EPERM:
-            raise TioPermissionError(
-                f"creating TUN device {shown!r} needs CAP_NET_ADMIN in this network namespace: run as root, "
-                f"grant the capability (setcap cap_net_admin+ep on the interpreter, or a user namespace), "
-                f"or let a privileged helper open the device and pass its fd to QueueSet.add()"
-            ) from None
+            from tio_linux.link import explain_attach_refusal  # netlink, only on this error path
+
+            raise TioPermissionError(explain_attach_refusal(shown)) from None
         if exc.errno == errno.EBUSY:
             raise DeviceError(
                 exc.errno, f"TUN device {shown!r} exists and is busy (in use by another process without multiqueue)"
             ) from None
         if exc.errno == errno.EINVAL:
-            raise DeviceError(
-                exc.errno,
-                f"TUN device {shown!r} exists with different flags (TAP vs TUN, or multiqueue setting), "
-                f"or the name is invalid",
-            ) from None
+            from tio_linux.link import explain_flags_refusal  # netlink, only on this error path
+
+            raise DeviceError(exc.errno, explain_flags_refusal(shown, flags)) from None
         raise DeviceError(exc.errno, f"TUNSETIFF on {shown!r} failed: {exc.strerror}") from None
     real_name, real_flags = _IFREQ.unpack(out)
     return Attached(fd, real_name.rstrip(b"\0").decode("utf-8", "surrogateescape"), real_flags)
+
+
+def create_persistent(name: str, owner: int | None = None, group: int | None = None, multi_queue: bool = False) -> str:
+    """Create a persistent TUN device for an unprivileged user; needs CAP_NET_ADMIN.
+
+    The same as `ip tuntap add mode tun dev NAME user OWNER group GROUP [multi_queue]`:
+    the owner (and members of the group) may then attach to it without any
+    capability, e.g. with open_linux(name=NAME, create=False). Returns the name.
+    DeviceError (EEXIST) if a device of that name exists.
+    """
+    raw = check_ifname(name)
+    if "%" in name:
+        raise ConfigError(f"a persistent device needs a fixed name, got the template {name!r}")
+    for label, value in (("owner", owner), ("group", group)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"{label} must be a uid/gid (a non-negative int) or None, got {value!r}")
+    flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL | (IFF_MULTI_QUEUE if multi_queue else 0)
+    try:
+        att = attach(raw, flags)
+    except DeviceError as exc:
+        if exc.errno == errno.EBUSY:  # IFF_TUN_EXCL on an existing name
+            raise DeviceError(
+                errno.EEXIST, f"cannot create persistent TUN {name!r}: a device of that name exists"
+            ) from None
+        raise
+    try:
+        # The owner before persistence: if a step fails, closing the fd removes the half-made device.
+        for request, value, what in ((TUNSETOWNER, owner, "owner"), (TUNSETGROUP, group, "group")):
+            if value is not None:
+                _set(att.fd, request, value, f"setting the {what} of {name} to {value}")
+        _set(att.fd, TUNSETPERSIST, 1, f"making {name} persistent")
+    finally:
+        os.close(att.fd)
+    return att.name
+
+
+def _set(fd: int, request: int, value: int, what: str) -> None:
+    try:
+        tun_ioctl(fd, request, value)
+    except OSError as exc:
+        raise DeviceError(exc.errno, f"{what} failed: {exc.strerror}") from None
 
 
 def get_iff(fd: int) -> tuple[str, int]:
@@ -164,6 +215,20 @@ def replay(fd: int, mask: int) -> None:
         tun_ioctl(fd, TUNSETOFFLOAD, mask)
     except OSError as exc:
         raise DeviceError(exc.errno, f"TUNSETOFFLOAD {mask:#x} refused on an added queue: {exc.strerror}") from None
+
+
+def clear_offloads(fd: int) -> None:
+    """Turn every offload off on a plain device.
+
+    A persistent device keeps the offloads its previous user negotiated; a
+    queue without a vnet header must not be handed superpackets it cannot tell apart.
+    """
+    try:
+        tun_ioctl(fd, TUNSETOFFLOAD, 0)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOTTY):
+            return  # a kernel without TUNSETOFFLOAD cannot have offloads on to clear
+        raise DeviceError(exc.errno, f"TUNSETOFFLOAD 0 (clearing offloads) refused: {exc.strerror}") from None
 
 
 def capabilities_of(mask: int) -> tuple[bool, bool]:

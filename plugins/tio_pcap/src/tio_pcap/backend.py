@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 from typing import NamedTuple
@@ -31,8 +32,9 @@ from tio_core.contract import NO_GSO, Buffer, Capabilities, GSOProto, Packet, Qu
 from tio_core.errors import ConfigError, EndOfStream, MalformedPacket, OffloadError, QueueClosed
 from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
 from tio_core.wire import MAX_IP_PACKET, VirtioNetHdr
-from tio_pcap.errors import CaptureFormatError
-from tio_pcap.pacing import Pacer
+from tio_pcap.errors import CaptureFormatError, CaptureWriteError
+from tio_pcap.files import describe_same_file, read_elsewhere, same_file
+from tio_pcap.pacing import MAX_WAIT_NS, NS, Pacer, pacing_problem
 from tio_pcap.reader import IP_FIRST_BYTE, CaptureReader
 from tio_pcap.superpacket import SuperpacketInference
 from tio_pcap.writer import CaptureWriter
@@ -62,21 +64,56 @@ class QueueStats(NamedTuple):
     gso_writes: int  # write_gso() calls accepted (no-ops excluded)
 
 
+class OutputStats(NamedTuple):
+    """What became of the packets recorded to a set's output capture."""
+
+    path: str
+    records_written: int  # complete records in the file so far (buffered ones reach it at flush)
+    packets_lost: int  # wire packets handed to write()/write_gso() that the capture will not hold
+    lost_after_accept: int  # of which: their call had returned normally (a caller counted them as written)
+    error: CaptureWriteError | None  # the failure that ended the output
+
+
 class Recorder:
-    """Serialises the writes of every queue of a set into one capture file."""
+    """Serialises the writes of every queue of a set into one capture file.
+
+    Counts losses in wire packets, as a forwarder counts writes: a write_gso
+    recorded as one superpacket stands for all its segments.
+    """
 
     def __init__(self, path: str, fmt: str, record_gso: str) -> None:
+        reading = read_elsewhere(path)
+        if reading is not None:
+            raise ConfigError(
+                f"backend 'pcap': output {path!r} is the same file as {reading!r}, which this process "
+                "has open for reading (another backend's capture?): recording would overwrite it"
+            )
         try:
             self.writer = CaptureWriter(path, fmt)
+        except CaptureWriteError:
+            raise  # the file opened but cannot take the header (disk full): a runtime failure
         except OSError as exc:
             raise ConfigError(f"backend 'pcap': cannot create output {path!r}: {exc.strerror or exc}") from exc
         self.record_gso = record_gso
+        self.packets_lost = 0
+        self.lost_after_accept = 0
+        self._failure_counted = False
+        # superpacket records still buffered: (record number, wire packets it stands for)
+        self._weights: deque[tuple[int, int]] = deque()
         self._lock = threading.Lock()
 
     def record(self, data: Buffer) -> None:
         with self._lock:
             self._check_open()
-            self.writer.write(data)
+            try:
+                self.writer.write(data)
+            except CaptureWriteError:
+                self._count_loss(self.writer.records - 1, 1)
+                raise
+
+    def is_output(self, fd: int) -> bool:
+        """fd is open on the output file."""
+        return self.writer.same_file_as(fd)
 
     def _check_open(self) -> None:
         # a write racing the set's close() must not be accepted and then dropped
@@ -93,7 +130,7 @@ class Recorder:
             # one fragment: the kernel finishes the checksum and sends it as is
             single = bytearray(packet.data)
             kernels.finish_checksum(single, hdr)
-            wire = [single]
+            wire: Sequence[Buffer] = [single]
         elif self.record_gso == "superpacket":
             wire = [packet.data]
         else:
@@ -101,16 +138,58 @@ class Recorder:
         stamp = time.time_ns()
         with self._lock:
             self._check_open()
-            for data in wire:
-                self.writer.write(data, stamp)
+            writer = self.writer
+            first = writer.records
+            if len(wire) < len(payloads):
+                weights = self._weights
+                while weights and weights[0][0] < writer.records_written:
+                    weights.popleft()  # on disk: no longer at risk
+                weights.append((first, len(payloads)))
+            try:
+                for data in wire:
+                    writer.write(data, stamp)
+            except CaptureWriteError:
+                # segments of this call that reached the file before the failure stay recorded
+                on_disk = max(0, writer.records_written - first) if len(wire) == len(payloads) else 0
+                self._count_loss(first, len(payloads) - on_disk)
+                raise
+
+    def _count_loss(self, first: int, call_packets: int) -> None:
+        """The call whose records start at record number first failed, losing call_packets (lock held)."""
+        if not self._failure_counted:
+            # the first failure: records of calls that had returned and are not in the file
+            self._failure_counted = True
+            written = self.writer.records_written
+            lost = max(0, first - written) + sum(
+                count - 1 for number, count in self._weights if written <= number < first
+            )
+            self.lost_after_accept = lost
+            self.packets_lost += lost
+        self.packets_lost += call_packets
+
+    def _flushing(self, flush) -> None:
+        with self._lock:
+            try:
+                flush()
+            except CaptureWriteError:
+                self._count_loss(self.writer.records, 0)
+                raise
 
     def flush(self) -> None:
-        with self._lock:
-            self.writer.flush()
+        self._flushing(self.writer.flush)
 
     def close(self) -> None:
+        self._flushing(self.writer.close)
+
+    def stats(self) -> OutputStats:
         with self._lock:
-            self.writer.close()
+            return OutputStats(
+                self.writer.path,
+                self.writer.records_written,
+                self.packets_lost,
+                self.lost_after_accept,
+                self.writer.failure,
+            )
 
 
 _tuple_new = tuple.__new__
@@ -159,6 +238,7 @@ class PcapQueue(Queue):
         self._ahead: list[memoryview] = []  # paced modes: fetched, not yet due
         self._ahead_due: list[int] = []
         self._ahead_pos = 0
+        self._pace_failure: CaptureFormatError | None = None
         self._passes = 0
         self._pass_packets = 0
         self._read = 0
@@ -214,15 +294,16 @@ class PcapQueue(Queue):
             return self._settings.batch
         return min(self._settings.batch, limit - self._read - (len(self._ahead) - self._ahead_pos))
 
-    def _fetch(self, count: int, stamps: list[int] | None = None) -> list[memoryview]:
-        """Up to count packets from the capture, starting new loop passes as configured."""
+    def _fetch(self, count: int, stamps: list[int] | None = None, offsets: list[int] | None = None) -> list[memoryview]:
+        """Up to count packets from the capture, starting new loop passes as configured
+        (with their timestamps and record offsets when stamps and offsets are lists)."""
         views: list[memoryview] = []
         if count <= 0 or self._reader is None:
             return views
         loop = self._settings.loop
         while True:
             try:
-                got = self._reader.read_batch(count, views, stamps)
+                got = self._reader.read_batch(count, views, stamps, offsets)
             except CaptureFormatError:
                 if not views:
                     raise  # and again on every later read: the reader keeps its failure
@@ -241,11 +322,24 @@ class PcapQueue(Queue):
 
     def _paced(self) -> list[memoryview]:
         if self._ahead_pos >= len(self._ahead):
-            stamps: list[int] | None = [] if self._pacer.needs_timestamps else None  # type: ignore[union-attr]
-            self._ahead = self._fetch(self._wanted(), stamps)
-            due = self._pacer.due  # type: ignore[union-attr]
-            self._ahead_due = [due(ts) for ts in stamps] if stamps is not None else [due(0) for _ in self._ahead]
+            if self._pace_failure is not None:
+                raise self._pace_failure  # and on every later read: the queue never skips ahead
+            pacer = self._pacer
+            assert pacer is not None
+            stamps: list[int] | None = [] if pacer.needs_timestamps else None
+            offsets: list[int] = []
+            self._ahead = self._fetch(self._wanted(), stamps, offsets)
+            self._ahead_due = dues = []
             self._ahead_pos = 0
+            for index, stamp in enumerate(stamps if stamps is not None else repeat(0, len(self._ahead))):
+                due = pacer.due(stamp)
+                if due is None:
+                    self._pace_failure = self._unpaceable(stamp, offsets[index] if offsets else -1)
+                    del self._ahead[index:]  # deliver the packets before it first
+                    if not self._ahead:
+                        raise self._pace_failure
+                    break
+                dues.append(due)
             if not self._ahead:
                 return []
         wait_ns = self._ahead_due[self._ahead_pos] - time.monotonic_ns()
@@ -258,6 +352,18 @@ class PcapQueue(Queue):
             end += 1
         self._ahead_pos = end
         return self._ahead[start:end]
+
+    def _unpaceable(self, stamp: int, offset: int) -> CaptureFormatError:
+        settings = self._settings
+        pace = f"speed {settings.speed:g}" if settings.pacing == "realtime" else f"rate {settings.rate:g}"
+        years = MAX_WAIT_NS / NS / (365.25 * 86400)
+        return CaptureFormatError(
+            self.name,
+            offset,
+            f"packet timestamp {stamp} ns would be due more than "
+            f"{years:.0f} years after the packet before it at {pace}: pacing="
+            f"{settings.pacing} cannot wait that long (pacing='fast' replays it)",
+        )
 
     # -- write ----------------------------------------------------------------
     def write(self, data: Buffer) -> int:
@@ -355,6 +461,12 @@ class PcapQueueSet(QueueSet):
             stream = os.fdopen(fd, "rb", buffering=0, closefd=False)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"backend 'pcap': cannot adopt file descriptor {fd!r}: {exc}") from exc
+        if self._recorder is not None and self._recorder.is_output(stream.fileno()):
+            stream.close()
+            raise ConfigError(
+                f"backend 'pcap': cannot adopt file descriptor {fd}: it is the same file as the "
+                f"output {self._recorder.writer.path!r} this set records to"
+            )
         try:
             reader = CaptureReader(stream, strict=self._settings.strict, name=f"<fd {fd}>")
             if self._settings.loop != 1 and not reader.seekable:
@@ -375,6 +487,15 @@ class PcapQueueSet(QueueSet):
         if self._recorder is not None:
             self._recorder.close()
 
+    def output_stats(self) -> OutputStats | None:
+        """What became of the recorded packets (None without output=).
+
+        After a CaptureWriteError a summary reports packets_lost, and moves
+        lost_after_accept from written to lost: those writes had returned
+        normally before the output failed under them.
+        """
+        return self._recorder.stats() if self._recorder is not None else None
+
 
 def _check_settings(path: str | None, output: str | None, settings: ReplaySettings) -> None:
     def bad(message: str) -> ConfigError:
@@ -382,16 +503,11 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
 
     if path is None and output is None:
         raise bad("give path= (a capture to replay) and/or output= (a capture to record writes to)")
-    if path is not None and output is not None and os.path.abspath(path) == os.path.abspath(output):
-        raise bad(f"output {output!r} is the capture being replayed")
-    if settings.pacing == "rate" and settings.rate is None:
-        raise bad("pacing='rate' needs rate= (packets per second)")
-    if settings.rate is not None and settings.pacing != "rate":
-        raise bad(f"rate= is only used with pacing='rate' (pacing is {settings.pacing!r})")
-    if settings.rate is not None and not settings.rate > 0:
-        raise bad(f"rate must be > 0, got {settings.rate}")
-    if not settings.speed > 0:
-        raise bad(f"speed must be > 0, got {settings.speed}")
+    if path is not None and output is not None and same_file(path, output):
+        raise bad(describe_same_file(path, output))
+    problem = pacing_problem(settings.pacing, settings.speed, settings.rate)
+    if problem is not None:
+        raise bad(problem)
     if settings.loop < 0:
         raise bad(f"loop must be >= 0 (0 = endlessly), got {settings.loop}")
     if settings.limit is not None and settings.limit < 0:

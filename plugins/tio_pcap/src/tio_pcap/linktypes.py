@@ -56,7 +56,7 @@ def ip_span(buf: bytes, start: int, end: int) -> Span:
 
 
 def _ip_of_ethertype(buf: bytes, ethertype: int, start: int, end: int) -> Span:
-    if ethertype == ETH_P_IP or ethertype == ETH_P_IPV6:
+    if ethertype in (ETH_P_IP, ETH_P_IPV6):
         span = ip_span(buf, start, end)
         wanted = 4 if ethertype == ETH_P_IP else 6
         if span is not None and buf[start] >> 4 == wanted:

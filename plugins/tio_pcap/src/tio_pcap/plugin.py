@@ -7,6 +7,12 @@ imported from tio_pcap.backend when opened.
 from __future__ import annotations
 
 from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
+from tio_pcap.files import FILE_ROLES
+
+# FILE_ROLES says which OPTIONS name a file this backend reads (path) or writes (output), for the
+# CLI to refuse a run that writes a file it reads across two backends, without opening them.
+# With tio_core's proposed Option(role=...) each of those options passes role=FILE_ROLES[name].
+__all__ = ["FILE_ROLES", "OPTIONS"]
 
 OPTIONS = (
     Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads"),
@@ -70,3 +76,8 @@ def tio_register_backends():
 @hookimpl
 def tio_register_benchmarks():
     return [BenchmarkDef("pcap", "capture parsing vs scapy's RawPcapReader on the same file", "tio_pcap.bench:run")]
+
+
+@hookimpl
+def tio_register_contract_harness():
+    return {"pcap": "tio_pcap.contract_harness:PcapHarness"}

@@ -19,7 +19,7 @@ import io
 import os
 import struct
 import warnings
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tio_pcap import linktypes
 from tio_pcap.errors import CaptureFormatError, TruncatedCaptureWarning
@@ -202,8 +202,14 @@ class CaptureReader:
         self._pos = PCAP_FILE_HDR
         self._batch = self._batch_pcap
 
-    def _batch_pcap(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Parse up to max_records records; append their IP packets (and stamps).
+    def _batch_pcap(
+        self,
+        max_records: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
+        """Parse up to max_records records; append their IP packets (and stamps, offsets).
 
         The hot loop of a replay: one unpack and one slice per record, the
         rare cases (chunk boundary, bad length) kept out of the straight path.
@@ -282,6 +288,8 @@ class CaptureReader:
                 if stamps is not None:
                     sec, frac = stamp(buf, record)
                     stamps.append(sec * NS + frac * ts_mul)
+                    if offsets is not None:
+                        offsets.append(self._base + record)
                 count += 1
             else:
                 self._pos = pos
@@ -377,8 +385,14 @@ class CaptureReader:
             raise self._error(pos, f"interface {len(self._ifaces)}: unknown link type {linktype}")
         self._ifaces.append(iface)
 
-    def _batch_pcapng(self, max_records: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
-        """Parse up to max_records blocks; append their IP packets (and stamps).
+    def _batch_pcapng(
+        self,
+        max_records: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
+        """Parse up to max_records blocks; append their IP packets (and stamps, offsets).
 
         The straight path takes an Enhanced Packet Block that lies wholly in
         the chunk and passes every check with one unpack of its seven header
@@ -394,7 +408,10 @@ class CaptureReader:
         ifaces, n_ifaces = self._ifaces, len(self._ifaces)
         # What the loop needs of the current interface, in locals; reloaded when it changes.
         current = -1
-        iface = raw = frame_fields = decode = None
+        # set together when the first packet block names its interface, before any use
+        iface: Any = None
+        decode: Any = None
+        raw = frame_fields = None
         l2_len = min_framed = limit = 0
         try:
             for _ in range(max_records):
@@ -449,10 +466,12 @@ class CaptureReader:
                                     ts_hi << 32 | ts_lo
                                 ) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
                                 stamps.append(self._last_ns)
+                                if offsets is not None:
+                                    offsets.append(self._base + pos - length)  # pos is past the block
                             count += 1
                             continue
                 self._pos = pos
-                count += self._general_block(views, stamps)
+                count += self._general_block(views, stamps, offsets)
                 if self._done:
                     break
                 buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
@@ -465,7 +484,9 @@ class CaptureReader:
             self.skipped_truncated += skipped_truncated
         return count
 
-    def _general_block(self, views: list[memoryview], stamps: list[int] | None) -> int:
+    def _general_block(
+        self, views: list[memoryview], stamps: list[int] | None, offsets: list[int] | None = None
+    ) -> int:
         """Handle the block at _pos, whatever it is, with every check; returns packets appended."""
         if not self._fill(12):
             if self._avail() == 0:
@@ -520,7 +541,7 @@ class CaptureReader:
         if caplen < wirelen:
             self.skipped_truncated += 1
             return 0
-        span = iface.decode(buf, start, stop)  # type: ignore[misc]
+        span = iface.decode(buf, start, stop)
         if span is None:
             self.skipped_non_ip += 1
             return 0
@@ -529,11 +550,20 @@ class CaptureReader:
             if ts is not None:  # simple packet blocks carry none: keep the last
                 self._last_ns = ts * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
             stamps.append(self._last_ns)
+            if offsets is not None:
+                offsets.append(self._base + block)
         return 1
 
-    def read_batch(self, max_packets: int, views: list[memoryview], stamps: list[int] | None = None) -> int:
+    def read_batch(
+        self,
+        max_packets: int,
+        views: list[memoryview],
+        stamps: list[int] | None = None,
+        offsets: list[int] | None = None,
+    ) -> int:
         """Append up to max_packets IP packets (and, if given a list, their
-        timestamps in ns since the epoch); returns how many, 0 at the end."""
+        timestamps in ns since the epoch; with stamps, if given a list, the
+        file offset of each one's record); returns how many, 0 at the end."""
         if self._failure is not None:
             raise self._failure  # the capture is broken there; never re-read what came before
         if max_packets <= 0:
@@ -541,7 +571,7 @@ class CaptureReader:
         try:
             while not self._done:
                 # max_packets records hold at most that many packets; skipped ones make it fewer
-                got = self._batch(max_packets, views, stamps)
+                got = self._batch(max_packets, views, stamps, offsets)
                 if got:
                     return got
         except CaptureFormatError as exc:

@@ -1,0 +1,1 @@
+"""Tests of the benchmark helpers: figures, the chart and the JSON document."""
