@@ -308,6 +308,8 @@ class Forwarder:
     def _forward(self, batch: list[Packet]) -> None:
         stats = self.stats
         lane = self._lane
+        scratch = self._scratch
+        segment_into = kernels.segment_into
         plain: list[memoryview] = []  # a run of plain packets, staged together
         cut = 0  # superpackets cut since the last flush = scratch buffers in use
         staged = 0  # bytes staged since the last flush
@@ -326,7 +328,10 @@ class Forwarder:
                     lane.flush()
                     cut = staged = 0
                 staged += len(data)
-                segments = self._cut(packet, cut)
+                try:
+                    segments = segment_into(packet, scratch[cut])
+                except (IndexError, MalformedPacket, GSOGeometryError, BufferError):
+                    segments = self._cut(packet, cut)  # the rare cases, handled there
                 if segments is None:
                     stats.drops[DROP_MALFORMED_SUPERPACKET] += 1
                     stats.segments_from_superpackets += 1
