@@ -92,7 +92,7 @@ twin, used with ``TIO_PURE=1`` or ``implementation="pure"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
@@ -124,6 +124,10 @@ def _trust_from(trust: str | None, verify_checksums: bool | None) -> str:
     if trust is not None and _check_trust(trust) != implied:
         raise ValueError(f"verify_checksums={verify_checksums} and trust={trust!r} contradict each other")
     return implied
+
+
+def _no_write_gso(*_args: object) -> None:
+    raise CoalescerRefused("this writer has no write_gso")
 
 
 def default_implementation() -> str:
@@ -162,7 +166,7 @@ class Coalescer:
                     f"({'TSO' if proto == GSOProto.TCP else 'USO'} not negotiated or no write_gso)"
                 )
         impl = implementation or default_implementation()
-        if impl == "c" and _C_PLAN is not None:
+        if impl == "c" and _C_PLAN is not None and _C_CHECK is not None:
             self._plan, self._check = _C_PLAN, _C_CHECK
         elif impl == "pure":
             self._plan, self._check = _pycoalesce.plan, _pycoalesce.check_buffers
@@ -174,7 +178,8 @@ class Coalescer:
         self.udp = bool(udp)
         self.trust = _trust_from(trust, verify_checksums)
         self._write = write
-        self._write_gso = getattr(writer, "write_gso", None)
+        # only lanes whose writer has write_gso are enabled, so a plan never asks a writer without one
+        self._write_gso: Callable[..., None] = getattr(writer, "write_gso", _no_write_gso)
         self._staged: list[object] = []
         self._staged_untrusted = False  # some staged packet was added with trust "verify"
 
