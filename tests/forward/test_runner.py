@@ -270,3 +270,36 @@ def test_pcap_source_on_a_stalled_fifo_stops_within_the_deadline(tmp_path):
         os.close(writer_fd[0])
     result = box["result"]
     assert result.interrupted and result.stats.packets_written == 128 and adds_up(result.stats), RULE
+
+
+RUN_IN_MAIN_THREAD = """
+import json, sys
+from tio_core.forward.runner import RunOptions, run_forward
+from tio_fake.backend import FakeQueueSet
+source = FakeQueueSet()
+source.inject(*[bytes.fromhex(h) for h in sys.argv[1:]])
+print("running", flush=True)
+result = run_forward(source, FakeQueueSet(), RunOptions(both_ways=True))
+print(json.dumps({"signal": result.stop_signal, "interrupted": result.interrupted,
+                  "written": result.stats.packets_written, "mode": result.mode}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_process_stops_the_run_and_is_named(signum):
+    import json
+    import subprocess
+    import sys
+
+    packets = [udp4(30, sport=i).hex() for i in range(3)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_IN_MAIN_THREAD, *packets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "running"
+    time.sleep(0.5)  # the run is under way: both units block in reads of the idle fakes
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - sent < BOUND, "rule: a signal stops the run within the deadline"
+    assert json.loads(out) == {"signal": signum.name, "interrupted": True, "written": 3, "mode": "threads"}
