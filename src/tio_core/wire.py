@@ -42,6 +42,12 @@ TCP_FLAGS = 13
 UDP_LENGTH = 4  # byte offset inside the UDP header
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
+# -- what a Linux TUN takes in one GSO write ----------------------------------
+# A UDP_L4 write of more segments is EINVAL (UDP_MAX_SEGMENTS, checked in
+# virtio_net_hdr_to_skb); TCP has no segment limit below the 64 KiB packet.
+UDP_GSO_MAX_SEGMENTS = 128
+UDP_GSO_MAX_SEGMENTS_OLD = 64  # the same limit on older kernels; every kernel takes this many
+
 # -- virtio_net_hdr ----------------------------------------------------------
 VIRTIO_NET_HDR_LEN = 10
 

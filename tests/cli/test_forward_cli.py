@@ -282,146 +282,39 @@ def test_signal_stops_a_fifo_source_whose_writer_stalled_mid_capture(tmp_path, s
     assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
 
 
-# -- process layout on live TUNs (root: two namespaces joined by tio) -----------------------
+# -- process layout on live TUNs (root: tio forward joins two namespaces) ----------------------
+
+FORWARD_BOTH_WAYS = [TIO, "forward", "--both-ways", "--json", "--from", "linux:name={a}", "--to", "linux:name={b}"]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as handle:
-            found += [int(p) for p in handle.read().split()]
-    return sorted(found)
-
-
-def _wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def bridge(request):
-    """start(*extra_args) -> (proc, ns_a, ns_b): `tio forward --both-ways` between TUNs in two namespaces."""
-    from tests.linux import nsutil
-    from tests.linux.conftest import SKIP_REASON
-
-    if SKIP_REASON:
-        pytest.skip(SKIP_REASON)
-    from pyroute2 import IPRoute
-
-    namespaces, procs = [], []
-
-    def move(ifname: str, ns: str, address: str) -> None:
-        def found():
-            with IPRoute() as ipr:
-                return ipr.link_lookup(ifname=ifname)
-
-        index = _wait_for(found)[0]
-        with IPRoute() as ipr:
-            ipr.link("set", index=index, net_ns_fd=ns)
-
-        def configure():
-            with IPRoute() as inner:
-                idx = inner.link_lookup(ifname=ifname)[0]
-                inner.addr("add", index=idx, address=address, prefixlen=24)
-                inner.link("set", index=idx, state="up")
-
-        nsutil.in_ns(ns, configure)
-
-    def start(*extra: str):
-        ns_a, ns_b = nsutil.unique("fwa"), nsutil.unique("fwb")
-        for ns in (ns_a, ns_b):
-            nsutil.create_ns(ns)
-            namespaces.append(ns)
-        tun_a, tun_b = nsutil.unique("fta"), nsutil.unique("ftb")
-        proc = subprocess.Popen(
-            [TIO, "forward", "--both-ways", "--json", "--from", f"linux:name={tun_a}", "--to", f"linux:name={tun_b}"]
-            + list(extra),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group: a "terminal" Ctrl-C reaches tio and its workers only
-        )
-        procs.append(proc)
-        move(tun_a, ns_a, A4)
-        move(tun_b, ns_b, B4)
-        return proc, ns_a, ns_b
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=10)
-    for ns in namespaces:
-        nsutil.remove_ns(ns)
-
-
-def _tcp_transfer(ns_a: str, ns_b: str, size: int, flows: int = 1) -> None:
-    """``flows`` TCP connections from ns_a to ns_b, each sending ``size`` bytes, checked byte for byte."""
-    import hashlib
-    import socket
-    import threading
-
-    from tests.linux import nsutil
-
-    data = os.urandom(size)
-    server = nsutil.ns_socket(ns_b, socket.AF_INET, socket.SOCK_STREAM)
-    server.bind((B4, 5201))
-    server.listen(flows)
-    digests = []
-
-    def serve():
-        for _ in range(flows):
-            conn, _ = server.accept()
-            threading.Thread(target=receive, args=(conn,)).start()
-
-    def receive(conn):
-        digest = hashlib.sha256()
-        with conn:
-            while chunk := conn.recv(1 << 20):
-                digest.update(chunk)
-        digests.append(digest.digest())
-
-    acceptor = threading.Thread(target=serve)
-    acceptor.start()
-    clients = []
-    for _ in range(flows):
-        client = nsutil.ns_socket(ns_a, socket.AF_INET, socket.SOCK_STREAM)
-        client.settimeout(60)
-        client.connect((B4, 5201))
-        clients.append(client)
-    senders = [threading.Thread(target=lambda c=c: (c.sendall(data), c.close())) for c in clients]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join(120)
-    acceptor.join(60)
-    _wait_for(lambda: len(digests) == flows, timeout=60)
-    server.close()
-    assert digests == [hashlib.sha256(data).digest()] * flows
+def _summary_after(fwd, signum: int | None = None, processes: list[int] | None = None) -> tuple[dict, str, int, float]:
+    """Signal the forwarder (or each of ``processes``), wait; (JSON summary, stderr, exit code, seconds)."""
+    sent = time.monotonic()
+    if processes is None:
+        if signum is not None:
+            fwd.popen.send_signal(signum)
+    else:
+        for pid in processes:
+            os.kill(pid, signal.SIGINT)
+    code = fwd.popen.wait(30)
+    took = time.monotonic() - sent
+    out, err = fwd.output()
+    return json.loads(out), err, code, took
 
 
 @pytest.mark.root
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
-def test_both_ways_runs_each_direction_in_its_own_process_and_stops_with_one_summary(bridge, how):
-    proc, ns_a, ns_b = bridge()
-    workers = _wait_for(lambda: _children(proc.pid))
-    assert len(workers) == 2, "rule: each direction runs in its own process (no shared GIL)"
-    _tcp_transfer(ns_a, ns_b, 8 * 1024 * 1024)
-    sent = time.monotonic()
-    if how == "SIGTERM":
-        proc.send_signal(signal.SIGTERM)  # only tio itself, as `kill` would
-    else:
-        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: tio and its workers
-    stdout, stderr = proc.communicate(timeout=30)
-    took = time.monotonic() - sent
-    assert proc.returncode == 0, stderr
+def test_both_ways_runs_each_direction_in_its_own_process_and_stops_with_one_summary(tio_tun_link, how):
+    fwd = tio_tun_link.start(FORWARD_BOTH_WAYS)
+    tree = fwd.processes()
+    assert len(tree) == 3, f"rule: each direction runs in its own process (no shared GIL): {tree}"
+    assert tio_tun_link.tcp(8 * 1024 * 1024).intact
+    if how == "SIGTERM":  # only tio itself, as `kill` would
+        summary, err, code, took = _summary_after(fwd, signal.SIGTERM)
+    else:  # a terminal's Ctrl-C reaches tio and its workers alike
+        summary, err, code, took = _summary_after(fwd, processes=tree)
+    assert code == 0, err
     assert took < STOP_BOUND, f"rule: {how} stops the run within a second ({took:.2f} s)"
-    summary = json.loads(stdout)
     assert summary["interrupted"] is True and summary["errors"] == []
     for direction in (summary, summary["reverse"]):
         assert direction["wire_packets_in"] == direction["packets_written"] + direction["dropped"]
@@ -431,28 +324,32 @@ def test_both_ways_runs_each_direction_in_its_own_process_and_stops_with_one_sum
 
 
 @pytest.mark.root
-def test_a_worker_that_dies_ends_the_run_with_exit_1_and_the_summary(bridge):
-    proc, ns_a, ns_b = bridge()
-    workers = _wait_for(lambda: _children(proc.pid))
-    _tcp_transfer(ns_a, ns_b, 1024 * 1024)
+def test_a_worker_that_dies_ends_the_run_with_exit_1_and_the_summary(tio_tun_link):
+    fwd = tio_tun_link.start(FORWARD_BOTH_WAYS)
+    assert tio_tun_link.tcp(1024 * 1024).intact
     time.sleep(0.5)  # a progress report from each worker
-    os.kill(workers[-1], signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 1, "rule: a worker that died is a runtime error"
-    assert "was killed by SIGKILL" in stderr and "its counts are those it last reported" in stderr
-    summary = json.loads(stdout)
+    os.kill(fwd.processes()[-1], signal.SIGKILL)
+    summary, err, code, _ = _summary_after(fwd)
+    assert code == 1, "rule: a worker that died is a runtime error"
+    assert "was killed by SIGKILL" in err and "its counts are those it last reported" in err
     assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
 
 
 @pytest.mark.root
-def test_workers_spread_flows_over_the_queues(bridge):
-    proc, ns_a, ns_b = bridge("--workers", "2")
-    assert len(_wait_for(lambda: _children(proc.pid))) == 4, "one process per queue and direction"
-    _tcp_transfer(ns_a, ns_b, 2 * 1024 * 1024, flows=16)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
-    summary = json.loads(stdout)
+def test_workers_spread_flows_over_the_queues(tio_tun_link):
+    import threading
+
+    fwd = tio_tun_link.start([*FORWARD_BOTH_WAYS, "--workers", "2"], queues=2)
+    assert len(fwd.processes()) == 5, "one process per queue and direction, and the supervisor"
+    results = []
+    flows = [threading.Thread(target=lambda: results.append(tio_tun_link.tcp(2 * 1024 * 1024))) for _ in range(16)]
+    for flow in flows:
+        flow.start()
+    for flow in flows:
+        flow.join(120)
+    assert len(results) == 16 and all(r.intact for r in results)
+    summary, err, code, _ = _summary_after(fwd, signal.SIGTERM)
+    assert code == 0, err
     per_queue = {q["queue"]: q["packets_read"] for q in summary["per_queue"]}
     # 16 flows hashed over 2 queues: all on one queue has probability 2**-15
     assert set(per_queue) == {0, 1} and min(per_queue.values()) > 0, f"rule: flows spread over queues {per_queue}"

@@ -12,6 +12,7 @@ from scapy.packet import Raw
 
 from tio_core.coalesce import Coalescer, _pycoalesce
 from tio_core.contract import GSOProto
+from tio_core.wire import UDP_GSO_MAX_SEGMENTS_OLD
 
 from .helpers import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6
 
@@ -178,3 +179,48 @@ def test_mutated_packets_twins_agree(evs, flips, verify):
 def test_random_bytes_twins_agree(blobs):
     plan = assert_plans_agree(blobs)
     assert all(type(item) is bytes for item in plan)  # nothing mergeable in noise
+
+
+# -- fixed inputs for the caps (issue 12, items 6 and 14) -------------------------------
+def test_the_twins_share_a_segment_cap_that_every_gso_write_takes():
+    from tio_core.kernels.gso_write import MAX_GSO_SEGMENTS
+
+    # the C planner's cap is wire.h's TIO_UDP_GSO_MAX_SEGMENTS_OLD, tied to wire.py by test_wire_constants
+    assert _pycoalesce.MAX_SEGMENTS == UDP_GSO_MAX_SEGMENTS_OLD == _ck.UDP_GSO_MAX_SEGMENTS_OLD
+    for proto in PROTOS:
+        assert MAX_GSO_SEGMENTS[proto] >= _pycoalesce.MAX_SEGMENTS, (
+            f"a run never exceeds what a {proto.name} write takes"
+        )
+
+
+@pytest.mark.parametrize("build_udp", [udp4, udp6], ids=["v4", "v6"])
+def test_long_udp_streams_are_cut_at_the_cap(coalesce, build_udp):
+    packets = [build_udp(20, tag=i) for i in range(3 * _pycoalesce.MAX_SEGMENTS + 5)]
+    cap = _pycoalesce.MAX_SEGMENTS
+    assert coalesce(packets).shape() == [f"G{cap}"] * 3 + ["G5"], "UDP runs stop at the kernel's segment cap"
+
+
+def tcp_run(sizes):
+    seqs = [1 + sum(sizes[:i]) for i in range(len(sizes))]
+    return [tcp4(seq, size) for seq, size in zip(seqs, sizes)]
+
+
+def udp_run(sizes):
+    return [udp4(size, tag=i) for i, size in enumerate(sizes)]
+
+
+# payload sizes of runs whose merged packet is exactly 65535 bytes, and one byte more
+EXACT_CAP = {
+    "tcp4": (tcp_run, 40, [13099] * 5, [8187] * 8),
+    "udp4": (udp_run, 28, [1100] * 59 + [607], [1100] * 59 + [608]),
+}
+
+
+@pytest.mark.parametrize("kind", EXACT_CAP)
+def test_a_run_may_end_exactly_at_the_65535_byte_cap_counting_the_l4_header(coalesce, kind):
+    make, headers, exact, over = EXACT_CAP[kind]
+    assert headers + sum(exact) == 65535 and headers + sum(over) == 65536
+    assert coalesce(make(exact)).shape() == [f"G{len(exact)}"], "a merged packet of exactly 65535 bytes is made"
+    assert coalesce(make(over)).shape() == [f"G{len(over) - 1}", "W"], (
+        "a merged packet never exceeds 65535 bytes, its IP and L4 headers included"
+    )

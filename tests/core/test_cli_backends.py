@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import tio_core
-
-from .plugin_dists import backend_plugin, make_dist
+from tests.support.plugin_dists import backend_plugin, make_dist
 
 TIO = str(Path(sys.executable).with_name("tio"))
 

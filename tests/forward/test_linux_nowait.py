@@ -14,8 +14,7 @@ import socket
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from tests.linux import nsutil
-from tests.linux.conftest import SKIP_REASON, make_ns, open_in_ns  # noqa: F401 (fixtures)
+from tests.linux.conftest import SKIP_REASON, open_in_ns  # noqa: F401 (fixture)
 from tests.linux.packets import udp_gso
 from tio_core.aio import AsyncQueue
 from tio_core.contract import GSOProto, NonBlockingGSOWriter, NonBlockingWriter
@@ -29,7 +28,7 @@ LOCAL, PEER = "198.18.0.1", "198.18.0.2"
 @pytest.fixture(params=[True, False], ids=["vnet", "plain"])
 def linked(request, open_in_ns):  # noqa: F811
     ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=request.param)
-    sock = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((LOCAL, 5000))
     sock.settimeout(5)
     yield qset.queues()[0], sock

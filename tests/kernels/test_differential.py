@@ -53,13 +53,12 @@ def superpackets(draw):
     else:
         l3 = bytearray(draw(st.binary(min_size=40, max_size=40)))
         l3[0] = 0x60 | (l3[0] & 0x0F)
-        exts = draw(st.lists(st.sampled_from([0, 43, 60, 51]), max_size=3))
+        exts = draw(st.lists(st.sampled_from([0, 43, 60]), max_size=3))  # the kernel segments behind these
         chain = [*exts, number]
         l3[6] = chain[0]
-        for kind, following in zip(exts, chain[1:]):
+        for following in chain[1:]:
             units = draw(st.integers(0, 3))
-            body = draw(st.binary(min_size=0, max_size=0)) + bytes(units * (4 if kind == 51 else 8) + 6)
-            l3 += bytes([following, units]) + body
+            l3 += bytes([following, units]) + bytes(units * 8 + 6)
     if proto == GSOProto.TCP:
         opt_words = draw(st.integers(0, 10))
         l4 = bytearray(draw(st.binary(min_size=20 + 4 * opt_words, max_size=20 + 4 * opt_words)))
@@ -67,7 +66,7 @@ def superpackets(draw):
     else:
         l4 = bytearray(draw(st.binary(min_size=8, max_size=8)))
     payload = draw(st.binary(min_size=0, max_size=5000))
-    mss = draw(st.integers(1, 2000))
+    mss = draw(st.integers(max(1, -(-len(payload) // pure.MAX_SEGMENT_COUNT)), 2000))  # within the segment bound
     data = bytes(l3 + l4 + payload)
     return Packet(memoryview(data), GSOInfo(mss, len(l3) + len(l4), len(l3), proto))
 
@@ -105,6 +104,8 @@ def mutated(draw):
             draw(st.sampled_from([gso.csum_start, gso.csum_start + 4, 0, 40, 65535])),
             draw(st.sampled_from([gso.proto, GSOProto.TCP, GSOProto.UDP, GSOProto.NONE, 7])),
         )
+    if draw(st.booleans()):
+        gso = tuple(gso)  # any sequence of four ints is a GSOInfo to the kernels
     return Packet(memoryview(bytes(data)), gso)
 
 

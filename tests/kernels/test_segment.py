@@ -200,14 +200,19 @@ def test_segment_rejects_oversized_segments_and_output(k):
     big = Packet(memoryview(bytes(packet.data) + b"x"), packet.gso)
     with pytest.raises(MalformedPacket, match="more than an IPv4 packet"):
         k.segment(big)
-    # a tiny gso size with huge headers would ask for too much memory
-    packet, _ = superpacket(6, GSOProto.UDP, 40000, 1)
-    fat = Packet(packet.data, packet.gso)
-    assert k.segmented_size(fat) == 40000 * 49
+    # a tiny gso size would ask for too many segments
+    packet, _ = superpacket(6, GSOProto.UDP, k.MAX_SEGMENT_COUNT, 1)
+    assert k.segmented_size(packet) == k.MAX_SEGMENT_COUNT * 49
+    packet, _ = superpacket(6, GSOProto.UDP, k.MAX_SEGMENT_COUNT + 1, 1)
+    for call in (k.segmented_size, k.segment):
+        with pytest.raises(MalformedPacket, match=f"{k.MAX_SEGMENT_COUNT + 1} segments of 1 bytes, above the"):
+            call(packet)
+    # a small gso size with huge headers would ask for too much memory
+    packet, _ = superpacket(6, GSOProto.UDP, 40000, 40)
     hdr = bytearray(packet.data[:40])
     hdr[6] = 60  # 15 destination-options headers of 2048 bytes each, then UDP
     ext = b"".join(bytes([60 if i < 14 else 17, 255]) + bytes(2046) for i in range(15))
     data = bytes(hdr) + ext + bytes(packet.data[40:])
-    huge = Packet(memoryview(data), GSOInfo(1, 40 + len(ext) + 8, 40 + len(ext), GSOProto.UDP))
-    with pytest.raises(MalformedPacket, match="limit"):
+    huge = Packet(memoryview(data), GSOInfo(40, 40 + len(ext) + 8, 40 + len(ext), GSOProto.UDP))
+    with pytest.raises(MalformedPacket, match="-byte limit"):
         k.segment(huge)

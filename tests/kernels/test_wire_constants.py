@@ -30,9 +30,10 @@ def test_c_exports_each_wire_constant_with_the_same_value(name):
 
 def test_c_exports_no_wire_constant_that_python_lacks():
     exported = {name for name in dir(C) if name.isupper() and type(getattr(C, name)) is int}
-    limits = {"MAX_SEGMENTED_SIZE"}  # the kernels' own limit, tied to the pure twin below
+    limits = {"MAX_SEGMENTED_SIZE", "MAX_SEGMENT_COUNT"}  # the kernels' own limits, tied to the pure twin below
     assert exported - limits <= set(WIRE_INTS), f"C-only constants: {sorted(exported - limits - set(WIRE_INTS))}"
 
 
 def test_segmentation_limit_is_the_same_in_c_and_in_the_pure_twin():
     assert C.MAX_SEGMENTED_SIZE == _pykernels.MAX_SEGMENTED_SIZE
+    assert C.MAX_SEGMENT_COUNT == _pykernels.MAX_SEGMENT_COUNT

@@ -35,12 +35,23 @@ import struct
 from collections.abc import Sequence
 
 from tio_core.kernels._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
-from tio_core.wire import IPPROTO_TCP, IPPROTO_UDP, IPV4_DF, MAX_IP_PACKET, TCP_ACK, TCP_ECE, TCP_PSH
+from tio_core.wire import (
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV4_DF,
+    MAX_IP_PACKET,
+    TCP_ACK,
+    TCP_ECE,
+    TCP_PSH,
+    UDP_GSO_MAX_SEGMENTS_OLD,
+)
 
 # IPv6 next-header values that are extension headers (the L4 header follows later)
 IPV6_EXTENSION_HEADERS = frozenset({0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254})
 
-MAX_SEGMENTS = 64  # older kernels reject UDP GSO beyond 64 segments; used for TCP too
+# Runs are written with write_gso: at most what every kernel takes in one UDP
+# GSO write (below plan_gso_write's caps); used for TCP too.
+MAX_SEGMENTS = UDP_GSO_MAX_SEGMENTS_OLD
 TCP_MERGEABLE_FLAGS = TCP_ACK | TCP_PSH | TCP_ECE
 
 # outcome of parsing one packet

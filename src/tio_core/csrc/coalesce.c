@@ -10,10 +10,11 @@
  * checked against the buffer before use. */
 #include "tio.h"
 #include "csum.h"
+#include "wire.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
-#define MAX_SEGMENTS 64
+#define MAX_SEGMENTS TIO_UDP_GSO_MAX_SEGMENTS_OLD /* what every kernel takes in one UDP GSO write */
 #define MAX_IP_PACKET 65535
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10

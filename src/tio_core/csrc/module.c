@@ -47,6 +47,8 @@ static const struct {
     {"GSO_ECN", TIO_GSO_ECN},
     {"TCP_CSUM_OFFSET", TIO_TCP_CSUM_OFFSET},
     {"UDP_CSUM_OFFSET", TIO_UDP_CSUM_OFFSET},
+    {"UDP_GSO_MAX_SEGMENTS", TIO_UDP_GSO_MAX_SEGMENTS},
+    {"UDP_GSO_MAX_SEGMENTS_OLD", TIO_UDP_GSO_MAX_SEGMENTS_OLD},
 };
 
 static int add_wire_constants(PyObject *module)

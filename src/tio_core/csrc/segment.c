@@ -11,7 +11,11 @@
 PyObject *tio_MalformedPacket;
 static PyObject *gsoinfo_type, *no_gso, *proto_tcp, *proto_udp, *str_data, *str_gso;
 
-#define MAX_SEGMENTED_SIZE (16 << 20) /* hostile tiny gso sizes would ask for gigabytes */
+/* Hostile geometry refused (as in the pure twin, which explains the values):
+ * a tiny gso size with huge headers would ask for gigabytes, a tiny gso size
+ * alone for tens of thousands of segments. */
+#define MAX_SEGMENTED_SIZE (16 << 20)
+#define MAX_SEGMENT_COUNT 4096
 enum { PROTO_TCP = 1, PROTO_UDP = 2 };
 enum { GSO_NONE = 0, GSO_TCPV4 = 1, GSO_UDP = 3, GSO_TCPV6 = 4, GSO_UDP_L4 = 5, GSO_ECN = 0x80 };
 enum { TCP_FIN = 0x01, TCP_PSH = 0x08, TCP_CWR = 0x80 };
@@ -83,16 +87,12 @@ static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, 
         next_header = p[6];
         Py_ssize_t offset = 40;
         while (offset < cs) { /* the extension headers must end exactly at cs */
-            Py_ssize_t unit;
-            if (next_header == 44) {
-                PyErr_SetString(tio_MalformedPacket, "IPv6 fragment header in a superpacket");
+            if (next_header == 44 || next_header == 51) { /* the kernel drops superpackets behind these */
+                PyErr_Format(tio_MalformedPacket, "IPv6 %s header in a superpacket (the kernel cannot segment it)",
+                             next_header == 44 ? "fragment" : "AH");
                 return -1;
             }
-            if (next_header == 0 || next_header == 43 || next_header == 60) {
-                unit = 8;
-            } else if (next_header == 51) {
-                unit = 4;
-            } else {
+            if (next_header != 0 && next_header != 43 && next_header != 60) {
                 PyErr_Format(tio_MalformedPacket, "IPv6 next header %d at offset %zd is not an extension header",
                              next_header, offset);
                 return -1;
@@ -102,7 +102,7 @@ static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, 
                 return -1;
             }
             next_header = p[offset];
-            offset += p[offset + 1] * unit + 8;
+            offset += p[offset + 1] * 8 + 8; /* hop-by-hop, routing, destination options: 8-byte units */
         }
         if (offset != cs) {
             PyErr_Format(tio_MalformedPacket, "IPv6 extension headers end at %zd, not at csum_start %zd", offset,
@@ -137,6 +137,34 @@ static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, 
         return -1;
     }
     return end;
+}
+
+/* The segment count of a superpacket whose headers (hdr_len bytes) are
+ * valid, or -1 with MalformedPacket for geometry tio does not segment;
+ * *total gets the bytes all segments occupy. */
+static Py_ssize_t segment_count(Py_ssize_t len, int version, Py_ssize_t hdr_len, Py_ssize_t size, Py_ssize_t *total)
+{
+    Py_ssize_t payload = len - hdr_len;
+    Py_ssize_t count = payload > 0 ? (payload + size - 1) / size : 1;
+    Py_ssize_t largest = hdr_len + (size < payload ? size : payload);
+    Py_ssize_t ip_len = version == 4 ? largest : largest - 40;
+    if (ip_len > 0xFFFF) {
+        PyErr_Format(tio_MalformedPacket, "a segment would be %zd bytes, more than an IPv%d packet can hold", largest,
+                     version);
+        return -1;
+    }
+    if (count > MAX_SEGMENT_COUNT) {
+        PyErr_Format(tio_MalformedPacket, "%zd segments of %zd bytes, above the %d-segment limit", count, size,
+                     MAX_SEGMENT_COUNT);
+        return -1;
+    }
+    *total = count * hdr_len + payload;
+    if (*total > MAX_SEGMENTED_SIZE) {
+        PyErr_Format(tio_MalformedPacket, "segmenting would produce %zd bytes, above the %d-byte limit", *total,
+                     MAX_SEGMENTED_SIZE);
+        return -1;
+    }
+    return count;
 }
 
 static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
@@ -214,6 +242,9 @@ static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
                      proto_name(proto), want_offset);
         goto done;
     }
+    Py_ssize_t total; /* a read never hands out what segment() refuses */
+    if (segment_count(len, version, hdr_len, f[TIO_VNET_GSO_SIZE], &total) < 0)
+        goto done;
     /* tuple.__new__(GSOInfo, items), as GSOInfo._make does, without the
      * Python-level __new__ of the named tuple */
     PyObject *items = Py_BuildValue("(lnlO)", f[TIO_VNET_GSO_SIZE], hdr_len, cs,
@@ -297,21 +328,8 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
         goto fail;
     }
     plan->hdr_len = real;
-    Py_ssize_t payload = plan->len - real;
-    plan->count = payload > 0 ? (payload + plan->size - 1) / plan->size : 1;
-    Py_ssize_t largest = real + (plan->size < payload ? plan->size : payload);
-    Py_ssize_t ip_len = plan->version == 4 ? largest : largest - 40;
-    if (ip_len > 0xFFFF) {
-        PyErr_Format(tio_MalformedPacket, "a segment would be %zd bytes, more than an IPv%d packet can hold", largest,
-                     plan->version);
+    if ((plan->count = segment_count(plan->len, plan->version, real, plan->size, &plan->total)) < 0)
         goto fail;
-    }
-    plan->total = plan->count * real + payload;
-    if (plan->total > MAX_SEGMENTED_SIZE) {
-        PyErr_Format(tio_MalformedPacket, "segmenting would produce %zd bytes, above the %d-byte limit", plan->total,
-                     MAX_SEGMENTED_SIZE);
-        goto fail;
-    }
     status = 1;
     goto done;
 fail:
@@ -548,6 +566,8 @@ int tio_segment_init(PyObject *module)
         return -1;
     if ((str_data = PyUnicode_InternFromString("data")) == NULL ||
         (str_gso = PyUnicode_InternFromString("gso")) == NULL)
+        return -1;
+    if (PyModule_AddIntConstant(module, "MAX_SEGMENT_COUNT", MAX_SEGMENT_COUNT) < 0)
         return -1;
     return PyModule_AddIntConstant(module, "MAX_SEGMENTED_SIZE", MAX_SEGMENTED_SIZE);
 }

@@ -23,6 +23,9 @@ enum {
     TIO_TCP_ACK = 0x10, TIO_TCP_URG = 0x20, TIO_TCP_ECE = 0x40, TIO_TCP_CWR = 0x80,
 };
 
+/* what a Linux TUN takes in one GSO write: UDP_MAX_SEGMENTS, and the older kernels' value */
+enum { TIO_UDP_GSO_MAX_SEGMENTS = 128, TIO_UDP_GSO_MAX_SEGMENTS_OLD = 64 };
+
 /* virtio_net_hdr */
 #define TIO_VIRTIO_NET_HDR_LEN 10
 enum { TIO_NEEDS_CSUM = 1, TIO_DATA_VALID = 2, TIO_RSC_INFO = 4 };

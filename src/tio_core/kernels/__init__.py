@@ -39,8 +39,10 @@ segment_into(packet, out: bytearray) -> list[memoryview]
 segmented_size(packet) -> int
     Bytes all segments occupy (len(packet.data) for a plain packet).
 
-Segmenting refuses (MalformedPacket) output above MAX_SEGMENTED_SIZE bytes,
-which only hostile geometry (a tiny gso size with huge headers) reaches.
+Segmenting refuses (MalformedPacket) more than MAX_SEGMENT_COUNT segments or
+output above MAX_SEGMENTED_SIZE bytes, which only hostile geometry (a tiny gso
+size, with or without huge headers) reaches; gso_info_from_vnet refuses the
+same, so a packet read from a kernel can always be segmented.
 """
 
 from __future__ import annotations
@@ -81,5 +83,6 @@ segment_into = _impl.segment_into
 segmented_size = _impl.segmented_size
 
 MAX_SEGMENTED_SIZE = _pykernels.MAX_SEGMENTED_SIZE
+MAX_SEGMENT_COUNT = _pykernels.MAX_SEGMENT_COUNT
 
-__all__ = ["IMPLEMENTATION", "MAX_SEGMENTED_SIZE", *_FUNCTIONS]
+__all__ = ["IMPLEMENTATION", "MAX_SEGMENT_COUNT", "MAX_SEGMENTED_SIZE", *_FUNCTIONS]

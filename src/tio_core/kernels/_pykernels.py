@@ -12,6 +12,7 @@ read as big-endian words, an odd tail byte padded with zero.
 from __future__ import annotations
 
 from operator import index
+from typing import NamedTuple
 
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
@@ -37,15 +38,21 @@ from tio_core.wire import (
     VirtioNetHdr,
 )
 
-# Segmenting a hostile superpacket (tiny gso size, huge headers) could ask for
-# gigabytes; real ones need at most a few hundred KiB.
+# Hostile geometry that tio refuses to segment although a kernel might: a tiny
+# gso size with huge headers could ask for gigabytes (real superpackets need
+# at most a few hundred KiB), and a tiny gso size alone for tens of thousands
+# of segments (the kernel's own TCP sends at most 1366 per 64 KiB, at its
+# 48-byte minimum MSS; UDP GSO at most 128). Both bounds keep the work of one
+# call small, in C and in the pure twin alike.
 MAX_SEGMENTED_SIZE = 16 << 20
+MAX_SEGMENT_COUNT = 4096
 MAX_SEED = 0xFFFFFFFF
 
-# IPv6 extension headers a superpacket may carry before its TCP/UDP header,
-# with the unit of their length byte and the bytes it does not count.
-_IPV6_EXT_LEN = {0: (8, 8), 43: (8, 8), 60: (8, 8), 51: (4, 8)}  # hop-by-hop, routing, dest opts, AH
-_IPV6_FRAGMENT = 44
+# IPv6 extension headers the kernel segments behind (hop-by-hop, routing,
+# destination options); their length byte counts 8-byte units beyond the first 8.
+_IPV6_EXTENSIONS = frozenset((0, 43, 60))
+# Headers the kernel cannot segment behind: it drops such superpackets.
+_IPV6_NOT_SEGMENTABLE = {44: "fragment", 51: "AH"}
 
 _GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
 
@@ -53,7 +60,10 @@ _GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
 # -- checksums ----------------------------------------------------------------
 def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
     """data as a flat memoryview of bytes; like the C kernels, only contiguous buffers."""
-    view = memoryview(data)
+    try:
+        view = memoryview(data)
+    except TypeError:  # the C kernels' wording (PyObject_GetBuffer), not memoryview's
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
     if not view.c_contiguous:
         raise BufferError("memoryview: underlying buffer is not C-contiguous")
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
@@ -92,17 +102,16 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
     4-byte addresses give the IPv4 form (16-bit length), 16-byte addresses the
     IPv6 form (32-bit length, so jumbo lengths above 65535 are summed right).
     """
-    src = _byte_view(src)
-    dst = _byte_view(dst)
-    if len(src) != len(dst) or len(src) not in (4, 16):
-        raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src)} and {len(dst)}")
+    src_view, dst_view = _byte_view(src), _byte_view(dst)
+    if len(src_view) != len(dst_view) or len(src_view) not in (4, 16):
+        raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src_view)} and {len(dst_view)}")
     proto, l4_len = index(proto), index(l4_len)
     if not 0 <= proto <= 0xFF:
         raise ValueError(f"protocol number must be 0..255, got {proto}")
-    max_len = 0xFFFF if len(src) == 4 else 0xFFFFFFFF
+    max_len = 0xFFFF if len(src_view) == 4 else 0xFFFFFFFF
     if not 0 <= l4_len <= max_len:
-        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src) == 4 else 6} pseudo-header")
-    total = _words_sum(src) + _words_sum(dst) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
+        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src_view) == 4 else 6} pseudo-header")
+    total = _words_sum(src_view) + _words_sum(dst_view) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
     return _fold(total)
 
 
@@ -210,14 +219,15 @@ def _transport_end(view: memoryview, version: int, csum_start: int, proto: GSOPr
         next_header, offset = view[6], IPV6_HDR
         while offset < csum_start:
             # Walk the extension headers: they must end exactly at csum_start.
-            if next_header == _IPV6_FRAGMENT:
-                raise MalformedPacket("IPv6 fragment header in a superpacket")
-            if next_header not in _IPV6_EXT_LEN:
+            if next_header in _IPV6_NOT_SEGMENTABLE:
+                raise MalformedPacket(
+                    f"IPv6 {_IPV6_NOT_SEGMENTABLE[next_header]} header in a superpacket (the kernel cannot segment it)"
+                )
+            if next_header not in _IPV6_EXTENSIONS:
                 raise MalformedPacket(f"IPv6 next header {next_header} at offset {offset} is not an extension header")
-            unit, extra = _IPV6_EXT_LEN[next_header]
             if offset + 2 > size:
                 raise MalformedPacket(f"IPv6 extension header at offset {offset} is cut off")
-            next_header, offset = view[offset], offset + view[offset + 1] * unit + extra
+            next_header, offset = view[offset], offset + view[offset + 1] * 8 + 8
         if offset != csum_start:
             raise MalformedPacket(f"IPv6 extension headers end at {offset}, not at csum_start {csum_start}")
     if next_header != want:
@@ -277,14 +287,52 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
     want_offset = UDP_CSUM_OFFSET if proto == GSOProto.UDP else TCP_CSUM_OFFSET
     if csum_offset != want_offset:
         raise MalformedPacket(f"csum_offset {csum_offset} is not the {proto.name} checksum offset {want_offset}")
+    _segment_count(len(view), version, real_hdr_len, gso_size)  # a read never hands out what segment() refuses
     return GSOInfo(gso_size, real_hdr_len, csum_start, proto)
 
 
 # -- segmentation ---------------------------------------------------------------
-def _plan(packet: Packet) -> tuple[memoryview, int, int]:
-    """Validate a superpacket; return (bytes, IP version, segment count)."""
-    view = _byte_view(packet.data)
-    size, hdr_len, csum_start, proto = (index(value) for value in packet.gso)
+def _segment_count(length: int, version: int, hdr_len: int, size: int) -> int:
+    """Segments of a superpacket with valid headers; MalformedPacket for geometry tio does not segment."""
+    payload = length - hdr_len
+    count = max(1, -(-payload // size))
+    largest = hdr_len + min(size, payload)
+    ip_len = largest if version == 4 else largest - IPV6_HDR
+    if ip_len > 0xFFFF:
+        raise MalformedPacket(f"a segment would be {largest} bytes, more than an IPv{version} packet can hold")
+    if count > MAX_SEGMENT_COUNT:
+        raise MalformedPacket(f"{count} segments of {size} bytes, above the {MAX_SEGMENT_COUNT}-segment limit")
+    if count * hdr_len + payload > MAX_SEGMENTED_SIZE:
+        raise MalformedPacket(
+            f"segmenting would produce {count * hdr_len + payload} bytes, above the {MAX_SEGMENTED_SIZE}-byte limit"
+        )
+    return count
+
+
+class _Plan(NamedTuple):
+    view: memoryview
+    version: int
+    segments: int
+    size: int
+    hdr_len: int
+    csum_start: int
+    proto: GSOProto
+
+
+def _plan(packet: Packet) -> _Plan | None:
+    """Validate a superpacket and lay out its segments; None for a plain packet.
+
+    Reads the packet in the C kernels' order: data, then gso (any sequence of
+    four ints: a GSOInfo or a plain tuple); a gso size <= 0 means plain.
+    """
+    data, gso = packet.data, tuple(packet.gso)
+    if len(gso) != 4:
+        raise TypeError(f"GSOInfo must have 4 fields, got {len(gso)}")
+    size = index(gso[0])
+    if size <= 0:
+        return None
+    view = _byte_view(data)
+    hdr_len, csum_start, proto = (index(value) for value in gso[1:])
     if proto not in (GSOProto.TCP, GSOProto.UDP):
         raise MalformedPacket(f"superpacket GSOInfo proto must be TCP or UDP, got {proto}")
     if size > 0xFFFF:
@@ -292,28 +340,20 @@ def _plan(packet: Packet) -> tuple[memoryview, int, int]:
     if not 0 <= csum_start <= 0xFFFF or not 0 <= hdr_len <= 0xFFFF:
         raise MalformedPacket(f"GSOInfo hdr_len {hdr_len} / csum_start {csum_start} must be 0..65535")
     version = _ip_version(view)
-    real_hdr_len = _transport_end(view, version, csum_start, GSOProto(proto))
+    proto = GSOProto(proto)
+    real_hdr_len = _transport_end(view, version, csum_start, proto)
     if hdr_len != real_hdr_len:
         raise MalformedPacket(f"GSOInfo hdr_len {hdr_len} does not match the packet headers ({real_hdr_len})")
-    payload = len(view) - hdr_len
-    count = max(1, -(-payload // size))
-    largest = hdr_len + min(size, payload)
-    ip_len = largest if version == 4 else largest - IPV6_HDR
-    if ip_len > 0xFFFF:
-        raise MalformedPacket(f"a segment would be {largest} bytes, more than an IPv{version} packet can hold")
-    if count * hdr_len + payload > MAX_SEGMENTED_SIZE:
-        raise MalformedPacket(
-            f"segmenting would produce {count * hdr_len + payload} bytes, above the {MAX_SEGMENTED_SIZE}-byte limit"
-        )
-    return view, version, count
+    count = _segment_count(len(view), version, hdr_len, size)
+    return _Plan(view, version, count, size, hdr_len, csum_start, proto)
 
 
 def segmented_size(packet: Packet) -> int:
     """Bytes the segments of ``packet`` occupy (len(packet.data) for a plain packet)."""
-    if not packet.gso.is_superpacket:
+    plan = _plan(packet)
+    if plan is None:
         return len(packet.data)
-    view, _version, count = _plan(packet)
-    return count * packet.gso.hdr_len + len(view) - packet.gso.hdr_len
+    return plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len
 
 
 def segment(packet: Packet) -> list[memoryview]:
@@ -322,9 +362,29 @@ def segment(packet: Packet) -> list[memoryview]:
     The views own that buffer between them, so they stay valid as long as they
     are referenced. A plain packet gives [packet.data] unchanged.
     """
-    if not packet.gso.is_superpacket:
+    plan = _plan(packet)
+    if plan is None:
         return [packet.data]
-    return segment_into(packet, bytearray(segmented_size(packet)))
+    return _segment_plan(plan, bytearray(plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len))
+
+
+def _overlaps(view: memoryview, out: bytearray) -> bool:
+    """Whether view's memory lies (partly) inside out's, whichever object exports it.
+
+    Python shows no buffer addresses, so out is probed: every byte of it is
+    flipped, and view changed iff they share memory; then it is flipped back.
+    """
+    if not out or not view.nbytes:
+        return False
+    before = view.tobytes()
+    out[:] = out.translate(_FLIP)
+    try:
+        return view.tobytes() != before
+    finally:
+        out[:] = out.translate(_FLIP)
+
+
+_FLIP = bytes(b ^ 0xFF for b in range(256))
 
 
 def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
@@ -337,15 +397,20 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
     """
     if not isinstance(out, bytearray):
         raise TypeError(f"segment_into needs a bytearray, got {type(out).__name__}")
-    if not packet.gso.is_superpacket:
+    plan = _plan(packet)
+    if plan is None:
         return [packet.data]
-    view, version, count = _plan(packet)
-    size, hdr_len, csum_start, proto = packet.gso
-    if view.obj is out:
+    if _overlaps(plan.view, out):
         raise ValueError("segment_into: the packet's bytes live in the output buffer")
-    need = count * hdr_len + len(view) - hdr_len
+    need = plan.segments * plan.hdr_len + len(plan.view) - plan.hdr_len
     if len(out) < need:
         out.extend(bytes(need - len(out)))
+    return _segment_plan(plan, out)
+
+
+def _segment_plan(plan: _Plan, out: bytearray) -> list[memoryview]:
+    """Write the segments of a validated plan back to back at the start of ``out`` (long enough)."""
+    view, version, count, size, hdr_len, csum_start, proto = plan  # count: the number of segments
     dest = memoryview(out)
     if version == 4:
         src, dst = view[12:16], view[16:20]
@@ -353,14 +418,14 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
     else:
         src, dst = view[8:24], view[24:40]
     addr_sum = _words_sum(src) + _words_sum(dst)
-    proto_number = PROTO_NUMBER[GSOProto(proto)]
+    proto_number = PROTO_NUMBER[proto]
     is_tcp = proto == GSOProto.TCP
     if is_tcp:
         first_seq = int.from_bytes(view[csum_start + 4 : csum_start + 8], "big")
     segments = []
     offset = 0
-    for index in range(count):
-        start = hdr_len + index * size
+    for number in range(count):
+        start = hdr_len + number * size
         chunk = view[start : min(start + size, len(view))]
         seg_len = hdr_len + len(chunk)
         seg = dest[offset : offset + seg_len]
@@ -368,17 +433,17 @@ def segment_into(packet: Packet, out: bytearray) -> list[memoryview]:
         seg[hdr_len:] = chunk
         if version == 4:
             seg[2:4] = seg_len.to_bytes(2, "big")
-            seg[4:6] = ((first_id + index) & 0xFFFF).to_bytes(2, "big")
+            seg[4:6] = ((first_id + number) & 0xFFFF).to_bytes(2, "big")
             seg[10:12] = ipv4_header_checksum(seg).to_bytes(2, "big")
         else:
             seg[4:6] = (seg_len - IPV6_HDR).to_bytes(2, "big")
         l4_len = seg_len - csum_start
         if is_tcp:
-            seg[csum_start + 4 : csum_start + 8] = ((first_seq + index * size) & 0xFFFFFFFF).to_bytes(4, "big")
+            seg[csum_start + 4 : csum_start + 8] = ((first_seq + number * size) & 0xFFFFFFFF).to_bytes(4, "big")
             flags = seg[csum_start + 13]
-            if index != count - 1:
+            if number != count - 1:
                 flags &= ~(TCP_FIN | TCP_PSH)
-            if index != 0:
+            if number != 0:
                 flags &= ~TCP_CWR
             seg[csum_start + 13] = flags
             field = csum_start + TCP_CSUM_OFFSET

@@ -3,12 +3,20 @@
 plan_gso_write() checks the pieces before any syscall and computes the
 virtio_net_hdr the kernel expects; assemble_superpacket() joins them into
 the Packet a kernel would see, for backends that segment in userspace.
+
+The checks are the kernel's rules for a GSO write (a write that passes them
+is one a Linux TUN accepts, so an EINVAL for it is a kernel fault) plus
+agreement between the pieces, which the kernel does not check but then drops
+or mangles the packets: the IP header's protocol (or IPv6 extension chain)
+leads to ``proto``, its IHL matches len(ip_hdr), the TCP data offset matches
+len(transport_hdr) and a UDP header is 8 bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tio_core import kernels
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
 from tio_core.wire import (
@@ -19,14 +27,19 @@ from tio_core.wire import (
     MAX_IP_PACKET,
     NEEDS_CSUM,
     TCP_CWR,
+    TCP_DATA_OFFSET,
     TCP_FLAGS,
     TCP_MIN_HDR,
+    UDP_GSO_MAX_SEGMENTS,
     UDP_HDR,
     VirtioNetHdr,
     gso_type_for,
 )
 
 MAX_GSO_FRAGMENTS = 250  # stays far below the kernel's 1024-entry writev limit
+# The most segments one write_gso may carry: for UDP what the kernel takes,
+# for TCP (no kernel limit) the writev budget.
+MAX_GSO_SEGMENTS = {GSOProto.TCP: MAX_GSO_FRAGMENTS, GSOProto.UDP: UDP_GSO_MAX_SEGMENTS}
 
 
 def check_write_size(data: Buffer, what: str = "write") -> int:
@@ -48,6 +61,36 @@ def plan_gso_write(
     """
     if not payloads:
         return None
+    version = _check_headers(ip_hdr, transport_hdr, proto)
+    # Sizes are checked in bulk (this runs on every GSO write); the loop
+    # below runs only to name the first bad fragment.
+    sizes = list(map(len, payloads))
+    gso_size, last = sizes[0], sizes[-1]
+    if not (0 < last <= gso_size and sizes[:-1].count(gso_size) == len(sizes) - 1):
+        for index, size in enumerate(sizes):
+            if size == 0:
+                raise GSOGeometryError(f"write_gso: fragment {index} is empty")
+            if size > gso_size or (size < gso_size and index != len(sizes) - 1):
+                raise GSOGeometryError(
+                    f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
+                )
+    return _plan(ip_hdr, transport_hdr, proto, version, len(sizes), gso_size, sum(sizes))
+
+
+def plan_even_gso_write(
+    ip_hdr: Buffer, transport_hdr: Buffer, payload_bytes: int, gso_size: int, proto: GSOProto
+) -> VirtioNetHdr:
+    """plan_gso_write for ``payload_bytes`` cut in ``gso_size`` fragments (the last may be shorter).
+
+    The same checks in constant time, for a payload that is one contiguous
+    span (tio_linux's EvenFragments); both sizes must be positive.
+    """
+    version = _check_headers(ip_hdr, transport_hdr, proto)
+    return _plan(ip_hdr, transport_hdr, proto, version, -(-payload_bytes // gso_size), gso_size, payload_bytes)
+
+
+def _check_headers(ip_hdr: Buffer, transport_hdr: Buffer, proto: GSOProto) -> int:
+    """The IP version, once the headers are complete and agree with each other and with proto."""
     if proto == GSOProto.TCP:
         min_l4 = TCP_MIN_HDR
     elif proto == GSOProto.UDP:
@@ -65,27 +108,42 @@ def plan_gso_write(
         raise GSOGeometryError(f"write_gso: IP version must be 4 or 6, got {version}")
     if len(ip_hdr) < min_ip:
         raise GSOGeometryError(f"write_gso: IPv{version} header is {len(ip_hdr)} bytes, needs at least {min_ip}")
-    if len(payloads) > MAX_GSO_FRAGMENTS:
-        raise GSOGeometryError(f"write_gso: {len(payloads)} fragments, at most {MAX_GSO_FRAGMENTS}")
-    # Sizes are checked in bulk (this runs on every GSO write); the loop
-    # below runs only to name the first bad fragment.
-    sizes = list(map(len, payloads))
-    gso_size, last = sizes[0], sizes[-1]
-    if not (0 < last <= gso_size and sizes[:-1].count(gso_size) == len(sizes) - 1):
-        for index, size in enumerate(sizes):
-            if size == 0:
-                raise GSOGeometryError(f"write_gso: fragment {index} is empty")
-            if size > gso_size or (size < gso_size and index != len(sizes) - 1):
-                raise GSOGeometryError(
-                    f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
-                )
-    total_payload = sum(sizes)
-    hdr_len = len(ip_hdr) + len(transport_hdr)
-    if hdr_len + total_payload > MAX_IP_PACKET:
+    if version == 4 and (ip_hdr[0] & 0x0F) * 4 != len(ip_hdr):
         raise GSOGeometryError(
-            f"write_gso: superpacket would be {hdr_len + total_payload} bytes, at most {MAX_IP_PACKET}"
+            f"write_gso: IPv4 IHL says {(ip_hdr[0] & 0x0F) * 4} header bytes, ip_hdr has {len(ip_hdr)}"
         )
-    if len(payloads) == 1:
+    if proto == GSOProto.TCP:
+        doff = (transport_hdr[TCP_DATA_OFFSET] >> 4) * 4
+        if doff != len(transport_hdr):
+            raise GSOGeometryError(
+                f"write_gso: TCP data offset says {doff} header bytes, transport_hdr has {len(transport_hdr)}"
+            )
+    elif len(transport_hdr) != UDP_HDR:
+        raise GSOGeometryError(f"write_gso: UDP header is {len(transport_hdr)} bytes, must be {UDP_HDR}")
+    # The rest (protocol number, IPv6 extension chain, fragments) as a read from the kernel is checked.
+    headers = b"".join((ip_hdr, transport_hdr))
+    vnet = (NEEDS_CSUM, gso_type_for(proto, version), len(headers), 1, len(ip_hdr), CSUM_OFFSET[proto])
+    try:
+        kernels.gso_info_from_vnet(vnet, headers)
+    except MalformedPacket as exc:
+        raise GSOGeometryError(f"write_gso: {exc}") from None
+    return version
+
+
+def _plan(
+    ip_hdr: Buffer, transport_hdr: Buffer, proto: GSOProto, version: int, count: int, gso_size: int, payload: int
+) -> VirtioNetHdr:
+    """The virtio_net_hdr of a write_gso whose headers passed _check_headers: count and size limits."""
+    if count > MAX_GSO_SEGMENTS[proto]:
+        if proto == GSOProto.UDP:
+            raise GSOGeometryError(
+                f"write_gso: {count} fragments, the kernel takes at most {UDP_GSO_MAX_SEGMENTS} UDP segments"
+            )
+        raise GSOGeometryError(f"write_gso: {count} fragments, at most {MAX_GSO_FRAGMENTS}")
+    hdr_len = len(ip_hdr) + len(transport_hdr)
+    if hdr_len + payload > MAX_IP_PACKET:
+        raise GSOGeometryError(f"write_gso: superpacket would be {hdr_len + payload} bytes, at most {MAX_IP_PACKET}")
+    if count == 1:
         gso_type, gso_size = GSO_NONE, 0
     else:
         ecn = proto == GSOProto.TCP and bool(transport_hdr[TCP_FLAGS] & TCP_CWR)

@@ -6,7 +6,9 @@ unchanged), building ~45 slices, validating them one by one and handing
 ~45 iovecs to the kernel costs more than the forwarding itself. An
 EvenFragments is a real Sequence of memoryview slices, so every GSOWriter
 accepts it, but VnetQueue.write_gso recognises it and writes the span as
-one iovec after validating its geometry in constant time.
+one iovec after validating its geometry in constant time
+(tio_core.kernels.gso_write.plan_even_gso_write: the same checks as
+plan_gso_write, which every backend uses).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from collections.abc import Sequence
 
 from tio_core.contract import Buffer
 from tio_core.errors import GSOGeometryError
-from tio_core.kernels.gso_write import MAX_GSO_FRAGMENTS
-from tio_core.wire import MAX_IP_PACKET
 
 
 class EvenFragments(Sequence):
@@ -44,18 +44,3 @@ class EvenFragments(Sequence):
         if not 0 <= index < self._count:
             raise IndexError("fragment index out of range")
         return self.span[index * self.size : (index + 1) * self.size]
-
-    def representatives(self) -> list[memoryview]:
-        """First and last fragment: together they show the whole geometry to plan_gso_write."""
-        span, size = self.span, self.size
-        if self._count == 1:
-            return [span]
-        return [span[:size], span[(self._count - 1) * size :]]
-
-    def check_bounds(self, header_bytes: int) -> None:
-        """What plan_gso_write cannot see from the representatives: count and total size."""
-        if self._count > MAX_GSO_FRAGMENTS:
-            raise GSOGeometryError(f"write_gso: {self._count} fragments, at most {MAX_GSO_FRAGMENTS}")
-        total = header_bytes + self.span.nbytes
-        if total > MAX_IP_PACKET:
-            raise GSOGeometryError(f"write_gso: superpacket would be {total} bytes, at most {MAX_IP_PACKET}")

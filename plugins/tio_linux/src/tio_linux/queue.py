@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from tio_core import kernels
 from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
-from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_gso_write
+from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_even_gso_write, plan_gso_write
 from tio_core.wire import (
     GSO_NONE,
     GSO_TCPV4,
@@ -31,6 +31,8 @@ from tio_core.wire import (
     GSO_UDP_L4,
     NEEDS_CSUM,
     PLAIN_HDR_BYTES,
+    UDP_GSO_MAX_SEGMENTS,
+    UDP_GSO_MAX_SEGMENTS_OLD,
     VIRTIO_NET_HDR_LEN,
     VirtioNetHdr,
 )
@@ -64,6 +66,7 @@ class SetState:
         self.mask = mask  # the TUNSETOFFLOAD mask the kernel granted; replayed on added queues
         self.wanted = wanted  # what the options and kill switches allow, for a vnet fd added to a plain set
         self.gso_disabled = False  # set after the kernel wrongly refused a valid GSO write
+        self.udp_max_segments = UDP_GSO_MAX_SEGMENTS  # lowered on a kernel with the older, smaller limit
         self.gso_fallbacks = 0
 
     def capabilities(self) -> Capabilities:
@@ -323,10 +326,11 @@ class VnetQueue(TunQueue):
         payloads: Sequence[Buffer],
         proto: GSOProto,
     ) -> None:
+        self._check_open()  # a closed queue says so, whatever the pieces
+        vhdr: VirtioNetHdr | None
         if type(payloads) is EvenFragments:
             # one contiguous span: validated in constant time, written as one iovec
-            vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads.representatives(), proto)
-            payloads.check_bounds(vhdr.hdr_len)
+            vhdr = plan_even_gso_write(ip_hdr, transport_hdr, payloads.span.nbytes, payloads.size, proto)
             body: Sequence[Buffer] = (payloads.span,)
         else:
             vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
@@ -334,7 +338,8 @@ class VnetQueue(TunQueue):
                 return
             body = payloads
         segmented = vhdr.gso_type != GSO_NONE
-        if segmented and self._state.gso_disabled:
+        state = self._state
+        if segmented and (state.gso_disabled or (proto == GSOProto.UDP and len(payloads) > state.udp_max_segments)):
             self._write_segments(ip_hdr, transport_hdr, payloads, proto)
             return
         try:
@@ -342,10 +347,25 @@ class VnetQueue(TunQueue):
         except MalformedPacket:
             if not segmented:
                 raise
-            # Some kernels (5.x / 6.1 stable regressions) refuse valid GSO
-            # writes: deliver this one as segments and stop offering GSO.
-            self._disable_gso()
+            # plan_gso_write let only writes through that the kernel takes, so
+            # EINVAL means a kernel that differs: deliver this one as segments.
+            if proto == GSOProto.UDP and len(payloads) > UDP_GSO_MAX_SEGMENTS_OLD:
+                self._lower_udp_limit()  # an older kernel's UDP segment limit
+            else:
+                self._disable_gso()  # the 5.x / 6.1 stable regression that refuses valid GSO writes
             self._write_segments(ip_hdr, transport_hdr, payloads, proto)
+
+    def _lower_udp_limit(self) -> None:
+        state = self._state
+        state.gso_fallbacks += 1
+        if state.udp_max_segments > UDP_GSO_MAX_SEGMENTS_OLD:
+            state.udp_max_segments = UDP_GSO_MAX_SEGMENTS_OLD
+            log.info(
+                "the kernel takes at most %d UDP segments per GSO write on %s; larger UDP writes are segmented "
+                "in userspace, USO stays on",
+                UDP_GSO_MAX_SEGMENTS_OLD,
+                self.name,
+            )
 
     def _disable_gso(self) -> None:
         state = self._state

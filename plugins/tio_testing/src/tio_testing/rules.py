@@ -93,7 +93,9 @@ WRITE_GSO_GEOMETRY = Rule(
     "write_gso refuses geometry the contract forbids with tio_core.GSOGeometryError (a TioError and a "
     "ValueError) before emitting anything: proto not TCP/UDP, short IP or L4 header, IP version not 4/6, "
     "an empty fragment, a fragment larger than the first or a short one before the last, more than 250 "
-    "fragments, a superpacket over 65535 bytes",
+    "fragments (128 for UDP, the kernel's limit), a superpacket over 65535 bytes, and pieces that disagree: "
+    "an IP protocol other than proto, an IHL other than the IP header's length, a TCP data offset other "
+    "than the TCP header's length, a UDP header other than 8 bytes",
 )
 WRITE_GSO_EMPTY = Rule(
     "write-gso-empty",
@@ -111,7 +113,7 @@ CLOSE_IDEMPOTENT = Rule(
 )
 CLOSED_QUEUE_REFUSES = Rule(
     "closed-queue-refuses",
-    "after close(), read(), write() and write_gso() raise tio_core.QueueClosed",
+    "after close(), read(), write() and write_gso() raise tio_core.QueueClosed, write_gso whatever its arguments",
 )
 SET_CLOSE_CLOSES_QUEUES = Rule(
     "set-close-closes-queues",

@@ -147,7 +147,38 @@ GEOMETRY_CASES: dict[str, Callable[[bytes, bytes, list[bytes]], tuple[Any, ...]]
     ),
     "251 fragments": lambda ip, l4, good: (ip, l4, [b"x"] * 251, GSOProto.TCP),
     "a 90,000-byte superpacket": lambda ip, l4, good: (ip, l4, [b"x" * 30000] * 3, GSOProto.TCP),
+    # pieces the kernel refuses, or takes silently and then drops or mangles
+    "129 UDP fragments": lambda ip, l4, good: (*gso_pieces(4, GSOProto.UDP, good), [b"x"] * 129, GSOProto.UDP),
+    "a UDP IP header with proto TCP": lambda ip, l4, good: (
+        gso_pieces(4, GSOProto.UDP, good)[0],
+        l4,
+        good,
+        GSOProto.TCP,
+    ),
+    "an IHL that disagrees with the IP header": lambda ip, l4, good: (b"\x46" + ip[1:], l4, good, GSOProto.TCP),
+    "a TCP data offset that disagrees": lambda ip, l4, good: (ip, l4[:12] + b"\x60" + l4[13:], good, GSOProto.TCP),
+    "a 12-byte UDP header": lambda ip, l4, good: (
+        gso_pieces(4, GSOProto.UDP, good)[0],
+        gso_pieces(4, GSOProto.UDP, good)[1] + bytes(4),
+        good,
+        GSOProto.UDP,
+    ),
 }
+
+
+def closed_write_gso_calls() -> dict[str, tuple[Any, ...]]:
+    """write_gso arguments of every shape: valid, a no-op, and forbidden ones (a closed queue refuses all)."""
+    payloads = [b"p" * 100, b"q" * 100]
+    ip, l4 = gso_pieces(4, GSOProto.UDP, payloads)
+    return {
+        "valid pieces": (ip, l4, payloads, GSOProto.UDP),
+        "no payloads": (ip, l4, [], GSOProto.UDP),
+        "proto GSOProto.NONE": (ip, l4, payloads, GSOProto.NONE),
+        "empty headers": (b"", b"", payloads, GSOProto.TCP),
+        "pieces that disagree": (ip, l4, payloads, GSOProto.TCP),
+        "unequal fragments": (ip, l4, [b"p" * 100, b"q" * 120], GSOProto.UDP),
+        "300 fragments": (ip, l4, [b"p"] * 300, GSOProto.UDP),
+    }
 
 
 class ContractSuite:
@@ -463,17 +494,14 @@ class ContractSuite:
         expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "read() on a closed queue", queue.read)
         expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "write() on a closed queue", queue.write, packet)
         if isinstance(queue, GSOWriter):
-            payloads = [b"p" * 100, b"q" * 100]
-            pieces = gso_pieces(4, GSOProto.UDP, payloads)
-            expect_raises(
-                QueueClosed,
-                rules.CLOSED_QUEUE_REFUSES,
-                "write_gso() on a closed queue",
-                queue.write_gso,
-                *pieces,
-                payloads,
-                GSOProto.UDP,
-            )
+            for shape, args in closed_write_gso_calls().items():
+                expect_raises(
+                    QueueClosed,
+                    rules.CLOSED_QUEUE_REFUSES,
+                    f"write_gso() with {shape} on a closed queue",
+                    queue.write_gso,
+                    *args,
+                )
         qs.close()
         try:
             qs.close()
@@ -491,6 +519,15 @@ class ContractSuite:
             what = f"queue {index} after QueueSet.close():"
             expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} read()", queue.read)
             expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} write()", queue.write, packet)
+            if isinstance(queue, GSOWriter):
+                for shape, args in closed_write_gso_calls().items():
+                    expect_raises(
+                        QueueClosed,
+                        rules.SET_CLOSE_CLOSES_QUEUES,
+                        f"{what} write_gso() with {shape}",
+                        queue.write_gso,
+                        *args,
+                    )
 
     def test_context_manager_closes_queues(self, open_set: SetOpener) -> None:
         packet = inbound_packets(1)[0]
