@@ -9,8 +9,8 @@ forwarders measured (examples/tun_bridge.py and tio forward).
 
 import sys
 
-from tio_core.bench import format_table
+from tio_core.cli.output import figure_table
 from tio_linux.bench import run
 
 if __name__ == "__main__":
-    print(format_table(run(quick="--quick" in sys.argv[1:])))
+    print(figure_table(run(quick="--quick" in sys.argv[1:])))

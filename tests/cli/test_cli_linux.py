@@ -42,11 +42,12 @@ def test_info_reports_tso_and_uso(tio_netns):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     info = json.loads(out)
-    assert info["backend"] == "linux" and info["queues"] == 1
-    assert info["queue 0"].startswith("tso=True uso=True")
-    assert info["vnet header"] == "10 bytes"
-    assert info["offload mask"] == "0x6f (CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6)"
-    assert info["mtu"] == 1500
+    assert info["backend"] == "linux"
+    assert info["queues"] == [{"index": 0, "tso": True, "uso": True, "write_gso": {"tcp": True, "udp": True}}]
+    device = info["device"]
+    assert device["vnet_header_bytes"] == 10 and device["mtu"] == 1500 and device["gso_fallbacks"] == 0
+    assert device["offload_mask"] == 0x6F
+    assert device["offloads"] == ["CSUM", "TSO4", "TSO6", "TSO_ECN", "USO4", "USO6"]
 
 
 def test_info_on_a_plain_device(tio_netns):
@@ -54,8 +55,9 @@ def test_info_on_a_plain_device(tio_netns):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     info = json.loads(out)
-    assert info["vnet header"] == "none (plain packets)" and info["mtu"] == 9000
-    assert info["queue 0"].startswith("tso=False uso=False write_gso tcp=False")
+    assert info["device"]["vnet_header_bytes"] == 0 and info["device"]["mtu"] == 9000
+    assert info["device"]["offload_mask"] == 0 and info["device"]["offloads"] == []
+    assert info["queues"] == [{"index": 0, "tso": False, "uso": False, "write_gso": {"tcp": False, "udp": False}}]
 
 
 def test_replay_into_a_tun_reaches_a_socket(tio_netns, tmp_path):

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.root
 if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
     pytest.skip("needs root and /dev/net/tun", allow_module_level=True)
 tio_linux = pytest.importorskip("tio_linux.backend")
-from tests.linux.conftest import open_in_ns  # noqa: E402,F401  (fixture: a TUN in a fresh namespace)
 
 
 def ip_df(**kw):

@@ -33,7 +33,7 @@ def test_backends_lists_installed_and_broken_plugins(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     env.pop("TIO_PLUGINS", None)
     result = run_tio("backends", "-v", env=env)
-    assert result.returncode == 0
+    assert result.returncode == 1, "tio backends exits 1 when a plugin failed to load (README, --help)"
     assert result.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "DISTRIBUTION", "VERSION"]
     assert any(
         line.split()[0] == "loop" and line.split()[-2:] == ["tio-loop", "1.2.3"]

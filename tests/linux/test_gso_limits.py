@@ -16,7 +16,7 @@ import socket
 
 import pytest
 
-from tests.linux.packets import udp_gso
+from tests.support.packets import udp_gso
 from tio_core.contract import Capabilities, GSOProto
 from tio_core.errors import GSOGeometryError, QueueClosed
 from tio_core.wire import GSO_NONE, UDP_GSO_MAX_SEGMENTS, UDP_GSO_MAX_SEGMENTS_OLD, VirtioNetHdr

@@ -13,7 +13,7 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
-from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
+from tests.support.packets import checksums_valid, parse, tcp_gso, udp_gso
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket

@@ -325,7 +325,7 @@ def test_write_to_a_down_interface_is_a_typed_error(open_in_ns):
     from tio_linux.errors import InterfaceDownError
 
     _, qset = open_in_ns()  # created but not up
-    from tests.linux.packets import IP, UDP
+    from scapy.layers.inet import IP, UDP
 
     with pytest.raises(InterfaceDownError, match="down") as info:
         qset.queues()[0].write(bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP(dport=9) / b"x"))

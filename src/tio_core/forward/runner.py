@@ -13,8 +13,8 @@ units live:
   process: a capture file being written, in-memory fakes).
 
 The run ends when every forward unit has ended (its source ended or closed,
-or the packet limit is spent), when a unit fails or a worker dies, or on
-SIGINT/SIGTERM (handled while the run lasts, when it runs in the main
+or the packet limit is spent), after ``duration`` seconds, when a unit fails
+or a worker dies, or on SIGINT/SIGTERM (handled while the run lasts, when it runs in the main
 thread). Stopping is bounded: a unit gets STOP_GRACE seconds to finish the
 batch it is forwarding; a unit blocked in its source's read() has no batch
 in flight, so it is left behind at once (its thread or process is ended
@@ -70,6 +70,7 @@ class RunOptions:
     both_ways: bool = False
     limit: int | None = None  # packets read from the source, all forward units together
     workers: int = 1  # source queues driven, one unit per queue and direction
+    duration: float | None = None  # seconds; then the run stops as at the end of its source
     processes: bool | None = None  # None: processes when useful and both sets are process_safe
 
 
@@ -309,7 +310,7 @@ class _Stop:
     def __init__(self) -> None:
         self.flag = StopFlag()
         self.signal: str | None = None
-        self.at: float | None = None
+        self.deadline: float | None = None  # end of the run's duration (not an interrupt)
 
     def request(self, signame: str | None = None) -> None:
         if self.signal is None and signame is not None:
@@ -352,6 +353,7 @@ def run_forward(
     budget = PacketBudget(options.limit) if options.limit is not None else None
     halt = _Stop()
     started = time.monotonic()
+    halt.deadline = None if options.duration is None else started + options.duration
     with _signals_stop(halt):
         if processes:
             result = _supervise_processes(specs, options, budget, halt, on_progress, stop)
@@ -367,9 +369,14 @@ def run_forward(
 
 
 def _should_stop(halt: _Stop, stop: Any) -> bool:
+    """True when a signal or the caller asked the run to stop (an interrupt)."""
     if stop is not None and stop.is_set():
         halt.request()
     return halt.flag.is_set()
+
+
+def _duration_over(halt: _Stop) -> bool:
+    return halt.deadline is not None and time.monotonic() >= halt.deadline
 
 
 def _supervise_threads(
@@ -391,6 +398,8 @@ def _supervise_threads(
             interrupted = True
             break
         if any(u.error for u in units) or all(u.finished for u in units if u.spec.direction == FORWARD):
+            break
+        if _duration_over(halt):
             break
         wake.wait(_TICK)
         wake.clear()
@@ -434,7 +443,7 @@ def _supervise_processes(
                 unit.receive()
         if any(u.died or (u.outcome and u.outcome.error) for u in units):
             break
-        if all(u.over for u in units if u.spec.direction == FORWARD):
+        if all(u.over for u in units if u.spec.direction == FORWARD) or _duration_over(halt):
             break
         if on_progress is not None and time.monotonic() >= next_progress:
             on_progress(_merged([u.last.copy() for u in units if u.spec.direction == FORWARD]))
