@@ -16,7 +16,7 @@ import pytest
 
 from tests.coalesce.helpers import tcp_stream, udp4
 from tests.forward.sinks import PlainSink, ScriptedSink
-from tests.kernels.packets import superpacket
+from tests.support.packets import superpacket
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet, supports_gso
 from tio_core.errors import QueueClosed

@@ -14,19 +14,20 @@ import socket
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from tests.linux.conftest import SKIP_REASON, open_in_ns  # noqa: F401 (fixture)
-from tests.linux.packets import udp_gso
+from tests.support.packets import udp_gso
 from tio_core.aio import AsyncQueue
 from tio_core.contract import GSOProto, NonBlockingGSOWriter, NonBlockingWriter
 from tio_core.errors import QueueClosed
+from tio_linux.netns import why_unavailable
 
+SKIP_REASON = why_unavailable()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
 LOCAL, PEER = "198.18.0.1", "198.18.0.2"
 
 
 @pytest.fixture(params=[True, False], ids=["vnet", "plain"])
-def linked(request, open_in_ns):  # noqa: F811
+def linked(request, open_in_ns):
     ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=request.param)
     sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((LOCAL, 5000))
