@@ -36,7 +36,8 @@ import time
 from scapy.layers.inet import IP, UDP
 
 from tio_core.aio import AsyncQueue
-from tio_core.bench import Figure, format_table
+from tio_core.bench import Figure
+from tio_core.cli.output import figure_table
 from tio_core.contract import Buffer, Packet, Queue
 from tio_linux.backend import open_linux
 
@@ -186,4 +187,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    print(format_table(run(quick="--quick" in sys.argv[1:])))
+    print(figure_table(run(quick="--quick" in sys.argv[1:])))
