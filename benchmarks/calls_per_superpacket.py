@@ -71,7 +71,7 @@ def measure(kind: str, megabytes: int) -> None:
         for thread in threads:
             thread.join(10)
         stats = box["stats"]
-        superpackets = data.stats.superpackets if kind == "forward" else None
+        superpackets = data.stats.superpackets_read if kind == "forward" else None
         reads = stats.stats.get(next(k for k in stats.stats if k[2] == "read" and "queue.py" in k[0]), (0, 0))[1]
         print(f"{kind}: {stats.total_calls} calls, {reads} queue reads, superpackets {superpackets}, {megabytes} MB")
         if superpackets:

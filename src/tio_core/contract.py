@@ -110,9 +110,16 @@ class Queue(abc.ABC):
 
 
 class QueueSet(abc.ABC):
-    """Holds one or many queues and closes them in an orderly way."""
+    """Holds one or many queues and closes them in an orderly way.
+
+    process_safe: True when the queues may be driven from forked processes
+    (their state is in the kernel, e.g. TUN fds), so a runner can give each
+    queue and direction its own process; False (default) when reads or
+    writes change state in this process (a file being written, memory).
+    """
 
     _closed: bool = False
+    process_safe: bool = False
 
     @abc.abstractmethod
     def queues(self) -> list[Queue]:

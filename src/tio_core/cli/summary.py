@@ -20,21 +20,20 @@ if TYPE_CHECKING:
 
 # Source options under which superpackets are inferred from a capture (it holds no offload metadata).
 INFERENCE_OPTIONS = ("gso_mtu", "mss")
-MALFORMED_SUPERPACKET = "malformed superpacket"
 
 
 def direction(stats: ForwardStats) -> dict[str, Any]:
     """The counters of one direction, with what follows from them."""
-    malformed = sum(n for reason, n in stats.drops.items() if reason.startswith(MALFORMED_SUPERPACKET))
+    malformed = stats.superpackets_read - stats.superpackets_segmented - stats.superpackets_passed_through
     active = stats.active
     return {
         "packets_read": stats.packets_read,
         "bytes_read": stats.bytes_read,
         "wire_packets_in": stats.wire_packets_in,
         "superpackets": {
-            "read": stats.superpackets,
-            "segmented": stats.superpackets - stats.superpackets_passed - malformed,
-            "passed_through": stats.superpackets_passed,
+            "read": stats.superpackets_read,
+            "segmented": stats.superpackets_segmented,
+            "passed_through": stats.superpackets_passed_through,
             "malformed": malformed,
             "wire_packets": stats.segments_from_superpackets,
         },
@@ -49,6 +48,7 @@ def direction(stats: ForwardStats) -> dict[str, Any]:
         "elapsed_s": round(stats.elapsed, 6),
         "packets_per_s": round(stats.packets_written / active, 1) if active > 0 else 0.0,
         "gbit_per_s": round(stats.bytes_written * 8 / active / 1e9, 6) if active > 0 else 0.0,
+        "per_queue": stats.as_dict()["per_queue"],
     }
 
 
@@ -86,7 +86,7 @@ def build(
         **direction(stats),
     }
     summary["superpackets"]["inferred"] = (
-        stats.superpackets if any(plan.source.options.get(k) is not None for k in INFERENCE_OPTIONS) else 0
+        stats.superpackets_read if any(plan.source.options.get(k) is not None for k in INFERENCE_OPTIONS) else 0
     )
     summary["superpackets_segmented"] = summary["superpackets"]["segmented"]
     summary["segments_from_superpackets"] = stats.segments_from_superpackets

@@ -10,29 +10,40 @@ note below).
 
 Public API
 ----------
-``Coalescer.for_queue(queue, verify_checksums=True)``
+``Coalescer.for_queue(queue, trust="verify")``
     The front: a coalescer with a TCP lane if the queue supports TSO
     (``supports_gso(queue, GSOProto.TCP)``), a UDP lane if it supports USO,
     passthrough for everything else; a plain ``Passthrough`` if neither.
     Never refuses.
+``trust="verify"`` (default) or ``"own"``
+    Whose checksums the staged packets carry. "verify": they came from
+    outside and every IPv4 header and L4 checksum is checked before a packet
+    may join a run (see Admission). "own": the caller computed them itself
+    (``kernels.segment`` output) or authenticated the packets (a VPN after
+    decryption), so the check is skipped. ``add``/``add_many`` take the same
+    argument per call; a flush verifies unless *every* packet it holds was
+    added as "own". ``verify_checksums=False`` is the older spelling of
+    ``trust="own"``.
 ``TCPCoalescer(writer)``, ``UDPCoalescer(writer)``
     One lane each. The constructor raises ``CoalescerRefused`` when
     ``supports_gso(writer, proto)`` says no (use ``for_queue`` for a
     fallback instead of an exception).
 ``Passthrough(writer)``
     Writes every packet as is, in order, one ``write`` each.
-``add(packet)`` / ``add_many(packets)``
+``add(packet, trust=None)`` / ``add_many(packets, trust=None)``
     Stage wire IP packets (any C-contiguous bytes-like object). They are
     *borrowed*: keep them alive and unmodified until ``flush()`` returns.
     A non-buffer raises ``PacketTypeError`` and nothing from that call is
-    staged.
+    staged. ``trust`` None means the coalescer's own.
 ``flush()``
     Emits everything staged through ``writer.write`` / ``writer.write_gso``.
     Every write is attempted even when one fails; then the first error is
     raised (a failed write_gso is not retried as single packets: a backend
     that must survive kernels refusing GSO does that itself). Staged packets
-    are released either way. Runs never span two flushes.
-``pending``, ``tcp``, ``udp``, ``verify_checksums``, ``implementation``
+    are released either way, also when planning itself raised (e.g. a
+    borrowed view was released before the flush): then none of them was
+    written. Runs never span two flushes.
+``pending``, ``tcp``, ``udp``, ``trust``, ``verify_checksums``, ``implementation``
     Read-only information about the staged count and the configuration.
 
 Like the queues it writes to, a coalescer is not safe for concurrent use.
@@ -63,7 +74,7 @@ not fragmented, or IPv6 without extension headers; TCP with ACK and only
 ACK/PSH/ECE; equal headers on every field the kernel copies when it
 resegments; consecutive sequence numbers; at most 64 segments and 65535
 bytes; a shorter payload or PSH ends a run. With ``verify_checksums`` (the
-default) a packet with a wrong IPv4 header or L4 checksum is never merged -
+default, ``trust="verify"``) a packet with a wrong IPv4 header or L4 checksum is never merged -
 the merged packet gets a fresh checksum, which would launder it - so it goes
 out alone, verbatim, and the kernel drops it as it would have. UDPv4 with a
 zero ("no") checksum also goes verbatim.
@@ -81,7 +92,7 @@ twin, used with ``TIO_PURE=1`` or ``implementation="pure"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
@@ -94,6 +105,29 @@ _C_CHECK = _C.coalesce_check_buffers if _C is not None else None
 
 _PROTOS = (GSOProto.TCP, GSOProto.UDP)
 _PLAIN_BUFFERS = (bytes, bytearray)
+TRUST_VERIFY = "verify"  # checksums came from outside: verify before merging (the default)
+TRUST_OWN = "own"  # the caller computed (or authenticated) them: merging needs no check
+_TRUSTS = (TRUST_VERIFY, TRUST_OWN)
+
+
+def _check_trust(trust: object) -> str:
+    if trust not in _TRUSTS or not isinstance(trust, str):
+        raise ValueError(f"trust must be 'verify' or 'own', got {trust!r}")
+    return trust
+
+
+def _trust_from(trust: str | None, verify_checksums: bool | None) -> str:
+    """The trust named by either spelling (trust= or the older verify_checksums=)."""
+    if verify_checksums is None:
+        return _check_trust(TRUST_VERIFY if trust is None else trust)
+    implied = TRUST_VERIFY if verify_checksums else TRUST_OWN
+    if trust is not None and _check_trust(trust) != implied:
+        raise ValueError(f"verify_checksums={verify_checksums} and trust={trust!r} contradict each other")
+    return implied
+
+
+def _no_write_gso(*_args: object) -> None:
+    raise CoalescerRefused("this writer has no write_gso")
 
 
 def default_implementation() -> str:
@@ -118,7 +152,8 @@ class Coalescer:
         *,
         tcp: bool = False,
         udp: bool = False,
-        verify_checksums: bool = True,
+        trust: str | None = None,
+        verify_checksums: bool | None = None,
         implementation: str | None = None,
     ) -> None:
         write = getattr(writer, "write", None)
@@ -131,7 +166,7 @@ class Coalescer:
                     f"({'TSO' if proto == GSOProto.TCP else 'USO'} not negotiated or no write_gso)"
                 )
         impl = implementation or default_implementation()
-        if impl == "c" and _C_PLAN is not None:
+        if impl == "c" and _C_PLAN is not None and _C_CHECK is not None:
             self._plan, self._check = _C_PLAN, _C_CHECK
         elif impl == "pure":
             self._plan, self._check = _pycoalesce.plan, _pycoalesce.check_buffers
@@ -141,36 +176,57 @@ class Coalescer:
         self.writer = writer
         self.tcp = bool(tcp)
         self.udp = bool(udp)
-        self.verify_checksums = bool(verify_checksums)
+        self.trust = _trust_from(trust, verify_checksums)
         self._write = write
-        self._write_gso = getattr(writer, "write_gso", None)
+        # only lanes whose writer has write_gso are enabled, so a plan never asks a writer without one
+        self._write_gso: Callable[..., None] = getattr(writer, "write_gso", _no_write_gso)
         self._staged: list[object] = []
+        self._staged_untrusted = False  # some staged packet was added with trust "verify"
+
+    @property
+    def verify_checksums(self) -> bool:
+        """True when the coalescer's own trust is "verify" (per-call trust aside)."""
+        return self.trust == TRUST_VERIFY
 
     @classmethod
-    def for_queue(cls, queue: object, *, verify_checksums: bool = True) -> Coalescer:
+    def for_queue(cls, queue: object, *, trust: str | None = None, verify_checksums: bool | None = None) -> Coalescer:
         """The front for ``queue``: TCP lane if TSO, UDP lane if USO, else passthrough."""
+        trust = _trust_from(trust, verify_checksums)
         tcp = supports_gso(queue, GSOProto.TCP)[1]
         udp = supports_gso(queue, GSOProto.UDP)[1]
         if not (tcp or udp):
             return Passthrough(queue)
-        return Coalescer(queue, tcp=tcp, udp=udp, verify_checksums=verify_checksums)
+        return Coalescer(queue, tcp=tcp, udp=udp, trust=trust)
 
     @property
     def pending(self) -> int:
         """Number of packets staged and not yet flushed."""
         return len(self._staged)
 
-    def add(self, packet: object) -> None:
+    def add(self, packet: object, *, trust: str | None = None) -> None:
         """Stage one wire IP packet, borrowed until flush()."""
+        untrusted = self.trust != TRUST_OWN if trust is None else _check_trust(trust) != TRUST_OWN
         if type(packet) not in _PLAIN_BUFFERS:
             self._validate([packet])
         self._staged.append(packet)
+        self._staged_untrusted |= untrusted
 
-    def add_many(self, packets: Iterable[object]) -> None:
+    def add_many(self, packets: Iterable[object], *, trust: str | None = None) -> None:
         """Stage several packets in order; all or none are staged."""
+        # (the hot path of a forwarder: one call per superpacket's segments, so inline)
+        if trust is None:
+            untrusted = self.trust != TRUST_OWN
+        elif trust is TRUST_OWN:
+            untrusted = False
+        else:
+            untrusted = _check_trust(trust) != TRUST_OWN
         batch = packets if type(packets) is list else list(packets)
-        self._validate(batch)
+        try:
+            self._check(batch)
+        except TypeError as exc:
+            raise PacketTypeError(str(exc)) from None
         self._staged.extend(batch)
+        self._staged_untrusted |= untrusted
 
     def _validate(self, batch: list) -> None:
         try:
@@ -183,8 +239,11 @@ class Coalescer:
         staged = self._staged
         if not staged:
             return
-        plan = self._plan(staged, self.tcp, self.udp, self.verify_checksums, _PROTOS)
+        verify = self._staged_untrusted
+        # released before planning: a plan that raises must not leave them staged
         self._staged = []
+        self._staged_untrusted = False
+        plan = self._plan(staged, self.tcp, self.udp, verify, _PROTOS)
         write, write_gso = self._write, self._write_gso
         first_error: Exception | None = None
         for item in plan:
@@ -203,15 +262,33 @@ class Coalescer:
 class TCPCoalescer(Coalescer):
     """Merges TCP runs (needs TSO); everything else passes through in order."""
 
-    def __init__(self, writer: object, *, verify_checksums: bool = True, implementation: str | None = None):
-        super().__init__(writer, tcp=True, verify_checksums=verify_checksums, implementation=implementation)
+    def __init__(
+        self,
+        writer: object,
+        *,
+        trust: str | None = None,
+        verify_checksums: bool | None = None,
+        implementation: str | None = None,
+    ):
+        super().__init__(
+            writer, tcp=True, trust=trust, verify_checksums=verify_checksums, implementation=implementation
+        )
 
 
 class UDPCoalescer(Coalescer):
     """Merges UDP runs (needs USO); everything else passes through in order."""
 
-    def __init__(self, writer: object, *, verify_checksums: bool = True, implementation: str | None = None):
-        super().__init__(writer, udp=True, verify_checksums=verify_checksums, implementation=implementation)
+    def __init__(
+        self,
+        writer: object,
+        *,
+        trust: str | None = None,
+        verify_checksums: bool | None = None,
+        implementation: str | None = None,
+    ):
+        super().__init__(
+            writer, udp=True, trust=trust, verify_checksums=verify_checksums, implementation=implementation
+        )
 
 
 class Passthrough(Coalescer):
@@ -225,6 +302,7 @@ class Passthrough(Coalescer):
         if not staged:
             return
         self._staged = []
+        self._staged_untrusted = False
         write = self._write
         first_error: Exception | None = None
         for packet in staged:
@@ -242,6 +320,8 @@ __all__ = [
     "CoalescerRefused",
     "PacketTypeError",
     "Passthrough",
+    "TRUST_OWN",
+    "TRUST_VERIFY",
     "TCPCoalescer",
     "UDPCoalescer",
     "default_implementation",

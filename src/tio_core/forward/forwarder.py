@@ -3,7 +3,13 @@
 This is the shape of a VPN's inner loop: superpackets from the source are cut
 into wire-sized packets (where a VPN would encrypt them), then coalesced onto
 the sink's write path when the sink negotiated TSO/USO. Every packet read is
-either written or counted as a drop with a reason.
+either written or counted as a drop with a reason (see ForwardStats).
+
+Per superpacket the work is one C call to cut it (``kernels.segment_into``
+into a buffer reused batch after batch), one to stage the segments, and per
+batch one C call to plan the writes; the coalescer does not re-verify the
+checksums segment_into just computed (``trust="own"``), while plain packets
+from the source are verified before they may be merged.
 """
 
 from __future__ import annotations
@@ -11,147 +17,147 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Protocol
 
 from tio_core import kernels
-from tio_core.coalesce import Coalescer, Passthrough
-from tio_core.contract import CapsProvider, GSOProto, Packet, Queue, supports_gso
+from tio_core.coalesce import TRUST_OWN, Coalescer, Passthrough
+from tio_core.contract import Buffer, Capabilities, CapsProvider, GSOProto, GSOWriter, Packet, Queue, supports_gso
 from tio_core.errors import GSOGeometryError, MalformedPacket, QueueClosed, TioError
+from tio_core.forward.stats import ForwardStats
+
+# Each superpacket of a batch is cut into its own scratch buffer (the
+# coalescer borrows the segments until the batch is flushed). 2 * 64 KiB
+# holds the segments of any 64 KiB superpacket at MSS >= 536 with their
+# headers; hostile geometry grows a buffer once (kernels.segment_into).
+SCRATCH_BYTES = 2 * 65536
+# Staged bytes after which the next superpacket is cut only after a flush:
+# one GSO write holds at most 64 KiB, so waiting longer merges nothing more,
+# while flushing early lets every superpacket reuse the same (cache-hot)
+# scratch buffer and the kernel copy from memory written just before.
+FLUSH_BYTES = 65536
+
+# Drop reasons (ForwardStats.drops keys) the forwarder itself uses.
+DROP_MALFORMED_SUPERPACKET = "malformed superpacket"
+DROP_INTERRUPTED = "interrupted"
+DROP_SINK_CLOSED = "sink closed"
+
+_data_of = itemgetter(0)  # Packet.data, without the attribute lookup
 
 
-@dataclass
-class ForwardStats:
-    """Counters of one forwarding run (or the sum of several workers)."""
-
-    packets_read: int = 0
-    bytes_read: int = 0
-    superpackets: int = 0
-    superpackets_passed: int = 0  # of which handed to the sink's write_gso unsegmented
-    segments_from_superpackets: int = 0
-    packets_written: int = 0  # wire packets the sink accepted (GSO writes count each segment)
-    bytes_written: int = 0  # wire bytes, headers of every segment included
-    gso_writes: int = 0
-    gso_segments: int = 0
-    verbatim_writes: int = 0
-    drops: Counter = field(default_factory=Counter)  # reason -> wire packets
-    elapsed: float = 0.0
-    first_packet_at: float = 0.0  # time.monotonic() when the first packet was read (0: none yet)
-    last_packet_at: float = 0.0  # time.monotonic() when the last batch was written
-
-    @property
-    def active(self) -> float:
-        """Seconds from the first packet read to the last batch written (idle waits before excluded)."""
-        return self.last_packet_at - self.first_packet_at if self.first_packet_at else 0.0
-
-    @property
-    def wire_packets_in(self) -> int:
-        """Packets read, counting each superpacket as the segments it holds."""
-        return self.packets_read - self.superpackets + self.segments_from_superpackets
-
-    @property
-    def dropped(self) -> int:
-        return sum(self.drops.values())
-
-    def merge(self, other: ForwardStats) -> None:
-        for name in self.__dataclass_fields__:
-            if name == "drops":
-                self.drops.update(other.drops)
-            elif name in ("elapsed", "last_packet_at"):
-                setattr(self, name, max(getattr(self, name), getattr(other, name)))
-            elif name == "first_packet_at":
-                self.first_packet_at = min(filter(None, (self.first_packet_at, other.first_packet_at)), default=0.0)
-            else:
-                setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def as_dict(self) -> dict:
-        gbps = self.bytes_written * 8 / self.elapsed / 1e9 if self.elapsed else 0.0
-        return {
-            "packets_read": self.packets_read,
-            "bytes_read": self.bytes_read,
-            "superpackets_segmented": self.superpackets,
-            "segments_from_superpackets": self.segments_from_superpackets,
-            "wire_packets_in": self.wire_packets_in,
-            "packets_written": self.packets_written,
-            "bytes_written": self.bytes_written,
-            "gso_writes": self.gso_writes,
-            "segments_per_gso_write": round(self.gso_segments / self.gso_writes, 2) if self.gso_writes else 0.0,
-            "verbatim_writes": self.verbatim_writes,
-            "dropped": self.dropped,
-            "drops": dict(self.drops),
-            "elapsed_s": round(self.elapsed, 4),
-            "gbit_per_s": round(gbps, 4),
-        }
-
-
-def _drop_reason(exc: BaseException) -> str:
+def drop_reason(exc: BaseException) -> str:
+    """The drops key for a write that raised ``exc``: errno name for OS errors, else the type."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"write error: {errno.errorcode.get(exc.errno, exc.errno)}"
-    return f"{type(exc).__name__}"
+    return f"write refused: {type(exc).__name__}"
+
+
+class Stoppable(Protocol):
+    """What run() polls between batches: a threading.Event or a StopFlag."""
+
+    def is_set(self) -> bool: ...
+
+
+class Budget(Protocol):
+    """A packet limit run() draws on per batch: PacketBudget (shared) or a private one."""
+
+    def take(self, wanted: int) -> int: ...
+
+    @property
+    def spent(self) -> bool: ...
+
+
+class StopFlag:
+    """A stop request that a signal handler may set: set() is one attribute store, no lock."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class CountingWriter:
-    """Wraps the sink queue: counts what goes out, turns write errors into drops.
+    """Wraps a sink queue's write(): counts what goes out, turns write errors into drops.
 
-    A failed write is counted (with the number of wire packets it carried) and
-    not raised, so one bad packet does not stop the run; a closed sink is
-    raised, because then nothing more can be delivered.
+    A failed write is counted (with the number of wire packets it carried)
+    and not raised, so one bad packet does not stop the run; QueueClosed is
+    raised, because then nothing more can be delivered (the caller counts
+    what that leaves undelivered).
     """
 
     def __init__(self, queue: Queue, stats: ForwardStats) -> None:
-        self._queue = queue
+        self.queue = queue
         self._stats = stats
+        self._write = queue.write
 
-    def write(self, data) -> int:
+    def write(self, data: Buffer) -> int:
         try:
-            written = self._queue.write(data)
+            written = self._write(data)
         except QueueClosed:
             raise
         except (OSError, TioError, ValueError) as exc:
-            self._stats.drops[_drop_reason(exc)] += 1
+            self._stats.drops[drop_reason(exc)] += 1
             return 0
-        self._stats.verbatim_writes += 1
-        self._stats.packets_written += 1
-        self._stats.bytes_written += len(data)
+        stats = self._stats
+        stats.verbatim_writes += 1
+        stats.packets_written += 1
+        stats.bytes_written += len(data)
         return written
 
-    def write_gso(self, ip_hdr, transport_hdr, payloads, proto: GSOProto) -> None:
+
+class CountingGSOWriter(CountingWriter):
+    """A CountingWriter for a sink that implements GSOWriter (and so is one itself)."""
+
+    def __init__(self, queue: Queue, stats: ForwardStats) -> None:
+        super().__init__(queue, stats)
+        assert isinstance(queue, GSOWriter)
+        self._write_gso = queue.write_gso
+
+    def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None:
         try:
-            self._queue.write_gso(ip_hdr, transport_hdr, payloads, proto)
+            self._write_gso(ip_hdr, transport_hdr, payloads, proto)
         except QueueClosed:
             raise
         except (OSError, TioError, ValueError) as exc:
-            self._stats.drops[_drop_reason(exc)] += len(payloads)
+            self._stats.drops[drop_reason(exc)] += len(payloads)
             return
+        count = len(payloads)
+        if not count:
+            return  # the contract's no-op
         stats = self._stats
         stats.gso_writes += 1
-        stats.gso_segments += len(payloads)
-        stats.packets_written += len(payloads)
-        header = len(ip_hdr) + len(transport_hdr)
-        stats.bytes_written += header * len(payloads) + sum(len(p) for p in payloads)
+        stats.gso_segments += count
+        stats.packets_written += count
+        # The sink accepted it, so all fragments but the last have the first's size.
+        payload_bytes = len(payloads[0]) * (count - 1) + len(payloads[-1])
+        stats.bytes_written += (len(ip_hdr) + len(transport_hdr)) * count + payload_bytes
 
 
-class CountingCapsWriter(CountingWriter):
-    """A CountingWriter for a sink that advertises negotiated capabilities."""
+class CountingCapsGSOWriter(CountingGSOWriter):
+    """A CountingGSOWriter for a sink that also advertises negotiated capabilities."""
 
-    def capabilities(self):
-        return self._queue.capabilities()
+    def capabilities(self) -> Capabilities:
+        assert isinstance(self.queue, CapsProvider)
+        return self.queue.capabilities()
 
 
 def counting_writer(queue: Queue, stats: ForwardStats) -> CountingWriter:
-    """Wrap ``queue`` keeping its optional interfaces (only what it implements)."""
-    has_gso = hasattr(queue, "write_gso")
-    cls = CountingCapsWriter if isinstance(queue, CapsProvider) else CountingWriter
-    if has_gso:
-        return cls(queue, stats)
-    # No GSOWriter: a wrapper without write_gso so supports_gso says no.
-    return type("CountingPlainWriter", (), {"write": CountingWriter.write, "__init__": CountingWriter.__init__})(
-        queue, stats
-    )
+    """Wrap ``queue`` keeping exactly its optional interfaces, so supports_gso() answers as for the queue."""
+    if not isinstance(queue, GSOWriter):
+        return CountingWriter(queue, stats)
+    if isinstance(queue, CapsProvider):
+        return CountingCapsGSOWriter(queue, stats)
+    return CountingGSOWriter(queue, stats)
 
 
-def _superpacket_pieces(packet: Packet):
+def _superpacket_pieces(packet: Packet) -> tuple[memoryview, memoryview, list[memoryview]]:
     """Split a superpacket into write_gso's pieces (passthrough without segmenting)."""
     data, gso = packet.data, packet.gso
     payload = data[gso.hdr_len :]
@@ -163,12 +169,36 @@ def _superpacket_pieces(packet: Packet):
     )
 
 
+class PacketBudget:
+    """At most ``limit`` packets, shared by every Forwarder given it (threads or forked processes).
+
+    take(n) grants up to n packets (0 once spent). The counter lives in
+    shared memory, so forked workers draw on the same budget.
+    """
+
+    def __init__(self, limit: int) -> None:
+        import multiprocessing
+
+        self._left = multiprocessing.get_context("fork").Value("q", limit)
+
+    def take(self, wanted: int) -> int:
+        with self._left.get_lock():
+            granted = min(wanted, self._left.value)
+            self._left.value -= granted
+        return granted
+
+    @property
+    def spent(self) -> bool:
+        return self._left.value <= 0
+
+
 class Forwarder:
     """Moves packets from one source queue to one sink queue until stopped.
 
     segment=False passes superpackets straight to the sink's write_gso (when
     it supports the protocol) instead of cutting them; coalesce=False writes
-    every wire packet on its own.
+    every wire packet on its own. Not safe for concurrent use, except
+    abandon(), which another thread calls to end a run.
     """
 
     def __init__(
@@ -181,83 +211,203 @@ class Forwarder:
         stats: ForwardStats | None = None,
     ) -> None:
         self.source = source
-        self.stats = stats or ForwardStats()
+        self.stats = stats if stats is not None else ForwardStats()
         self._writer = counting_writer(sink, self.stats)
-        self._lane = Coalescer.for_queue(self._writer) if coalesce else Passthrough(self._writer)
+        # Default trust "verify": packets from the source may carry anyone's checksums;
+        # the segments cut here are added with trust "own".
+        self._lane: Coalescer = Coalescer.for_queue(self._writer) if coalesce else Passthrough(self._writer)
         self._segment = segment
         self._gso_ok = {proto: supports_gso(self._writer, proto)[1] for proto in (GSOProto.TCP, GSOProto.UDP)}
+        self._gso_writer = self._writer if isinstance(self._writer, CountingGSOWriter) else None
+        self._scratch: list[bytearray] = []
+        self._batch_lock = threading.Lock()  # held while a batch is forwarded
+        self._abandoned = False
+
+    # -- the loop ----------------------------------------------------------------
 
     def run(
         self,
-        stop: threading.Event | None = None,
+        stop: Stoppable | None = None,
         limit: int | None = None,
         on_batch: Callable[[ForwardStats], None] | None = None,
+        *,
+        budget: Budget | None = None,
     ) -> ForwardStats:
-        """Forward until the source ends or closes, ``stop`` is set, or ``limit`` packets were read."""
-        stop = stop or threading.Event()
-        started = time.perf_counter()
+        """Forward until the source ends or closes, ``stop`` is set, abandon() is called,
+        or ``limit`` packets (or the shared ``budget``) were read.
+
+        Raises QueueClosed when the sink closed under it (what was in flight
+        is counted as dropped first) and whatever the source's read raises
+        besides QueueClosed.
+        """
+        stop = stop if stop is not None else StopFlag()
+        if limit is not None:
+            budget = budget or _LocalBudget(limit)
+        started = time.monotonic()
         try:
-            while not stop.is_set() and (limit is None or self.stats.packets_read < limit):
+            while not stop.is_set() and not self._abandoned and not (budget is not None and budget.spent):
                 try:
                     batch = self.source.read()
                 except QueueClosed:
                     break
-                if limit is not None:
-                    batch = batch[: limit - self.stats.packets_read]
-                if batch and not self.stats.first_packet_at:
-                    self.stats.first_packet_at = time.monotonic()
-                self.forward_batch(batch)
-                if batch:
-                    self.stats.last_packet_at = time.monotonic()
+                with self._batch_lock:
+                    if self._abandoned:
+                        break  # read after the run's stats were taken: not this run's packets
+                    if budget is not None:
+                        granted = budget.take(len(batch))
+                        if granted < len(batch):
+                            batch = batch[:granted]
+                    self.forward_batch(batch)
                 if on_batch is not None:
                     on_batch(self.stats)
         finally:
-            self.stats.elapsed += time.perf_counter() - started
+            self.stats.elapsed += time.monotonic() - started
         return self.stats
 
+    def abandon(self, timeout: float) -> bool:
+        """End run() from another thread without waiting for a read that may never return.
+
+        Waits up to ``timeout`` seconds for the batch in progress; True means
+        no batch is being forwarded and none will be (a read still blocked
+        returns into nothing), so ``stats`` are final. False: a batch is
+        still being written (the sink blocks); the caller takes a snapshot
+        and settles it.
+        """
+        if not self._batch_lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        self._abandoned = True
+        self._batch_lock.release()
+        return True
+
+    # -- one batch ---------------------------------------------------------------
+
     def forward_batch(self, batch: list[Packet]) -> None:
-        """Forward one read's packets; they are borrowed, so all is flushed before returning."""
+        """Forward one read's packets; they are borrowed, so all is flushed before returning.
+
+        Every packet of the batch is accounted on the way in; if anything
+        interrupts the batch (KeyboardInterrupt, a closed sink), what was
+        staged is still delivered if possible and the rest is counted as
+        dropped before the exception propagates.
+        """
+        if not batch:
+            return
+        stats = self.stats
+        now = time.monotonic()
+        if stats.first_packet_at is None:
+            stats.first_packet_at = now
+        stats.packets_read += len(batch)
+        stats.bytes_read += sum(map(len, map(_data_of, batch)))
+        try:
+            self._forward(batch)
+        except BaseException as exc:
+            self._settle(exc)
+            raise
+        finally:
+            stats.last_packet_at = time.monotonic()
+
+    def _forward(self, batch: list[Packet]) -> None:
         stats = self.stats
         lane = self._lane
-        handed_over = 0
-        try:
-            for packet in batch:
-                stats.packets_read += 1
-                stats.bytes_read += len(packet.data)
-                handed_over += 1
-                if packet.gso.is_superpacket:
-                    self._forward_superpacket(packet)
-                else:
-                    lane.add(packet.data)
-            lane.flush()
-        except BaseException:
-            # Interrupted mid-batch (a signal, a closed sink): deliver what was
-            # staged if possible and count the rest, so nothing read goes missing.
-            try:
-                lane.flush()
-            except BaseException:
-                pass
-            for packet in batch[handed_over:]:
-                stats.packets_read += 1
-                stats.bytes_read += len(packet.data)
-                stats.drops["interrupted"] += 1
-            raise
+        scratch = self._scratch
+        segment_into = kernels.segment_into
+        plain: list[memoryview] = []  # a run of plain packets, staged together
+        cut = 0  # superpackets cut since the last flush = scratch buffers in use
+        staged = 0  # bytes staged since the last flush
+        for packet in batch:
+            gso = packet.gso
+            data = packet[0]
+            if not gso.size:
+                plain.append(data)
+                staged += len(data)
+                continue
+            if plain:
+                lane.add_many(plain)
+                plain = []
+            if self._segment or self._gso_writer is None or not self._gso_ok[gso.proto]:
+                if staged and staged + len(data) > FLUSH_BYTES:
+                    lane.flush()
+                    cut = staged = 0
+                staged += len(data)
+                try:
+                    segments = segment_into(packet, scratch[cut])
+                except (IndexError, MalformedPacket, GSOGeometryError, BufferError):
+                    segments = self._cut(packet, cut)  # the rare cases, handled there
+                if segments is None:
+                    stats.drops[DROP_MALFORMED_SUPERPACKET] += 1
+                    stats.segments_from_superpackets += 1
+                    stats.superpackets_read += 1
+                    continue
+                cut += 1
+                stats.segments_from_superpackets += len(segments)
+                stats.superpackets_read += 1
+                stats.superpackets_segmented += 1
+                lane.add_many(segments, trust=TRUST_OWN)
+            else:
+                lane.flush()  # keep order: what was staged goes first
+                cut = staged = 0
+                ip_hdr, l4_hdr, payloads = _superpacket_pieces(packet)
+                stats.segments_from_superpackets += len(payloads)
+                stats.superpackets_read += 1
+                stats.superpackets_passed_through += 1
+                self._gso_writer.write_gso(ip_hdr, l4_hdr, payloads, gso.proto)
+        if plain:
+            lane.add_many(plain)
+        lane.flush()
 
-    def _forward_superpacket(self, packet: Packet) -> None:
-        stats = self.stats
-        stats.superpackets += 1
-        if not self._segment and self._gso_ok[packet.gso.proto]:
-            self._lane.flush()  # keep order: what was staged goes first
-            ip_hdr, l4_hdr, payloads = _superpacket_pieces(packet)
-            stats.superpackets_passed += 1
-            stats.segments_from_superpackets += len(payloads)
-            self._writer.write_gso(ip_hdr, l4_hdr, payloads, packet.gso.proto)
-            return
+    def _cut(self, packet: Packet, index: int) -> list[memoryview] | None:
+        """The segments of ``packet`` in scratch buffer ``index``; None if malformed."""
+        scratch = self._scratch
+        if index == len(scratch):
+            scratch.append(bytearray(SCRATCH_BYTES))
         try:
-            segments = kernels.segment(packet)
-        except (MalformedPacket, GSOGeometryError) as exc:
-            stats.segments_from_superpackets += 1
-            stats.drops[f"malformed superpacket: {exc}"] += 1
-            return
-        stats.segments_from_superpackets += len(segments)
-        self._lane.add_many(segments)
+            return kernels.segment_into(packet, scratch[index])
+        except (MalformedPacket, GSOGeometryError):
+            return None
+        except BufferError:
+            # The buffer had to grow while a view of it was still alive (a sink
+            # kept one past its write): leave that buffer to the view.
+            scratch[index] = bytearray(max(SCRATCH_BYTES, kernels.segmented_size(packet)))
+            return kernels.segment_into(packet, scratch[index])
+
+    def _settle(self, exc: BaseException) -> None:
+        """After an interrupted batch: deliver what is staged if possible, count the rest as dropped."""
+        closed = isinstance(exc, QueueClosed)
+        if not closed:
+            try:
+                self._lane.flush()
+            except BaseException:  # released either way (see Coalescer.flush)
+                pass
+        self.stats.settle(DROP_SINK_CLOSED if closed else DROP_INTERRUPTED)
+
+
+class _LocalBudget:
+    """A PacketBudget for one Forwarder on its own (no shared memory needed)."""
+
+    def __init__(self, limit: int) -> None:
+        self._left = limit
+
+    def take(self, wanted: int) -> int:
+        granted = min(wanted, self._left)
+        self._left -= granted
+        return granted
+
+    @property
+    def spent(self) -> bool:
+        return self._left <= 0
+
+
+__all__ = [
+    "Budget",
+    "CountingCapsGSOWriter",
+    "CountingGSOWriter",
+    "CountingWriter",
+    "DROP_INTERRUPTED",
+    "DROP_MALFORMED_SUPERPACKET",
+    "DROP_SINK_CLOSED",
+    "ForwardStats",
+    "Forwarder",
+    "PacketBudget",
+    "StopFlag",
+    "counting_writer",
+    "drop_reason",
+]

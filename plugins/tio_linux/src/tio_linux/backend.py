@@ -52,6 +52,8 @@ def disabled_by_env() -> set[str]:
 class LinuxQueueSet(QueueSet):
     """The queues of one TUN device, sharing an eventfd and the offload mask."""
 
+    process_safe = True  # everything a queue does is a syscall on its fd: forked workers may drive it
+
     def __init__(self, name: str, state: SetState) -> None:
         self.name = name
         self._state = state

@@ -213,19 +213,40 @@ class TunQueue(Queue):
 
     def _write_iov(self, iov: Sequence[Buffer], what: str) -> int:
         while True:
-            with self._write_lock:
-                self._check_open()
+            try:
+                return self._write_iov_now(iov, what)
+            except BlockingIOError:
+                pass
+            self._wait(self._poll_out)
+
+    def _write_iov_now(self, iov: Sequence[Buffer], what: str) -> int:
+        """One writev that never waits: BlockingIOError when the fd cannot take it now."""
+        with self._write_lock:
+            self._check_open()
+            while True:
                 try:
                     return writev(self._fd, iov)
-                except (BlockingIOError, InterruptedError):
-                    pass
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    raise
                 except OSError as exc:
                     if exc.errno == errno.EINVAL:
                         raise MalformedPacket(
                             f"{what} on {self.name}: the kernel rejected the packet (EINVAL)"
                         ) from None
                     raise self._os_error(exc, what) from None
-            self._wait(self._poll_out)
+
+    def _check_writable_now(self) -> None:
+        """BlockingIOError unless the fd polls writable right now (QueueClosed once closed)."""
+        self._check_open()
+        for fd, event in self._poll_out.poll(0):
+            if fd == self._fd:
+                if event & select.POLLNVAL:
+                    raise QueueClosed(f"queue on {self.name}: fd is no longer valid")
+                return
+        self._check_open()
+        raise BlockingIOError(errno.EAGAIN, f"queue on {self.name} cannot take a write now")
 
     def close(self) -> None:
         if self._closed:
@@ -275,6 +296,28 @@ class VnetQueue(TunQueue):
     def write(self, data: Buffer) -> int:
         check_write_size(data)
         return self._write_iov((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
+
+    def write_nowait(self, data: Buffer) -> int:
+        """write() that raises BlockingIOError instead of waiting (tio_core.contract.NonBlockingWriter)."""
+        check_write_size(data)
+        return self._write_iov_now((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
+
+    def write_gso_nowait(
+        self,
+        ip_hdr: Buffer,
+        transport_hdr: Buffer,
+        payloads: Sequence[Buffer],
+        proto: GSOProto,
+    ) -> None:
+        """write_gso() for an event loop (tio_core.contract.NonBlockingGSOWriter).
+
+        BlockingIOError, with nothing written, when the fd does not poll
+        writable; otherwise exactly write_gso(). A TUN write hands the packet
+        to the kernel's stack (or drops it) rather than waiting, so the fd is
+        writable in practice and write_gso does not block after the check.
+        """
+        self._check_writable_now()
+        self.write_gso(ip_hdr, transport_hdr, payloads, proto)
 
     def write_gso(
         self,
@@ -357,6 +400,11 @@ class PlainQueue(TunQueue):
     def write(self, data: Buffer) -> int:
         check_write_size(data)
         return self._write_iov((data,), "write")
+
+    def write_nowait(self, data: Buffer) -> int:
+        """write() that raises BlockingIOError instead of waiting (tio_core.contract.NonBlockingWriter)."""
+        check_write_size(data)
+        return self._write_iov_now((data,), "write")
 
 
 __all__ = ["PlainQueue", "SetState", "TunQueue", "VnetQueue"]
