@@ -30,8 +30,7 @@ IPV4_FRAG = 6
 IPV4_TTL = 8
 IPV4_PROTOCOL = 9
 IPV4_CHECKSUM = 10
-IPV4_SRC = 12
-IPV4_DST = 16
+IPV4_SRC = 12  # the destination address follows the source
 IPV4_ADDR_LEN = 4
 IPV4_DF = 0x4000  # "don't fragment" in the 16-bit flags/fragment field
 IPV4_MF = 0x2000  # "more fragments"
@@ -39,8 +38,7 @@ IPV4_FRAG_OFFSET_MASK = 0x1FFF  # the fragment offset
 IPV6_PAYLOAD_LENGTH = 4  # byte offsets inside the IPv6 header
 IPV6_NEXT_HEADER = 6
 IPV6_HOP_LIMIT = 7
-IPV6_SRC = 8
-IPV6_DST = 24
+IPV6_SRC = 8  # the destination address follows the source
 IPV6_ADDR_LEN = 16
 # An IPv6 extension header starts with the next header and its length in
 # 8-byte units beyond the first 8.

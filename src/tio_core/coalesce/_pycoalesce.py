@@ -48,6 +48,7 @@ from tio_core.wire import (
     IPV4_SRC,
     IPV4_TOS,
     IPV4_TOTAL_LENGTH,
+    IPV4_TTL,
     IPV6_ADDR_LEN,
     IPV6_EXTENSION_HEADERS,
     IPV6_HDR,
@@ -244,7 +245,7 @@ def _joins(run: _Run, cand: _Candidate) -> bool:
     a, b = cand.view, seed.view
     if seed.l4off == IPV4_MIN_HDR:  # IPv4: only IPv4 without options is a candidate
         # TOS, flags/DF, TTL equal; without DF the ID must count up from the seed's
-        if a[IPV4_TOS] != b[IPV4_TOS] or a[IPV4_FRAG:IPV4_PROTOCOL] != b[IPV4_FRAG:IPV4_PROTOCOL]:
+        if a[IPV4_TOS] != b[IPV4_TOS] or a[IPV4_FRAG:IPV4_TTL] != b[IPV4_FRAG:IPV4_TTL] or a[IPV4_TTL] != b[IPV4_TTL]:
             return False
         if not _U16.unpack_from(b, IPV4_FRAG)[0] & IPV4_DF:
             expected = (_U16.unpack_from(b, IPV4_ID)[0] + len(run.members)) & 0xFFFF

@@ -204,7 +204,8 @@ static int joins(const run_t *r, const candidate *seed, const candidate *c)
     const uint8_t *a = c->p, *b = seed->p;
     if (is_ipv4(seed)) {
         /* TOS, flags/DF, TTL equal; without DF the ID must count up from the seed's */
-        if (a[TIO_IPV4_TOS] != b[TIO_IPV4_TOS] || !same_bytes(a, b, TIO_IPV4_FRAG, TIO_IPV4_PROTOCOL))
+        if (a[TIO_IPV4_TOS] != b[TIO_IPV4_TOS] || !same_bytes(a, b, TIO_IPV4_FRAG, TIO_IPV4_TTL) ||
+            a[TIO_IPV4_TTL] != b[TIO_IPV4_TTL])
             return 0;
         if (!(tio_get16(b + TIO_IPV4_FRAG) & TIO_IPV4_DF) &&
             tio_get16(a + TIO_IPV4_ID) != (uint16_t)(tio_get16(b + TIO_IPV4_ID) + r->count))

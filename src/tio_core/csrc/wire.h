@@ -11,17 +11,17 @@
 #define TIO_MAX_IP_PACKET 65535 /* 16-bit IPv4 total length; the most a TUN takes in one write */
 enum { TIO_IPPROTO_TCP = 6, TIO_IPPROTO_UDP = 17 };
 enum { TIO_IPV4_MIN_HDR = 20, TIO_IPV6_HDR = 40 };
-/* IPv4 header */
+/* IPv4 header (the destination address follows the source) */
 enum {
     TIO_IPV4_TOS = 1, TIO_IPV4_TOTAL_LENGTH = 2, TIO_IPV4_ID = 4, TIO_IPV4_FRAG = 6, TIO_IPV4_TTL = 8,
-    TIO_IPV4_PROTOCOL = 9, TIO_IPV4_CHECKSUM = 10, TIO_IPV4_SRC = 12, TIO_IPV4_DST = 16, TIO_IPV4_ADDR_LEN = 4,
+    TIO_IPV4_PROTOCOL = 9, TIO_IPV4_CHECKSUM = 10, TIO_IPV4_SRC = 12, TIO_IPV4_ADDR_LEN = 4,
 };
 /* the 16-bit flags/fragment field: "don't fragment", "more fragments", the fragment offset */
 enum { TIO_IPV4_DF = 0x4000, TIO_IPV4_MF = 0x2000, TIO_IPV4_FRAG_OFFSET_MASK = 0x1FFF };
-/* IPv6 header */
+/* IPv6 header (the destination address follows the source) */
 enum {
     TIO_IPV6_PAYLOAD_LENGTH = 4, TIO_IPV6_NEXT_HEADER = 6, TIO_IPV6_HOP_LIMIT = 7, TIO_IPV6_SRC = 8,
-    TIO_IPV6_DST = 24, TIO_IPV6_ADDR_LEN = 16,
+    TIO_IPV6_ADDR_LEN = 16,
 };
 /* IPv6 extension headers: next header at 0, length at 1 in 8-byte units beyond the first 8 */
 enum { TIO_IPV6_EXT_NEXT_HEADER = 0, TIO_IPV6_EXT_LENGTH = 1, TIO_IPV6_EXT_UNIT = 8 };
