@@ -313,6 +313,9 @@ done:
     return result;
 }
 
+/* The fields of a GSOInfo (tio_core.contract) in order. */
+enum { GSOINFO_SIZE, GSOINFO_HDR_LEN, GSOINFO_CSUM_START, GSOINFO_PROTO, GSOINFO_NFIELDS };
+
 /* A validated superpacket and the geometry of its segments. */
 typedef struct {
     Py_buffer buf; /* held while the plan is in use */
@@ -332,12 +335,13 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
         goto done;
     if ((fields = PyTuple_Check(gso) ? Py_NewRef(gso) : PySequence_Tuple(gso)) == NULL)
         goto done;
-    if (PyTuple_GET_SIZE(fields) != 4) {
-        PyErr_Format(PyExc_TypeError, "GSOInfo must have 4 fields, got %zd", PyTuple_GET_SIZE(fields));
+    if (PyTuple_GET_SIZE(fields) != GSOINFO_NFIELDS) {
+        PyErr_Format(PyExc_TypeError, "GSOInfo must have %d fields, got %zd", GSOINFO_NFIELDS,
+                     PyTuple_GET_SIZE(fields));
         goto done;
     }
     long long size, hdr_len, cs, proto;
-    if (tio_as_ll(PyTuple_GET_ITEM(fields, 0), &size) < 0)
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_SIZE), &size) < 0)
         goto done;
     if (size <= 0) { /* not a superpacket */
         *plain = data;
@@ -347,20 +351,22 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
     }
     if (PyObject_GetBuffer(data, &plan->buf, PyBUF_SIMPLE) < 0)
         goto done;
-    if (tio_as_ll(PyTuple_GET_ITEM(fields, 1), &hdr_len) < 0 || tio_as_ll(PyTuple_GET_ITEM(fields, 2), &cs) < 0 ||
-        tio_as_ll(PyTuple_GET_ITEM(fields, 3), &proto) < 0)
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_HDR_LEN), &hdr_len) < 0 ||
+        tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_CSUM_START), &cs) < 0 ||
+        tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_PROTO), &proto) < 0)
         goto fail;
     if (proto != proto_tcp_value && proto != proto_udp_value) {
-        malformed_numbers("superpacket GSOInfo proto must be TCP or UDP, got %S", PyTuple_GET_ITEM(fields, 3), NULL);
+        malformed_numbers("superpacket GSOInfo proto must be TCP or UDP, got %S",
+                          PyTuple_GET_ITEM(fields, GSOINFO_PROTO), NULL);
         goto fail;
     }
     if (size > UINT16_MAX) { /* the virtio_net_hdr fields are 16-bit */
-        malformed_numbers("gso size %S is above 65535", PyTuple_GET_ITEM(fields, 0), NULL);
+        malformed_numbers("gso size %S is above 65535", PyTuple_GET_ITEM(fields, GSOINFO_SIZE), NULL);
         goto fail;
     }
     if (cs < 0 || cs > UINT16_MAX || hdr_len < 0 || hdr_len > UINT16_MAX) {
-        malformed_numbers("GSOInfo hdr_len %S / csum_start %S must be 0..65535", PyTuple_GET_ITEM(fields, 1),
-                          PyTuple_GET_ITEM(fields, 2));
+        malformed_numbers("GSOInfo hdr_len %S / csum_start %S must be 0..65535",
+                          PyTuple_GET_ITEM(fields, GSOINFO_HDR_LEN), PyTuple_GET_ITEM(fields, GSOINFO_CSUM_START));
         goto fail;
     }
     plan->p = plan->buf.buf;
