@@ -2,8 +2,8 @@
 
 import sys
 
-from tio_core.bench import format_table
 from tio_core.bench.coalesce import run
+from tio_core.cli.output import figure_table
 
 if __name__ == "__main__":
-    print(format_table(run(quick="--quick" in sys.argv)))
+    print(figure_table(run(quick="--quick" in sys.argv)))

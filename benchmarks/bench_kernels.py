@@ -5,8 +5,8 @@ Usage: python benchmarks/bench_kernels.py [--quick]
 
 import sys
 
-from tio_core.bench import format_table
 from tio_core.bench.kernels import run
+from tio_core.cli.output import figure_table
 
 if __name__ == "__main__":
-    print(format_table(run(quick="--quick" in sys.argv[1:])))
+    print(figure_table(run(quick="--quick" in sys.argv[1:])))

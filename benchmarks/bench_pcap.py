@@ -5,8 +5,8 @@ Usage: python benchmarks/bench_pcap.py [--quick]
 
 import sys
 
-from tio_core.bench import format_table
+from tio_core.cli.output import figure_table
 from tio_pcap.bench import run
 
 if __name__ == "__main__":
-    print(format_table(run(quick="--quick" in sys.argv[1:])))
+    print(figure_table(run(quick="--quick" in sys.argv[1:])))

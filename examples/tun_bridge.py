@@ -4,7 +4,7 @@ usage: python examples/tun_bridge.py [--mode segment|passthrough] TUN_A TUN_B
 
 Both devices are created with offloads (TSO/USO superpackets) and left
 unconfigured; move them into namespaces and bring them up as you like (this
-is what ../shared/bench/tunbench.sh does). It prints READY once both exist
+is what tio_linux.netns.TunLink.start does). It prints READY once both exist
 and runs until SIGINT/SIGTERM.
 
 segment      every superpacket read is cut into wire-sized packets (what a

@@ -1,4 +1,4 @@
-"""Suite-wide pytest set-up: a reproducible hypothesis profile for CI.
+"""Suite-wide pytest set-up: a reproducible hypothesis profile for CI, and fixtures shared by test areas.
 
 With CI=true (as CI services set it), or HYPOTHESIS_PROFILE=ci, every
 hypothesis test runs derandomized: the same examples in every run, so a
@@ -11,8 +11,12 @@ CI_MAX_EXAMPLES examples.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tio_linux.netns import Namespace, unique_ifname
 
 CI_MAX_EXAMPLES = 100
 
@@ -36,3 +40,27 @@ def _profile_name() -> str | None:
 
 if _profile_name() is not None:
     settings.load_profile(_profile_name())
+
+
+@pytest.fixture
+def open_in_ns(tio_netns) -> Iterator[Callable[..., tuple[Namespace, object]]]:
+    """open_in_ns(ns=None, **options) -> (Namespace, LinuxQueueSet) opened inside ``ns`` or a fresh namespace.
+
+    Queue sets are closed before their namespaces are removed (tio_netns is set up first, torn down last).
+    """
+    from tio_linux.backend import open_linux
+
+    sets = []
+
+    def opener(ns: Namespace | None = None, **options):
+        ns = ns or tio_netns()
+        options.setdefault("name", unique_ifname("tt"))
+        qset = ns.run(open_linux, **options)
+        sets.append(qset)
+        if options.get("addresses") and options.get("up"):
+            ns.wait_addresses(qset.name)  # an IPv6 address is tentative for a moment after the link comes up
+        return ns, qset
+
+    yield opener
+    for qset in sets:
+        qset.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 
 import pytest
@@ -17,7 +18,6 @@ from scapy.layers.inet import IP, UDP
 from tio_core import GSOProto, QueueClosed
 from tio_core.aio import AsyncQueue, AsyncQueueSet
 
-from .netns import Namespace, unique
 from .queues import cancel_a_waiting_read
 
 pytestmark = [
@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs /dev/net/tun"),
 ]
 tio_linux = pytest.importorskip("tio_linux.backend")
+from tio_linux.netns import Namespace, unique_ifname  # noqa: E402
 
 TUN_ADDR = "198.18.7.1"  # the namespace's end of the TUN
 PEER_ADDR = "198.18.7.2"  # "the other side": where the queue's packets claim to come from
@@ -40,11 +41,13 @@ def run(coro):
 @pytest.fixture
 def tun_in_ns():
     """open(queues=N) -> LinuxQueueSet of an up TUN in a fresh namespace; all removed afterwards."""
-    ns = Namespace()
+    ns = Namespace("aio", ipv6=False)  # IPv4 only: no router solicitations or MLD reports in the reads
     sets = []
 
     def open_tun(queues: int = 1):
-        qset = ns.run(tio_linux.open_linux, name=unique("ta"), queues=queues, addresses=[f"{TUN_ADDR}/24"], up=True)
+        qset = ns.run(
+            tio_linux.open_linux, name=unique_ifname("ta"), queues=queues, addresses=[f"{TUN_ADDR}/24"], up=True
+        )
         sets.append(qset)
         return qset
 
@@ -76,6 +79,13 @@ def ours(batch, port: int = PORT) -> list[bytes]:
     return out
 
 
+def udp_socket(ns: Namespace, bind: tuple[str, int] | None = None) -> socket.socket:
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if bind is not None:
+        sock.bind(bind)
+    return sock
+
+
 def udp_to_ns(payload: bytes, dport: int, sport: int = 5555) -> bytes:
     """A checksummed UDP/IPv4 packet from the peer to the namespace's address."""
     return bytes(IP(src=PEER_ADDR, dst=TUN_ADDR) / UDP(sport=sport, dport=dport) / payload)
@@ -83,8 +93,8 @@ def udp_to_ns(payload: bytes, dport: int, sport: int = 5555) -> bytes:
 
 def test_read_and_write_through_a_real_tun(tun_in_ns):
     ns, open_tun = tun_in_ns
-    sender = ns.udp_socket()
-    receiver = ns.udp_socket(("0.0.0.0", PORT + 1))  # bound before any TUN gives the address
+    sender = udp_socket(ns)
+    receiver = udp_socket(ns, ("0.0.0.0", PORT + 1))  # bound before any TUN gives the address
     receiver.setblocking(False)
 
     async def main():
@@ -116,7 +126,7 @@ def test_read_and_write_through_a_real_tun(tun_in_ns):
 def test_write_gso_delivers_a_udp_superpacket(tun_in_ns, packet_factory):
     ns, open_tun = tun_in_ns
     qset = open_tun()
-    receiver = ns.udp_socket((TUN_ADDR, PORT + 2))
+    receiver = udp_socket(ns, (TUN_ADDR, PORT + 2))
     receiver.setblocking(False)
 
     async def main():
@@ -143,8 +153,8 @@ def test_concurrent_readers_and_writers_on_a_multiqueue_tun(tun_in_ns):
     """Two queues: a reader and a writer task on each, all at once, then close wakes the readers."""
     ns, open_tun = tun_in_ns
     qset = open_tun(queues=2)
-    senders = [ns.udp_socket() for _ in range(8)]  # 8 flows: the kernel spreads them over the queues
-    receiver = ns.udp_socket((TUN_ADDR, PORT + 3))
+    senders = [udp_socket(ns) for _ in range(8)]  # 8 flows: the kernel spreads them over the queues
+    receiver = udp_socket(ns, (TUN_ADDR, PORT + 3))
     receiver.setblocking(False)
     per_flow, per_writer = 25, 100
 
@@ -203,7 +213,7 @@ def test_concurrent_readers_and_writers_on_a_multiqueue_tun(tun_in_ns):
 
 def test_cancellation_and_close_while_awaiting_on_a_real_tun(tun_in_ns):
     ns, open_tun = tun_in_ns
-    sender = ns.udp_socket()
+    sender = udp_socket(ns)
 
     async def main():
         for mode in supported_modes(open_tun):

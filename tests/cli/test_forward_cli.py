@@ -68,7 +68,7 @@ def test_embedded_default_runs_and_its_summary_adds_up():
 def test_embedded_default_human_summary():
     result = tio("forward")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("read ")
+    assert result.stdout.startswith("route ")
     assert "GSO writes" in result.stdout and "Gbit/s" in result.stdout
 
 

@@ -24,8 +24,6 @@ pytestmark = pytest.mark.root
 if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
     pytest.skip("needs root and /dev/net/tun", allow_module_level=True)
 tio_linux = pytest.importorskip("tio_linux.backend")
-from tests.linux import nsutil  # noqa: E402  (namespace helpers of the Linux backend tests)
-from tests.linux.conftest import make_ns, open_in_ns  # noqa: E402,F401  (fixtures)
 
 
 def ip_df(**kw):
@@ -69,7 +67,7 @@ def linked(request, open_in_ns):  # noqa: F811
 
 def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
     ns, queue, layer, local, peer, family = linked
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
     with sock:
         sock.bind((local, 5100))
         sock.settimeout(5)
@@ -77,7 +75,7 @@ def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
         packets = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(p)) for p in payloads]
         bad = corrupt_l4_checksum(bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"bad")))
         tail = [bytes(layer(src=peer, dst=local) / UDP(sport=6000, dport=5100) / Raw(b"t" * 99)) for _ in range(3)]
-        errors_before = nsutil.checksum_errors(ns)
+        errors_before = ns.checksum_errors()
         writer = Counting(queue)
         co = Coalescer.for_queue(writer)
         co.add_many([*packets, bad, *tail])
@@ -85,12 +83,12 @@ def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
         received = [sock.recv(2000) for _ in range(len(payloads) + len(tail))]
     assert (writer.gso_segments, writer.writes) == ([21, 3], 1)
     assert received == payloads + [b"t" * 99] * 3
-    assert nsutil.checksum_errors(ns) == errors_before + 1  # the kernel dropped the bad one
+    assert ns.checksum_errors() == errors_before + 1  # the kernel dropped the bad one
 
 
 def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
     ns, queue, layer, local, peer, family = linked
-    listener = nsutil.ns_socket(ns, family, socket.SOCK_STREAM)
+    listener = ns.socket(family, socket.SOCK_STREAM)
     listener.bind((local, 5101))
     listener.listen(1)
     listener.settimeout(5)
@@ -125,7 +123,7 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
                 )
             )
             seq += len(chunk)
-        errors_before = nsutil.checksum_errors(ns)
+        errors_before = ns.checksum_errors()
         writer = Counting(queue)
         co = Coalescer.for_queue(writer)
         co.add_many(packets)
@@ -138,4 +136,4 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
             received += data
     assert (writer.gso_segments, writer.writes) == ([31], 0)
     assert received == expected
-    assert nsutil.checksum_errors(ns) == errors_before
+    assert ns.checksum_errors() == errors_before

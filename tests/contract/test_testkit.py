@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.plugin_dists import backend_plugin
+from tests.support.plugin_dists import backend_plugin
 from tio_core import BackendDef, ConfigError, TioError, hookimpl
 from tio_core.plugin.registry import BackendRegistry
 from tio_testing import RULES, ContractHarness, HarnessError, resolve_spec

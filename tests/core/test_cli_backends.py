@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import tio_core
-
-from .plugin_dists import backend_plugin, make_dist
+from tests.support.plugin_dists import backend_plugin, make_dist
 
 TIO = str(Path(sys.executable).with_name("tio"))
 
@@ -34,7 +33,7 @@ def test_backends_lists_installed_and_broken_plugins(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     env.pop("TIO_PLUGINS", None)
     result = run_tio("backends", "-v", env=env)
-    assert result.returncode == 0
+    assert result.returncode == 1, "tio backends exits 1 when a plugin failed to load (README, --help)"
     assert result.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "DISTRIBUTION", "VERSION"]
     assert any(
         line.split()[0] == "loop" and line.split()[-2:] == ["tio-loop", "1.2.3"]

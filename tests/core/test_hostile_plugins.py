@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.plugin_dists import backend_plugin, make_dist
 from tio_core import BackendLoadError, ConfigError
 from tio_core.plugin.registry import BackendRegistry
-
-from .plugin_dists import backend_plugin, make_dist
 
 RULE = "a bad plugin must not break the host (issue 12.3)"
 HOSTILE_ENTRY = "evil"  # every hostile distribution's entry point, and its backend's name where it gives a usable one

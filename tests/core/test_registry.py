@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from tests.support.plugin_dists import backend_plugin, make_dist
 from tio_core import (
     BackendConflict,
     BackendDef,
@@ -19,8 +20,6 @@ from tio_core import (
     open_from_config,
 )
 from tio_core.plugin.registry import BackendRegistry
-
-from .plugin_dists import backend_plugin, make_dist
 
 
 def names(registry):

@@ -7,10 +7,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.utils import checksum as scapy_checksum
 
+from tests.support.packets import DST4, DST6, SRC4, SRC6, payload_bytes
 from tio_core.errors import MalformedPacket
 from tio_core.wire import GSO_NONE, NEEDS_CSUM, VirtioNetHdr
-
-from .packets import DST4, DST6, SRC4, SRC6, payload_bytes
 
 
 def reference_sum(data: bytes, seed: int = 0) -> int:

@@ -4,11 +4,10 @@ import random
 
 import pytest
 
+from tests.support.packets import superpacket
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket, TioError
 from tio_core.wire import VirtioNetHdr
-
-from .packets import superpacket
 
 
 def test_non_contiguous_and_released_buffers(k):

@@ -8,13 +8,13 @@ import ctypes
 
 import pytest
 
+from tests.support.packets import superpacket
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
 from tio_core.kernels import _pykernels as pure
 from tio_core.wire import VirtioNetHdr
 
 from .conftest import IMPLEMENTATIONS
-from .packets import superpacket
 
 pytestmark = pytest.mark.skipif("c" not in IMPLEMENTATIONS, reason="C kernels not built")
 c = IMPLEMENTATIONS.get("c")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.support.packets import superpacket
 from tio_core.contract import NO_GSO, GSOInfo, GSOProto
 from tio_core.errors import MalformedPacket
 from tio_core.wire import (
@@ -16,8 +17,6 @@ from tio_core.wire import (
     RSC_INFO,
     VirtioNetHdr,
 )
-
-from .packets import superpacket
 
 TYPES = {
     (4, GSOProto.TCP): GSO_TCPV4,

@@ -20,11 +20,11 @@ import struct
 import time
 from typing import NamedTuple
 
-from tests.linux import nsutil
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.wire import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 from tio_linux.backend import open_linux
+from tio_linux.netns import Namespace, unique_ifname
 
 SRC4, DST4 = "198.18.0.2", "198.19.0.2"  # behind the offloaded TUN -> behind the plain one
 SRC6, DST6 = "fd00:a::2", "fd00:b::2"
@@ -129,13 +129,12 @@ class KernelPath:
     """offloaded TUN -> kernel forwarding -> plain TUN, inside a private namespace."""
 
     def __init__(self) -> None:
-        self.ns = nsutil.unique("tiokr")
         self._sets = []
-        nsutil.create_ns(self.ns)
+        self.ns = Namespace("kr")
         try:
             self.offloaded = self._open(addresses=("198.18.0.1/24", "fd00:a::1/64"))
             self.plain = self._open(addresses=("198.19.0.1/24", "fd00:b::1/64"), offloads=False)
-            nsutil.in_ns(self.ns, self._configure)
+            self.ns.run(self._configure)
         except BaseException:
             self.close()
             raise
@@ -143,7 +142,7 @@ class KernelPath:
         self._out_fd = self.plain.queues()[0].fileno()
 
     def _open(self, **options):
-        qset = nsutil.in_ns(self.ns, open_linux, name=nsutil.unique("tkr"), mtu=65535, up=True, **options)
+        qset = self.ns.run(open_linux, name=unique_ifname("tkr"), mtu=65535, up=True, **options)
         self._sets.append(qset)
         return qset
 
@@ -184,7 +183,7 @@ class KernelPath:
     def close(self) -> None:
         for qset in self._sets:
             qset.close()
-        nsutil.remove_ns(self.ns)
+        self.ns.remove()
 
 
 EINVAL = errno.EINVAL

@@ -16,8 +16,7 @@ import socket
 
 import pytest
 
-from tests.linux import nsutil
-from tests.linux.packets import udp_gso
+from tests.support.packets import udp_gso
 from tio_core.contract import Capabilities, GSOProto
 from tio_core.errors import GSOGeometryError, QueueClosed
 from tio_core.wire import GSO_NONE, UDP_GSO_MAX_SEGMENTS, UDP_GSO_MAX_SEGMENTS_OLD, VirtioNetHdr
@@ -66,7 +65,7 @@ def test_udp_write_above_the_kernel_limit_is_refused_before_the_syscall(device, 
     assert gso_headers == [], "a write the kernel refuses by its rules never reaches it"
     assert queue.capabilities() == Capabilities(tso=True, uso=True), "offloads stay after a refused UDP write"
     assert qset.gso_fallbacks == 0, "the EINVAL fallback only answers writes valid by the kernel's rules"
-    sock = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         sock.bind((LOCAL, 5010))
         sock.settimeout(5)
@@ -91,7 +90,7 @@ def test_a_kernel_with_the_older_udp_limit_keeps_gso(device, monkeypatch, caplog
         return real(fd, iov)
 
     monkeypatch.setattr(queue_module, "writev", older_kernel)
-    sock = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     large = [os.urandom(200) for _ in range(100)]
     small = [os.urandom(200) for _ in range(UDP_GSO_MAX_SEGMENTS_OLD)]
     with sock, caplog.at_level(logging.INFO, logger="tio_linux"):

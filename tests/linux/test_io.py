@@ -13,17 +13,16 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
-from tests.linux import nsutil
-from tests.linux.packets import checksums_valid, parse, tcp_gso, udp_gso
+from tests.support.packets import checksums_valid, parse, tcp_gso, udp_gso
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
 from tio_core.wire import GSO_NONE, GSO_TCPV4, NEEDS_CSUM, VirtioNetHdr
 from tio_linux import queue as queue_module
 from tio_linux.fragments import EvenFragments
+from tio_linux.netns import UDP_SEGMENT
 from tio_linux.queue import SetState, VnetQueue
 
-UDP_SEGMENT = 103
 FAMILIES = {4: ("198.18.0.1", "198.18.0.2", "198.18.0.1/24"), 6: ("fd00::1", "fd00::2", "fd00::1/64")}
 
 
@@ -56,7 +55,7 @@ def is_proto(number):
 
 def test_udp_segment_socket_produces_a_uso_superpacket(linked):
     ns, queue, local, peer, family = linked
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
     payload = os.urandom(9 * 1000 + 300)
     with sock:
         sock.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1000)
@@ -72,7 +71,7 @@ def test_udp_segment_socket_produces_a_uso_superpacket(linked):
 
 def test_plain_udp_read_has_its_checksum_finished(linked):
     ns, queue, local, peer, family = linked
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
     with sock:
         sock.sendto(b"hello tio", (peer, 4001))
         packet = read_matching(queue, is_proto(17))
@@ -83,8 +82,8 @@ def test_plain_udp_read_has_its_checksum_finished(linked):
 
 def test_write_gso_udp_is_delivered_intact(linked):
     ns, queue, local, peer, family = linked
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
-    errors_before = nsutil.checksum_errors(ns)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
+    errors_before = ns.checksum_errors()
     with sock:
         sock.bind((local, 5000))
         sock.settimeout(5)
@@ -92,12 +91,12 @@ def test_write_gso_udp_is_delivered_intact(linked):
         queue.write_gso(*udp_gso(peer, local, 6000, 5000, payloads), payloads, GSOProto.UDP)
         received = [sock.recv(2000) for _ in payloads]
     assert received == payloads
-    assert nsutil.checksum_errors(ns) == errors_before
+    assert ns.checksum_errors() == errors_before
 
 
 def tcp_handshake(queue, ns, family, local, peer, port):
     """Connect from behind the TUN to a listener in ns; returns (accepted socket, seq, ack)."""
-    listener = nsutil.ns_socket(ns, family, socket.SOCK_STREAM)
+    listener = ns.socket(family, socket.SOCK_STREAM)
     listener.bind((local, port))
     listener.listen(1)
     listener.settimeout(5)
@@ -119,7 +118,7 @@ def tcp_handshake(queue, ns, family, local, peer, port):
 @pytest.mark.parametrize("fragments", [1, 2, 20])
 def test_write_gso_tcp_is_delivered_intact(linked, fragments):
     ns, queue, local, peer, family = linked
-    errors_before = nsutil.checksum_errors(ns)
+    errors_before = ns.checksum_errors()
     conn, seq, ack = tcp_handshake(queue, ns, family, local, peer, 5001)
     with conn:
         payloads = [os.urandom(1400) for _ in range(fragments - 1)] + [os.urandom(777)]
@@ -131,7 +130,7 @@ def test_write_gso_tcp_is_delivered_intact(linked, fragments):
             assert chunk, "connection closed early"
             received += chunk
     assert received == expected
-    assert nsutil.checksum_errors(ns) == errors_before
+    assert ns.checksum_errors() == errors_before
 
 
 @pytest.fixture
@@ -202,7 +201,7 @@ def test_einval_on_gso_write_segments_in_userspace_and_stops_offering_gso(linked
         return real(fd, iov)
 
     monkeypatch.setattr(queue_module, "writev", regression)
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
     with sock, caplog.at_level(logging.WARNING, logger="tio_linux"):
         sock.bind((local, 5002))
         sock.settimeout(5)
@@ -297,7 +296,7 @@ def test_even_fragments_is_the_sequence_of_slices():
 
 def test_write_gso_with_even_fragments_is_one_iovec_and_delivered_intact(linked, syscalls):
     ns, queue, local, peer, family = linked
-    sock = nsutil.ns_socket(ns, family, socket.SOCK_DGRAM)
+    sock = ns.socket(family, socket.SOCK_DGRAM)
     with sock:
         sock.bind((local, 5003))
         sock.settimeout(5)
@@ -349,10 +348,10 @@ def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, v
     for thread in pumps:
         thread.start()
     family = socket.AF_INET if version == 4 else socket.AF_INET6
-    listener = nsutil.ns_socket(ns_b, family, socket.SOCK_STREAM)
+    listener = ns_b.socket(family, socket.SOCK_STREAM)
     listener.bind((peer, 7100))
     listener.listen(1)
-    sender = nsutil.ns_socket(ns_a, family, socket.SOCK_STREAM)
+    sender = ns_a.socket(family, socket.SOCK_STREAM)
     data = os.urandom(4 << 20)
     received = bytearray()
     with listener, sender:
@@ -396,7 +395,7 @@ def test_tcp_bulk_transfer_reads_superpackets_that_segment_validly(open_in_ns, v
 def test_plain_queue_reads_and_writes_real_packets(open_in_ns):
     ns, qset = open_in_ns(offloads=False, addresses=("198.18.0.1/24",), up=True)
     queue = qset.queues()[0]
-    sock = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         sock.bind(("198.18.0.1", 5004))
         sock.settimeout(5)

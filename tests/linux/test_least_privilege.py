@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import socket
@@ -28,8 +29,8 @@ import pytest
 from pyroute2 import IPRoute
 from scapy.layers.inet import IP, UDP
 
-from tests.linux import nsutil
-from tests.linux.packets import udp_gso
+from tests.linux.conftest import open_fds
+from tests.support.packets import udp_gso
 from tio_core.errors import ConfigError
 from tio_linux import link, tun
 from tio_linux.backend import adopt_queues, open_linux
@@ -42,6 +43,7 @@ from tio_linux.handoff import (
     receive_queue_set,
     send_queue_fds,
 )
+from tio_linux.netns import unique_ifname
 from tio_linux.queue import PlainQueue
 
 NOBODY = 65534
@@ -238,8 +240,7 @@ class Child:
 
     def __init__(self, ns: str, code: str, tun_mode: int | None = None, pass_fds=(), **values) -> None:
         config = {"tun_mode": tun_mode, "code": textwrap.dedent(code), "values": values, "bootstrap": BOOTSTRAP}
-        self.proc = nsutil.in_ns(
-            ns,
+        self.proc = ns.run(
             subprocess.Popen,
             [sys.executable, "-c", BOOTSTRAP, json.dumps(config)],
             stdout=subprocess.PIPE,
@@ -288,23 +289,23 @@ class Child:
 
 
 @pytest.fixture
-def persistent_tun(make_ns):
+def persistent_tun(tio_netns):
     """persistent_tun(ns, **options) -> name of a persistent TUN made by root; deleted at teardown."""
     made: list[tuple[str, str]] = []
 
     def make(ns: str, owner: int | None = NOBODY, group: int | None = None, multi_queue=True, made_by="ioctl"):
-        name = nsutil.unique("lp")
+        name = unique_ifname("lp")
         if made_by == "ip":
             command = ["ip", "tuntap", "add", "mode", "tun", "dev", name, "user", str(owner), "vnet_hdr"]
-            nsutil.in_ns(ns, subprocess.run, command + (["multi_queue"] if multi_queue else []), check=True)
+            ns.run(subprocess.run, command + (["multi_queue"] if multi_queue else []), check=True)
         else:
-            nsutil.in_ns(ns, tun.create_persistent, name, owner=owner, group=group, multi_queue=multi_queue)
+            ns.run(tun.create_persistent, name, owner=owner, group=group, multi_queue=multi_queue)
         made.append((ns, name))
         return name
 
     yield make
     for ns, name in made:
-        nsutil.in_ns(ns, _delete_link, name)
+        ns.run(_delete_link, name)
 
 
 def _delete_link(name: str) -> None:
@@ -320,7 +321,7 @@ def _link_names() -> list[str]:
 
 def _address_root_side(ns: str, name: str) -> None:
     """Root's part of the set-up: the address and the link state, before the user attaches."""
-    nsutil.in_ns(ns, link.configure, name, None, [ipaddress.ip_interface(f"{LOCAL}/24")], True)
+    ns.run(link.configure, name, None, [ipaddress.ip_interface(f"{LOCAL}/24")], True)
 
 
 def traffic_values() -> dict:
@@ -337,8 +338,8 @@ def traffic_values() -> dict:
 
 def drive_traffic(ns: str, child: Child) -> tuple[dict, list[bytes]]:
     """Send a datagram and a UDP_SEGMENT superpacket into the TUN; collect what the child writes back."""
-    back = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
-    sender = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    back = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with back, sender:
         back.bind((LOCAL, PORT_BACK))
         back.settimeout(20)
@@ -369,10 +370,10 @@ def check_traffic(result: dict, received: list[bytes], superpackets: bool, how: 
 
 @needs_uso
 @pytest.mark.parametrize("made_by", ["ioctl", "ip"])
-def test_uid_65534_opens_its_persistent_tun_with_tso_and_uso(make_ns, persistent_tun, made_by):
+def test_uid_65534_opens_its_persistent_tun_with_tso_and_uso(tio_netns, persistent_tun, made_by):
     if made_by == "ip" and shutil.which("ip") is None:
         pytest.skip("needs iproute2's ip to create the device with `ip tuntap add`")
-    ns = make_ns()
+    ns = tio_netns()
     name = persistent_tun(ns, owner=NOBODY, multi_queue=True, made_by=made_by)
     _address_root_side(ns, name)
     with Child(ns, PRELUDE + OPEN_PERSISTENT, tun_mode=0o666, name=name, **traffic_values()) as child:
@@ -384,15 +385,15 @@ def test_uid_65534_opens_its_persistent_tun_with_tso_and_uso(make_ns, persistent
     )
     assert ready["queues"] == 2 and ready["kinds"] == ["VnetQueue"]
     check_traffic(result, received, superpackets=True, how="least privilege (a)")
-    assert name in nsutil.in_ns(ns, _link_names), "the persistent device outlives the unprivileged process"
+    assert name in ns.run(_link_names), "the persistent device outlives the unprivileged process"
 
 
-def test_unprivileged_refusals_say_what_was_refused_and_what_to_do(make_ns, persistent_tun):
-    ns = make_ns()
+def test_unprivileged_refusals_say_what_was_refused_and_what_to_do(tio_netns, persistent_tun):
+    ns = tio_netns()
     mine = persistent_tun(ns, owner=NOBODY, multi_queue=False)
     theirs = persistent_tun(ns, owner=1000)
     groups = persistent_tun(ns, owner=None, group=1000)
-    missing = nsutil.unique("lpm")
+    missing = unique_ifname("lpm")
     cases = {
         "owned by another uid": {"name": theirs, "queues": 2, "create": False},
         "restricted to another group": {"name": groups, "queues": 2, "create": False},
@@ -441,11 +442,11 @@ def test_unprivileged_refusals_say_what_was_refused_and_what_to_do(make_ns, pers
             f"a refused link set-up step is named: {outcome['message']}"
         )
         assert "create=False" in outcome["message"] and "CAP_NET_ADMIN" in outcome["message"]
-    assert mine in nsutil.in_ns(ns, _link_names), "a refused set-up leaves the persistent device in place"
+    assert mine in ns.run(_link_names), "a refused set-up leaves the persistent device in place"
 
 
-def test_cli_opens_a_persistent_tun_as_uid_65534(make_ns, persistent_tun):
-    ns = make_ns()
+def test_cli_opens_a_persistent_tun_as_uid_65534(tio_netns, persistent_tun):
+    ns = tio_netns()
     name = persistent_tun(ns, owner=NOBODY, multi_queue=True)
     runs = {
         "info": ["info", f"linux:name={name},queues=2,create=false"],
@@ -455,9 +456,10 @@ def test_cli_opens_a_persistent_tun_as_uid_65534(make_ns, persistent_tun):
     with Child(ns, PRELUDE + CLI_RUNS, tun_mode=0o666, runs=runs) as child:
         outcomes = child.report("RESULT")["outcomes"]
     info = outcomes["info"]
-    assert info["code"] == 0 and f"interface      {name}" in info["out"], info
+    assert info["code"] == 0 and re.search(rf"^interface +{name}$", info["out"], re.M), info
     if kernel_at_least(6, 2):
-        assert "0x6f (CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6)" in info["out"], "tio info as uid 65534 shows TSO and USO"
+        offloads = r"^offloads +CSUM, TSO4, TSO6, TSO_ECN, USO4, USO6$"
+        assert re.search(offloads, info["out"], re.M), "tio info as uid 65534 shows TSO and USO"
     refused = outcomes["up without the right"]
     assert refused["code"] == 1 and refused["err"].count("\n") == 1, refused
     assert refused["err"].startswith(f"tio: bringing {name} up through netlink: permission denied"), refused["err"]
@@ -465,9 +467,9 @@ def test_cli_opens_a_persistent_tun_as_uid_65534(make_ns, persistent_tun):
     assert usage["code"] == 2 and "create=False" in usage["err"], usage
 
 
-def test_inaccessible_dev_net_tun_names_its_mode_and_the_ways_out(make_ns):
-    ns = make_ns()
-    cases = {"open": {"name": nsutil.unique("lpx")}}
+def test_inaccessible_dev_net_tun_names_its_mode_and_the_ways_out(tio_netns):
+    ns = tio_netns()
+    cases = {"open": {"name": unique_ifname("lpx")}}
     with Child(ns, PRELUDE + REFUSALS, tun_mode=0o600, cases=cases) as child:
         outcome = child.report("RESULT")["outcomes"]["open"]
     assert outcome["type"] == "tio_core.errors.TioPermissionError" and outcome["leaked_fds"] == 0, outcome
@@ -475,13 +477,13 @@ def test_inaccessible_dev_net_tun_names_its_mode_and_the_ways_out(make_ns):
         assert part in outcome["message"], f"a /dev/net/tun the user cannot open: the error names {part!r}"
 
 
-def test_create_false_never_creates_a_device_even_as_root(make_ns):
-    ns = make_ns()
-    name = nsutil.unique("lpn")
+def test_create_false_never_creates_a_device_even_as_root(tio_netns):
+    ns = tio_netns()
+    name = unique_ifname("lpn")
     with pytest.raises(DeviceError, match="ip tuntap add") as info:
-        nsutil.in_ns(ns, open_linux, name=name, create=False)
+        ns.run(open_linux, name=name, create=False)
     assert info.value.errno == errno.ENODEV
-    assert name not in nsutil.in_ns(ns, _link_names), "create=False attaches only; it never creates a device"
+    assert name not in ns.run(_link_names), "create=False attaches only; it never creates a device"
 
 
 @pytest.mark.parametrize(
@@ -496,26 +498,26 @@ def test_create_false_never_creates_a_device_even_as_root(make_ns):
 )
 def test_create_false_refuses_link_setup_before_any_syscall(options, words):
     options = {"name": "lpnone0", "create": False, **options}
-    before = nsutil.open_fds()
+    before = open_fds()
     with pytest.raises(ConfigError, match=words):
         open_linux(**options)  # in the root namespace: nothing may be created or configured there
-    assert nsutil.open_fds() == before
+    assert open_fds() == before
     assert "lpnone0" not in _link_names()
 
 
-def test_create_false_attaches_the_way_the_device_was_made(make_ns, persistent_tun):
-    ns = make_ns()
+def test_create_false_attaches_the_way_the_device_was_made(tio_netns, persistent_tun):
+    ns = tio_netns()
     multi = persistent_tun(ns, multi_queue=True)
     single = persistent_tun(ns, multi_queue=False)
-    qset = nsutil.in_ns(ns, open_linux, name=multi, queues=1, create=False)
+    qset = ns.run(open_linux, name=multi, queues=1, create=False)
     with qset:
         assert tun.get_iff(qset.queues()[0].fileno())[1] & tun.IFF_MULTI_QUEUE, (
             "create=False opens one queue of a multi_queue device as a multiqueue attach"
         )
     with pytest.raises(DeviceError, match="without multi_queue and takes one queue, not 2"):
-        nsutil.in_ns(ns, open_linux, name=single, queues=2, create=False)
+        ns.run(open_linux, name=single, queues=2, create=False)
     with pytest.raises(DeviceError, match="was created with multi_queue.*create=False"):
-        nsutil.in_ns(ns, open_linux, name=multi, queues=1)  # create=True: flags as asked, and the error says why
+        ns.run(open_linux, name=multi, queues=1)  # create=True: flags as asked, and the error says why
 
 
 def _make_veth(name: str) -> None:
@@ -531,33 +533,33 @@ def _make_persistent_tap(name: str) -> None:
         os.close(fd)
 
 
-def test_a_name_that_is_not_a_tun_is_named_as_such(make_ns):
-    ns = make_ns()
-    veth, tap = nsutil.unique("lpv"), nsutil.unique("lpt")
-    nsutil.in_ns(ns, _make_veth, veth)
-    nsutil.in_ns(ns, _make_persistent_tap, tap)
+def test_a_name_that_is_not_a_tun_is_named_as_such(tio_netns):
+    ns = tio_netns()
+    veth, tap = unique_ifname("lpv"), unique_ifname("lpt")
+    ns.run(_make_veth, veth)
+    ns.run(_make_persistent_tap, tap)
     try:
         for create in (True, False):
             with pytest.raises(DeviceError, match=f"link {veth} is not a TUN device \\(it is veth\\)"):
-                nsutil.in_ns(ns, open_linux, name=veth, create=create)
+                ns.run(open_linux, name=veth, create=create)
             with pytest.raises(DeviceError, match="TAP device; tio speaks IP"):
-                nsutil.in_ns(ns, open_linux, name=tap, create=create)
+                ns.run(open_linux, name=tap, create=create)
     finally:
-        nsutil.in_ns(ns, _delete_link, tap)
+        ns.run(_delete_link, tap)
 
 
-def test_plain_open_clears_offloads_a_persistent_device_kept(make_ns, persistent_tun):
-    ns = make_ns()
+def test_plain_open_clears_offloads_a_persistent_device_kept(tio_netns, persistent_tun):
+    ns = tio_netns()
     name = persistent_tun(ns, owner=None)
     _address_root_side(ns, name)
-    with nsutil.in_ns(ns, open_linux, name=name, queues=2) as first:
+    with ns.run(open_linux, name=name, queues=2) as first:
         assert first.offload_mask
-    assert nsutil.in_ns(ns, link.device_offloads, name), "the device kept the offloads of its last user"
-    with nsutil.in_ns(ns, open_linux, name=name, queues=2, offloads=False) as plain:
-        assert nsutil.in_ns(ns, link.device_offloads, name) == 0, (
+    assert ns.run(link.device_offloads, name), "the device kept the offloads of its last user"
+    with ns.run(open_linux, name=name, queues=2, offloads=False) as plain:
+        assert ns.run(link.device_offloads, name) == 0, (
             "a plain open turns off the offloads a persistent device kept from its previous user"
         )
-        sender = nsutil.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        sender = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with sender:
             sender.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1000)
             sender.sendto(GSO_PAYLOAD, (PEER, PORT_GSO))
@@ -577,11 +579,11 @@ def _udp_sizes(queues, port: int, count: int) -> list[int]:
     return sizes
 
 
-def test_create_persistent_refuses_an_existing_name(make_ns, persistent_tun):
-    ns = make_ns()
+def test_create_persistent_refuses_an_existing_name(tio_netns, persistent_tun):
+    ns = tio_netns()
     name = persistent_tun(ns)
     with pytest.raises(DeviceError, match="exists") as info:
-        nsutil.in_ns(ns, tun.create_persistent, name, owner=NOBODY)
+        ns.run(tun.create_persistent, name, owner=NOBODY)
     assert info.value.errno == errno.EEXIST
     with pytest.raises(ConfigError, match="uid/gid"):
         tun.create_persistent("lpbad0", owner=-1)
@@ -592,11 +594,11 @@ def test_create_persistent_refuses_an_existing_name(make_ns, persistent_tun):
 
 @needs_uso
 @pytest.mark.parametrize("helper_uso", [True, False], ids=["helper-tso-uso", "helper-tso-only"])
-def test_helper_hands_queues_to_uid_65534_which_moves_packets(make_ns, open_in_ns, helper_uso):
+def test_helper_hands_queues_to_uid_65534_which_moves_packets(tio_netns, open_in_ns, helper_uso):
     ns, helper_set = open_in_ns(queues=2, uso=helper_uso, addresses=(f"{LOCAL}/24",), up=True)
     name, negotiated = helper_set.name, helper_set.offload_mask
-    listener = nsutil.ns_socket(ns, socket.AF_UNIX, socket.SOCK_STREAM)
-    address = f"\0tio-handoff-{nsutil.unique('h')}"  # abstract: reachable by uid 65534 without a file
+    listener = ns.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    address = f"\0tio-handoff-{unique_ifname('h')}"  # abstract: reachable by uid 65534 without a file
     with listener:
         listener.bind(address)
         listener.listen(1)
@@ -608,7 +610,7 @@ def test_helper_hands_queues_to_uid_65534_which_moves_packets(make_ns, open_in_n
                 send_queue_fds(conn, [queue.fileno() for queue in helper_set.queues()])
             helper_set.close()  # the helper keeps no copy: the child alone holds the device
             ready = child.report("READY")
-            device_mask = nsutil.in_ns(ns, link.device_offloads, name)
+            device_mask = ns.run(link.device_offloads, name)
             result, received = drive_traffic(ns, child)
     assert ready["uid"] == NOBODY and ready["helper_uid"] == 0
     assert ready["mask"] == negotiated == (FULL if helper_uso else TSO_ONLY), (
@@ -636,7 +638,7 @@ def test_handoff_round_trip_keeps_every_fd_and_sets_cloexec(open_in_ns):
 
 def test_handoff_of_256_queues_spans_several_messages(open_in_ns):
     ns, qset = open_in_ns(queues=tun.MAX_QUEUES, offloads=False)
-    before = nsutil.open_fds()
+    before = open_fds()
     sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with sender, receiver:
         send_queue_fds(sender, [q.fileno() for q in qset.queues()])
@@ -644,7 +646,7 @@ def test_handoff_of_256_queues_spans_several_messages(open_in_ns):
     assert tun.MAX_QUEUES > FDS_PER_MESSAGE
     with adopted:
         assert len(adopted.queues()) == tun.MAX_QUEUES and adopted.name == qset.name
-    assert nsutil.open_fds() == before
+    assert open_fds() == before
 
 
 @needs_uso
@@ -653,10 +655,10 @@ def test_adopting_narrows_to_the_kill_switch(open_in_ns, monkeypatch):
     assert qset.offload_mask == FULL
     fd = os.dup(qset.queues()[1].fileno())
     monkeypatch.setenv("TIO_LINUX_DISABLE", "uso")
-    adopted = nsutil.in_ns(ns, adopt_queues, [fd])
+    adopted = ns.run(adopt_queues, [fd])
     with adopted:
         assert not adopted.offload_mask & tun.USO_MASK, "TIO_LINUX_DISABLE=uso narrows an adopted device"
-        assert nsutil.in_ns(ns, link.device_offloads, qset.name) == adopted.offload_mask
+        assert ns.run(link.device_offloads, qset.name) == adopted.offload_mask
 
 
 def test_adopting_without_a_visible_device_negotiates(open_in_ns):
@@ -673,11 +675,11 @@ def test_adopt_queues_closes_every_fd_on_error(open_in_ns):
     good = os.dup(qset.queues()[0].fileno())
     read_end, write_end = os.pipe()
     os.close(write_end)
-    before = nsutil.open_fds()
+    before = open_fds()
     with pytest.raises(NotATunError, match="not an attached TUN"):
-        nsutil.in_ns(ns, adopt_queues, [good, read_end])
+        ns.run(adopt_queues, [good, read_end])
     # counted, not compared: listing /proc/self/fd takes the lowest free number itself
-    assert len(nsutil.open_fds()) == len(before) - 2, "adopt_queues closes every fd it was given when it fails"
+    assert len(open_fds()) == len(before) - 2, "adopt_queues closes every fd it was given when it fails"
 
 
 def test_add_refuses_a_queue_of_another_device(open_in_ns):
@@ -692,14 +694,14 @@ def test_add_refuses_a_queue_of_another_device(open_in_ns):
         os.close(fd)
 
 
-def test_adding_a_plain_fd_clears_offloads_the_device_kept(make_ns, persistent_tun):
-    ns = make_ns()
+def test_adding_a_plain_fd_clears_offloads_the_device_kept(tio_netns, persistent_tun):
+    ns = tio_netns()
     name = persistent_tun(ns, owner=None, multi_queue=False)
-    nsutil.in_ns(ns, open_linux, name=name).close()  # leaves TSO/USO on the persistent device
-    fd = nsutil.in_ns(ns, tun.attach, name.encode(), tun.IFF_TUN | tun.IFF_NO_PI).fd
-    with nsutil.in_ns(ns, adopt_queues, [fd]) as adopted:
+    ns.run(open_linux, name=name).close()  # leaves TSO/USO on the persistent device
+    fd = ns.run(tun.attach, name.encode(), tun.IFF_TUN | tun.IFF_NO_PI).fd
+    with ns.run(adopt_queues, [fd]) as adopted:
         assert isinstance(adopted.queues()[0], PlainQueue)
-        assert nsutil.in_ns(ns, link.device_offloads, name) == 0, "an adopted plain queue is never sent superpackets"
+        assert ns.run(link.device_offloads, name) == 0, "an adopted plain queue is never sent superpackets"
 
 
 def test_send_checks_every_fd_before_sending_anything(open_in_ns):
@@ -744,10 +746,10 @@ def test_receive_refuses_what_is_not_a_handoff_and_closes_what_came(message, fd_
         with receiver:
             with sender:
                 _send_raw(sender, message, [read_end] * fd_count)
-            before = nsutil.open_fds()
+            before = open_fds()
             with pytest.raises(HandoffError, match=words):
                 receive_queue_fds(receiver, timeout=2)
-            assert nsutil.open_fds() == before, "a refused handoff closes every fd it received"
+            assert open_fds() == before, "a refused handoff closes every fd it received"
     finally:
         os.close(read_end)
         os.close(write_end)

@@ -16,7 +16,7 @@ import time
 import pytest
 from pyroute2 import IPRoute
 
-from tests.linux import nsutil
+from tests.linux.conftest import open_fds
 from tio_core.contract import Capabilities, GSOProto, queue_capabilities, supports_gso
 from tio_core.errors import ConfigError, QueueClosed, TioError
 from tio_core.plugin.registry import open_backend
@@ -158,11 +158,11 @@ def test_bad_options_fail_before_any_syscall(monkeypatch, options, message):
         open_linux(**options)
 
 
-def test_registry_opens_linux_backend_with_validated_options(make_ns):
+def test_registry_opens_linux_backend_with_validated_options(tio_netns):
     with pytest.raises(ConfigError):
         open_backend("linux", queues="2")
-    ns = make_ns()
-    qset = nsutil.in_ns(ns, open_backend, "linux", name="viareg%d", queues=2, uso=False)
+    ns = tio_netns()
+    qset = ns.run(open_backend, "linux", name="viareg%d", queues=2, uso=False)
     try:
         assert len(qset.queues()) == 2 and qset.name == "viareg0"
         assert qset.queues()[1].capabilities().uso is False
@@ -180,31 +180,31 @@ def test_link_setup_through_netlink(open_in_ns):
             addrs = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index)}
             return link.get_attr("IFLA_MTU"), link["flags"] & 1, addrs
 
-    mtu, is_up, addrs = nsutil.in_ns(ns, inspect)
+    mtu, is_up, addrs = ns.run(inspect)
     assert mtu == 9000 and is_up
     assert {("198.18.0.1", 24), ("fd00::1", 64)} <= addrs
 
 
-def test_failed_link_setup_closes_everything(make_ns):
-    ns = make_ns()
-    before = nsutil.open_fds()
+def test_failed_link_setup_closes_everything(tio_netns):
+    ns = tio_netns()
+    before = open_fds()
     with pytest.raises(DeviceError, match="netlink"):
-        nsutil.in_ns(ns, open_linux, name="badlink0", addresses=("198.18.0.1/24", "198.18.0.1/24"))
-    assert nsutil.open_fds() == before
+        ns.run(open_linux, name="badlink0", addresses=("198.18.0.1/24", "198.18.0.1/24"))
+    assert open_fds() == before
 
     def links():
         with IPRoute() as ipr:
             return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
 
-    assert "badlink0" not in nsutil.in_ns(ns, links)
+    assert "badlink0" not in ns.run(links)
 
 
 def test_existing_single_queue_device_is_busy(open_in_ns):
     ns, qset = open_in_ns()
-    before = nsutil.open_fds()
+    before = open_fds()
     with pytest.raises(DeviceError, match="busy"):
-        nsutil.in_ns(ns, open_linux, name=qset.name)
-    assert nsutil.open_fds() == before
+        ns.run(open_linux, name=qset.name)
+    assert open_fds() == before
 
 
 def _attach_raw(name: str, flags: int) -> int:
@@ -216,7 +216,7 @@ def _attach_raw(name: str, flags: int) -> int:
 def test_add_fd_detects_vnet_and_replays_mask(open_in_ns, ioctl_log):
     ns, qset = open_in_ns(queues=2, uso=False)
     flags = tun.IFF_TUN | tun.IFF_NO_PI | tun.IFF_MULTI_QUEUE | tun.IFF_VNET_HDR
-    fd = nsutil.in_ns(ns, _attach_raw, qset.name, flags)
+    fd = ns.run(_attach_raw, qset.name, flags)
     del ioctl_log[:]
     queue = qset.add(fd)
     assert isinstance(queue, VnetQueue) and queue.fileno() == fd
@@ -227,7 +227,7 @@ def test_add_fd_detects_vnet_and_replays_mask(open_in_ns, ioctl_log):
 
 def test_add_plain_fd_builds_plain_queue(open_in_ns):
     ns, qset = open_in_ns(queues=2, offloads=False)
-    fd = nsutil.in_ns(ns, _attach_raw, qset.name, tun.IFF_TUN | tun.IFF_NO_PI | tun.IFF_MULTI_QUEUE)
+    fd = ns.run(_attach_raw, qset.name, tun.IFF_TUN | tun.IFF_NO_PI | tun.IFF_MULTI_QUEUE)
     assert isinstance(qset.add(fd), PlainQueue)
 
 
@@ -297,11 +297,11 @@ def test_closing_one_queue_ends_its_blocked_reader(open_in_ns):
     assert second.fileno() >= 0  # the other queue is untouched
 
 
-def test_no_fd_is_leaked(make_ns, monkeypatch):
-    ns = make_ns()
-    before = nsutil.open_fds()
+def test_no_fd_is_leaked(tio_netns, monkeypatch):
+    ns = tio_netns()
+    before = open_fds()
     for options in ({"queues": 3}, {"offloads": False}, {"queues": 2, "uso": False}):
-        qset = nsutil.in_ns(ns, open_linux, name="leak%d", **options)
+        qset = ns.run(open_linux, name="leak%d", **options)
         qset.queues()[0].fileno()
         qset.close()
     # failure after some fds were opened: the third queue's offload replay is refused
@@ -317,15 +317,15 @@ def test_no_fd_is_leaked(make_ns, monkeypatch):
 
     monkeypatch.setattr(tun, "tun_ioctl", fail_third)
     with pytest.raises(DeviceError):
-        nsutil.in_ns(ns, open_linux, name="leak%d", queues=3)
-    assert nsutil.open_fds() == before
+        ns.run(open_linux, name="leak%d", queues=3)
+    assert open_fds() == before
 
 
 def test_write_to_a_down_interface_is_a_typed_error(open_in_ns):
     from tio_linux.errors import InterfaceDownError
 
     _, qset = open_in_ns()  # created but not up
-    from tests.linux.packets import IP, UDP
+    from scapy.layers.inet import IP, UDP
 
     with pytest.raises(InterfaceDownError, match="down") as info:
         qset.queues()[0].write(bytes(IP(src="198.18.0.2", dst="198.18.0.1") / UDP(dport=9) / b"x"))
@@ -361,8 +361,8 @@ def test_unprivileged_open_says_what_to_do():
 
 def test_missing_tun_device_says_what_to_do(monkeypatch):
     monkeypatch.setattr(tun, "TUN_PATH", "/nonexistent/net/tun")
-    before = nsutil.open_fds()
+    before = open_fds()
     with pytest.raises(TunUnavailableError, match="modprobe tun") as info:
         open_linux(name="notun0")
     assert isinstance(info.value, TioError) and isinstance(info.value, FileNotFoundError)
-    assert nsutil.open_fds() == before
+    assert open_fds() == before

@@ -49,22 +49,18 @@ class CapturedTun:
         self.local = self.cidr.split("/")[0]
 
     def __enter__(self) -> CapturedTun:
-        from tests.linux import nsutil
         from tio_linux.backend import open_linux
+        from tio_linux.netns import Namespace, unique_ifname
 
-        self.nsutil = nsutil
-        self.ns = nsutil.unique("tiop")
-        nsutil.create_ns(self.ns)
+        self.ns = Namespace("p")
         self.qset = self.tcpdump = None
         try:
-            self.qset = nsutil.in_ns(
-                self.ns, open_linux, name=nsutil.unique("tp"), addresses=(self.cidr,), up=True, mtu=1500
-            )
+            self.qset = self.ns.run(open_linux, name=unique_ifname("tp"), addresses=(self.cidr,), up=True, mtu=1500)
             self.queue = self.qset.queues()[0]
             self.tcpdump = subprocess.Popen(
                 [
                     "nsenter",
-                    f"--net=/run/netns/{self.ns}",
+                    f"--net={self.ns.path}",
                     "tcpdump",
                     "-Z",
                     "root",
@@ -88,7 +84,7 @@ class CapturedTun:
         return self
 
     def socket(self, kind: int) -> socket.socket:
-        return self.nsutil.ns_socket(self.ns, self.family, kind)
+        return self.ns.socket(self.family, kind)
 
     def stop_capture(self) -> None:
         time.sleep(0.2)  # let tcpdump write the last packet
@@ -101,7 +97,7 @@ class CapturedTun:
             self.tcpdump.wait()
         if self.qset is not None:
             self.qset.close()
-        self.nsutil.remove_ns(self.ns)
+        self.ns.remove()
 
 
 def replay_all(path, **options) -> list:

@@ -2,7 +2,7 @@
 
 Every benchmark module (tio_core.bench_*, and each plugin's own) exposes
 ``run(quick: bool = False) -> list[Figure]``; scripts in benchmarks/ and
-``tio bench`` print them with format_table().
+``tio bench`` print them with tio_core.cli.output.figure_table().
 """
 
 from __future__ import annotations
@@ -91,13 +91,3 @@ def best_rate(work: Callable[[], object], units_per_call: float, seconds: float 
                 break
         best = max(best, calls * units_per_call / (now - start))
     return best
-
-
-def format_table(figures: Iterable[Figure]) -> str:
-    rows = [["measurement", "value", "baseline", "baseline value", "ratio"]]
-    for fig in figures:
-        ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
-        base = f"{fig.baseline_value:.3g} {fig.unit}" if fig.baseline_name else "-"
-        rows.append([fig.name, f"{fig.value:.3g} {fig.unit}", fig.baseline_name or "-", base, ratio])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

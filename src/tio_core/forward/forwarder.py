@@ -28,6 +28,7 @@ class ForwardStats:
     packets_read: int = 0
     bytes_read: int = 0
     superpackets: int = 0
+    superpackets_passed: int = 0  # of which handed to the sink's write_gso unsegmented
     segments_from_superpackets: int = 0
     packets_written: int = 0  # wire packets the sink accepted (GSO writes count each segment)
     bytes_written: int = 0  # wire bytes, headers of every segment included
@@ -36,6 +37,13 @@ class ForwardStats:
     verbatim_writes: int = 0
     drops: Counter = field(default_factory=Counter)  # reason -> wire packets
     elapsed: float = 0.0
+    first_packet_at: float = 0.0  # time.monotonic() when the first packet was read (0: none yet)
+    last_packet_at: float = 0.0  # time.monotonic() when the last batch was written
+
+    @property
+    def active(self) -> float:
+        """Seconds from the first packet read to the last batch written (idle waits before excluded)."""
+        return self.last_packet_at - self.first_packet_at if self.first_packet_at else 0.0
 
     @property
     def wire_packets_in(self) -> int:
@@ -50,8 +58,10 @@ class ForwardStats:
         for name in self.__dataclass_fields__:
             if name == "drops":
                 self.drops.update(other.drops)
-            elif name == "elapsed":
-                self.elapsed = max(self.elapsed, other.elapsed)
+            elif name in ("elapsed", "last_packet_at"):
+                setattr(self, name, max(getattr(self, name), getattr(other, name)))
+            elif name == "first_packet_at":
+                self.first_packet_at = min(filter(None, (self.first_packet_at, other.first_packet_at)), default=0.0)
             else:
                 setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -194,7 +204,11 @@ class Forwarder:
                     break
                 if limit is not None:
                     batch = batch[: limit - self.stats.packets_read]
+                if batch and not self.stats.first_packet_at:
+                    self.stats.first_packet_at = time.monotonic()
                 self.forward_batch(batch)
+                if batch:
+                    self.stats.last_packet_at = time.monotonic()
                 if on_batch is not None:
                     on_batch(self.stats)
         finally:
@@ -235,6 +249,7 @@ class Forwarder:
         if not self._segment and self._gso_ok[packet.gso.proto]:
             self._lane.flush()  # keep order: what was staged goes first
             ip_hdr, l4_hdr, payloads = _superpacket_pieces(packet)
+            stats.superpackets_passed += 1
             stats.segments_from_superpackets += len(payloads)
             self._writer.write_gso(ip_hdr, l4_hdr, payloads, packet.gso.proto)
             return

@@ -33,6 +33,7 @@ class RunOptions:
     both_ways: bool = False
     limit: int | None = None  # packets read from the source, all workers together
     workers: int = 1
+    duration: float | None = None  # seconds; then the run stops as at the end of its source
 
 
 @dataclass
@@ -79,8 +80,12 @@ def run_queues(
     for thread in directions:
         thread.start()
     interrupted = False
+    deadline = None if options.duration is None else time.monotonic() + options.duration
     try:
-        while not done.wait(0.2) and not stop.is_set():
+        while not stop.is_set():
+            wait = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if wait <= 0 or done.wait(wait):
+                break
             if on_progress is not None:
                 on_progress(forward.stats)
     except KeyboardInterrupt:
@@ -141,7 +146,7 @@ def _run_workers(source: QueueSet, sink: QueueSet, options: RunOptions, on_progr
     if len(source.queues()) < count:
         raise TioError(f"--workers {count} needs a source with {count} queues, it has {len(source.queues())}")
     context = multiprocessing.get_context("fork")
-    per_worker = RunOptions(options.segment, options.coalesce, options.both_ways, None, 1)
+    per_worker = RunOptions(options.segment, options.coalesce, options.both_ways, None, 1, options.duration)
     workers = []
     for index in range(count):
         parent_end, child_end = context.Pipe(duplex=False)

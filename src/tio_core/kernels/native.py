@@ -17,7 +17,7 @@ PURE_ENV = "TIO_PURE"  # set to anything but "" or "0" to force the pure-Python 
 def built_extension() -> ModuleType | None:
     """The C extension when it is built, whatever TIO_PURE says (tests compare both)."""
     try:
-        from tio_core import _ckernels
+        import tio_core._ckernels as _ckernels
     except ImportError:  # not built: the twins are complete on their own
         return None
     return _ckernels

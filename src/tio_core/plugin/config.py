@@ -32,6 +32,10 @@ def load_config(source: ConfigSource) -> Mapping[str, Any]:
         raise ConfigError(f"cannot read config {os.fspath(source)!r}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {os.fspath(source)!r} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {os.fspath(source)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except RecursionError:
+        raise ConfigError(f"config {os.fspath(source)!r} nests tables or arrays too deeply") from None
 
 
 def backend_selection(config: Mapping[str, Any], section: str = "tio") -> tuple[str, dict[str, Any]]:

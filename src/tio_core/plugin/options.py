@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from tio_core.errors import ConfigError
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list"}
+INPUT_FILE = "input-file"
+OUTPUT_FILE = "output-file"
+ROLES = ("", INPUT_FILE, OUTPUT_FILE)
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,10 @@ class Option:
     """One keyword option a backend factory accepts.
 
     type is one of str, int, float, bool or list (a list of ``item_type``).
-    A default of None makes the option optional with no value.
+    A default of None makes the option optional with no value. role says
+    what a string value names: INPUT_FILE (a file the backend reads),
+    OUTPUT_FILE (a file it creates or truncates) or "" (neither); the CLI
+    refuses a run whose output file is one of its input files.
     """
 
     name: str
@@ -27,12 +34,17 @@ class Option:
     default: Any = None
     help: str = ""
     required: bool = False
-    item_type: type = str
+    item_type: builtins.type = str
     choices: tuple = ()
+    role: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES or self.item_type not in _TYPE_NAMES:
             raise TypeError(f"option {self.name!r}: unsupported type {self.type!r}")
+        if self.role not in ROLES:
+            raise TypeError(f"option {self.name!r}: role must be one of {ROLES}, got {self.role!r}")
+        if self.role and self.type is not str:
+            raise TypeError(f"option {self.name!r}: a {self.role} option must be a string")
 
     @property
     def type_name_with_article(self) -> str:
@@ -61,7 +73,7 @@ class Option:
             )
         return value
 
-    def _check_scalar(self, value: Any, kind: type, backend: str) -> Any:
+    def _check_scalar(self, value: Any, kind: builtins.type, backend: str) -> Any:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, bool) and kind is not bool:

@@ -149,7 +149,8 @@ class BackendRegistry:
         self._broken_at_load: dict[str, LoadError] = {}  # imports and registrations: fixed once loaded
         self._broken_at_collect: dict[str, LoadError] = {}  # hooks and definitions: rebuilt with the backends
         self._register(builtin, "tio-core:builtin", _Source("tio-core", _core_version(), "", _module_file(builtin)))
-        if autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD"):
+        self.autoload = autoload and not _env_flag("TIO_DISABLE_PLUGIN_AUTOLOAD")  # installed plugins loaded
+        if self.autoload:
             self._load_entry_points()
 
     # -- plugin loading -------------------------------------------------
@@ -470,6 +471,7 @@ def _checked_option(option: object, backend: str, index: int) -> Option:
             required,
             option.item_type,
             tuple(choices),
+            option.role,
         )
     except TypeError as exc:
         raise InvalidPluginValue(f"option {name!r}: {exc}") from None

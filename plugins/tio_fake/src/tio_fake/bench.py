@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tio_core.bench import Figure, best_rate, format_table
+from tio_core.bench import Figure, best_rate
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -48,4 +48,6 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    print(format_table(run()))
+    from tio_core.cli.output import figure_table
+
+    print(figure_table(run()))

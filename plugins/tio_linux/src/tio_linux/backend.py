@@ -71,14 +71,16 @@ class LinuxQueueSet(QueueSet):
         return self._state.gso_fallbacks
 
     def describe(self) -> dict[str, object]:
-        """What `tio info` shows: device, header, negotiated offloads, MTU."""
+        """What `tio info` shows (typed: `tio info --json` prints it as is): device, header, offloads, MTU."""
         vnet = any(isinstance(q, VnetQueue) for q in self._queues)
+        mask = self._state.mask
         return {
             "interface": self.name,
-            "vnet header": f"{VIRTIO_NET_HDR_LEN} bytes" if vnet else "none (plain packets)",
-            "offload mask": f"{self._state.mask:#04x} ({tun.describe_mask(self._state.mask)})",
+            "vnet_header_bytes": VIRTIO_NET_HDR_LEN if vnet else 0,
+            "offload_mask": mask,
+            "offloads": tun.describe_mask(mask).split("|") if mask else [],
             "mtu": _mtu(self.name),
-            "gso fallbacks": self._state.gso_fallbacks,
+            "gso_fallbacks": self._state.gso_fallbacks,
         }
 
     def add(self, fd: int) -> Queue:

@@ -15,20 +15,17 @@ wire packets the kernel would produce (the suite checks them against scapy).
 
 from __future__ import annotations
 
-import ctypes
-import itertools
-import os
 import select
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tio_core import kernels
 from tio_core.contract import Packet, QueueSet
 from tio_core.wire import GSO_NONE, VIRTIO_NET_HDR_LEN, VirtioNetHdr
+from tio_linux.netns import Namespace, unique_ifname, why_unavailable
 from tio_testing import ContractHarness
 
 ETH_P_ALL = 0x0003
@@ -37,63 +34,6 @@ ETH_P_IPV6 = 0x86DD
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
-CLONE_NEWNET = 0x40000000
-T = TypeVar("T")
-_names = itertools.count()
-
-
-class _Namespace:
-    """A network namespace kept alive by an open fd; work runs in threads that joined it."""
-
-    def __init__(self) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self._in_thread(self._create)
-        self.run(_quiet_new_links)
-
-    def _create(self) -> int:
-        if self._libc.unshare(CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-
-    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """fn(*args, **kwargs) in a thread inside the namespace; objects it creates stay there."""
-
-        def joined() -> T:
-            if self._libc.setns(self.fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns: {os.strerror(err)}")
-            return fn(*args, **kwargs)
-
-        return self._in_thread(joined)
-
-    @staticmethod
-    def _in_thread(fn: Callable[[], T]) -> T:
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = fn()
-            except BaseException as exc:  # handed to the caller
-                box["error"] = exc
-
-        thread = threading.Thread(target=target, name="tio-contract-netns")
-        thread.start()
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _quiet_new_links() -> None:
-    # No router solicitations or MLD reports on new devices: queue 0 must read exactly the injected packets.
-    with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as handle:
-        handle.write("1")
 
 
 def _capture_socket(ifname: str) -> socket.socket:
@@ -119,22 +59,19 @@ class LinuxHarness(ContractHarness):
 
     @classmethod
     def unavailable(cls) -> str | None:
-        if os.geteuid() != 0:
-            return "needs root (CAP_NET_ADMIN) to create a network namespace and TUN devices"
-        if not os.path.exists("/dev/net/tun"):
-            return "needs /dev/net/tun (load the tun module or pass the device into the container)"
-        return None
+        return why_unavailable()
 
     def __init__(self, backend: str, options: Mapping[str, Any], workdir: Path) -> None:
         super().__init__(backend, options, workdir)
-        self.ns = _Namespace()
+        # no router solicitations or MLD reports on new devices: queue 0 must read exactly the injected packets
+        self.ns = Namespace("contract", ipv6=False, anonymous=True)
         self.sets: list[QueueSet] = []
         self.captures: dict[int, socket.socket] = {}
 
     def open(self, inbound: Sequence[bytes]) -> QueueSet:
         from tio_core import open_backend
 
-        name = f"tc{os.getpid() % 100000}x{next(_names)}"
+        name = unique_ifname("tc")
         qs = self.ns.run(open_backend, self.backend, name=name, up=True, **self.options)
         self.sets.append(qs)
         self.captures[id(qs)] = self.ns.run(_capture_socket, name)
@@ -175,7 +112,7 @@ class LinuxHarness(ContractHarness):
         for qs in self.sets:  # TUNs go before their namespace
             qs.close()
         self.sets.clear()
-        self.ns.close()
+        self.ns.remove()
 
 
 __all__ = ["LinuxHarness"]

@@ -40,7 +40,8 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
     return [
         BenchmarkDef(
             "tun",
-            "iperf3 through two TUNs: naive forwarder, raw vnet, tio passthrough and segment+coalesce",
+            "iperf3 through two TUNs: veth, naive, raw vnet, tun_bridge, tio forward (1/N workers, 4 flows); "
+            "Gbit/s and CPU s/GB",
             "tio_linux.bench:run",
             needs_root=True,
         )

@@ -45,6 +45,8 @@ class ReplaySettings(NamedTuple):
     speed: float = 1.0
     rate: float | None = None
     loop: int = 1
+    loop_delay: float = 0.0
+    mbps: float | None = None
     limit: int | None = None
     gso_mtu: int | None = None
     mss: int | None = None
@@ -225,7 +227,11 @@ class PcapQueue(Queue):
         self._recorder = recorder
         self._caps = capabilities
         self._owned_fd = owned_fd
-        self._pacer = None if settings.pacing == "fast" else Pacer(settings.pacing, settings.speed, settings.rate)
+        self._pacer = (
+            None
+            if settings.pacing == "fast"
+            else Pacer(settings.pacing, settings.speed, settings.rate, settings.mbps, settings.loop_delay)
+        )
         self._infer = (
             SuperpacketInference(settings.gso_mtu, settings.mss)
             if settings.gso_mtu is not None or settings.mss is not None
@@ -318,7 +324,9 @@ class PcapQueue(Queue):
                 return views
             self._reader.rewind()
             if self._pacer is not None:
-                self._pacer.start_pass()
+                self._pacer.start_pass()  # the pacer puts the loop delay between passes
+            elif self._settings.loop_delay and self._wake.wait(self._settings.loop_delay):
+                raise QueueClosed(f"pcap queue ({self.name}) was closed between loop passes")
 
     def _paced(self) -> list[memoryview]:
         if self._ahead_pos >= len(self._ahead):
@@ -332,7 +340,7 @@ class PcapQueue(Queue):
             self._ahead_due = dues = []
             self._ahead_pos = 0
             for index, stamp in enumerate(stamps if stamps is not None else repeat(0, len(self._ahead))):
-                due = pacer.due(stamp)
+                due = pacer.due(stamp, len(self._ahead[index]))
                 if due is None:
                     self._pace_failure = self._unpaceable(stamp, offsets[index] if offsets else -1)
                     del self._ahead[index:]  # deliver the packets before it first
@@ -505,7 +513,7 @@ def _check_settings(path: str | None, output: str | None, settings: ReplaySettin
         raise bad("give path= (a capture to replay) and/or output= (a capture to record writes to)")
     if path is not None and output is not None and same_file(path, output):
         raise bad(describe_same_file(path, output))
-    problem = pacing_problem(settings.pacing, settings.speed, settings.rate)
+    problem = pacing_problem(settings.pacing, settings.speed, settings.rate, settings.mbps, settings.loop_delay)
     if problem is not None:
         raise bad(problem)
     if settings.loop < 0:
@@ -531,6 +539,8 @@ def open_pcap(
     speed: float = 1.0,
     rate: float | None = None,
     loop: int = 1,
+    loop_delay: float = 0.0,
+    mbps: float | None = None,
     limit: int | None = None,
     gso_mtu: int | None = None,
     mss: int | None = None,
@@ -538,7 +548,7 @@ def open_pcap(
     batch: int = 64,
 ) -> PcapQueueSet:
     """Factory of the ``pcap`` backend (options as declared in tio_pcap.plugin)."""
-    settings = ReplaySettings(pacing, speed, rate, loop, limit, gso_mtu, mss, strict, batch)
+    settings = ReplaySettings(pacing, speed, rate, loop, loop_delay, mbps, limit, gso_mtu, mss, strict, batch)
     _check_settings(path, output, settings)
     if output_format is not None and output is None:
         raise ConfigError("backend 'pcap': output_format is given but output= is not")

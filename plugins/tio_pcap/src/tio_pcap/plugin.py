@@ -9,14 +9,16 @@ from __future__ import annotations
 from tio_core import BackendDef, BenchmarkDef, Option, hookimpl
 from tio_pcap.files import FILE_ROLES
 
-# FILE_ROLES says which OPTIONS name a file this backend reads (path) or writes (output), for the
-# CLI to refuse a run that writes a file it reads across two backends, without opening them.
-# With tio_core's proposed Option(role=...) each of those options passes role=FILE_ROLES[name].
+# FILE_ROLES says which OPTIONS name a file this backend reads (path) or writes (output); each of
+# them declares it as Option(role=...), for the CLI to refuse a run that writes a file it reads
+# across two backends, without opening them.
 __all__ = ["FILE_ROLES", "OPTIONS"]
 
 OPTIONS = (
-    Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads"),
-    Option("output", str, None, "record every write and write_gso to this capture file (link type RAW)"),
+    Option("path", str, None, "capture file (pcap or pcapng) whose IP packets queue 0 reads", role=FILE_ROLES["path"]),
+    Option(
+        "output", str, None, "record every write and write_gso to this capture file (RAW)", role=FILE_ROLES["output"]
+    ),
     Option(
         "output_format",
         str,
@@ -37,12 +39,15 @@ OPTIONS = (
         "pacing",
         str,
         "fast",
-        "fast (as fast as possible), realtime (capture timestamps / speed) or rate (a fixed packets per second)",
-        choices=("fast", "realtime", "rate"),
+        "fast (as fast as possible), realtime (capture timestamps / speed), rate (packets per second) "
+        "or bitrate (megabits per second)",
+        choices=("fast", "realtime", "rate", "bitrate"),
     ),
     Option("speed", float, 1.0, "pacing=realtime: replay this many times faster than captured"),
     Option("rate", float, None, "pacing=rate: packets per second"),
+    Option("mbps", float, None, "pacing=bitrate: megabits per second of captured IP bytes"),
     Option("loop", int, 1, "replay the capture this many times (0 = endlessly)"),
+    Option("loop_delay", float, 0.0, "seconds between two passes of a loop"),
     Option("limit", int, None, "stop after this many packets"),
     Option(
         "gso_mtu",
