@@ -1,5 +1,5 @@
 /* Checksum kernels of tio_core._ckernels: twins of the checksum functions in
- * tio_core._pykernels (same results, same exceptions and messages). */
+ * tio_core.kernels._pykernels (same results, same exceptions and messages). */
 #include "tio.h"
 #include "csum.h"
 #include "wire.h"

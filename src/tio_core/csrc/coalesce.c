@@ -94,7 +94,7 @@ static uint64_t pseudo_sum(const uint8_t *addrs, size_t addr_len, uint8_t proto,
 }
 
 /* Reads the IP header of p[0..n) into *ip: 1 for a packet that can be tied
- * to a flow, 0 for one that seals every open run (see parse_ip in _pycoalesce). */
+ * to a flow, 0 for one that seals every open run (twin of _parse_ip in _pycoalesce). */
 static int parse_ip(const uint8_t *p, Py_ssize_t n, int verify, ip_info *ip)
 {
     int version = n > 0 ? tio_ip_version(p) : 0;
@@ -155,7 +155,7 @@ static enum outcome classify_udp(const uint8_t *l4, Py_ssize_t l4_len, int udp, 
     return CANDIDATE;
 }
 
-/* Classifies one packet (see parse() in _pycoalesce). Fills key and c. */
+/* Classifies one packet (twin of parse() in _pycoalesce). Fills key and c. */
 static enum outcome parse(const uint8_t *p, Py_ssize_t n, int tcp, int udp, int verify, flow_key *key,
                           candidate *c)
 {
