@@ -37,7 +37,7 @@ lint: $(VENV)/.kernels
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.kernels sysdeps
+test: lint sysdeps
 	$(PY) -m pytest
 
 # The tun benchmark (iperf3 through TUN forwarders in network namespaces) needs root and iperf3:

@@ -23,22 +23,68 @@ IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPV4_MIN_HDR = 20
 IPV6_HDR = 40
-IPV4_TOTAL_LENGTH = 2  # byte offsets inside the IPv4 header
+IPV4_TOS = 1  # byte offsets inside the IPv4 header
+IPV4_TOTAL_LENGTH = 2
 IPV4_ID = 4
 IPV4_FRAG = 6
+IPV4_TTL = 8
 IPV4_PROTOCOL = 9
 IPV4_CHECKSUM = 10
+IPV4_SRC = 12  # the destination address follows the source
+IPV4_ADDR_LEN = 4
 IPV4_DF = 0x4000  # "don't fragment" in the 16-bit flags/fragment field
+IPV4_MF = 0x2000  # "more fragments"
+IPV4_FRAG_OFFSET_MASK = 0x1FFF  # the fragment offset
 IPV6_PAYLOAD_LENGTH = 4  # byte offsets inside the IPv6 header
 IPV6_NEXT_HEADER = 6
+IPV6_HOP_LIMIT = 7
+IPV6_SRC = 8  # the destination address follows the source
+IPV6_ADDR_LEN = 16
+# An IPv6 extension header starts with the next header and its length in
+# 8-byte units beyond the first 8.
+IPV6_EXT_NEXT_HEADER = 0
+IPV6_EXT_LENGTH = 1
+IPV6_EXT_UNIT = 8
+# next-header numbers of the IPv6 extension headers (IANA): the L4 header follows them
+IPPROTO_HOPOPTS = 0
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_ESP = 50
+IPPROTO_AH = 51
+IPPROTO_DSTOPTS = 60
+IPPROTO_MH = 135
+IPPROTO_HIP = 139
+IPPROTO_SHIM6 = 140
+IPPROTO_EXP1 = 253
+IPPROTO_EXP2 = 254
+IPV6_EXTENSION_HEADERS = frozenset(
+    {
+        IPPROTO_HOPOPTS,
+        IPPROTO_ROUTING,
+        IPPROTO_FRAGMENT,
+        IPPROTO_ESP,
+        IPPROTO_AH,
+        IPPROTO_DSTOPTS,
+        IPPROTO_MH,
+        IPPROTO_HIP,
+        IPPROTO_SHIM6,
+        IPPROTO_EXP1,
+        IPPROTO_EXP2,
+    }
+)
 PROTO_NUMBER = {GSOProto.TCP: IPPROTO_TCP, GSOProto.UDP: IPPROTO_UDP}
 
 # -- TCP / UDP ---------------------------------------------------------------
 TCP_MIN_HDR = 20
 UDP_HDR = 8
+L4_PORTS_LEN = 4  # source and destination port: the first bytes of a TCP or UDP header
 TCP_SEQ = 4  # byte offsets inside the TCP header
+TCP_ACK_SEQ = 8
 TCP_DATA_OFFSET = 12
 TCP_FLAGS = 13
+TCP_WINDOW = 14
+TCP_URG_PTR = 18
+TCP_RESERVED_MASK = 0x0F  # low nibble of the data offset byte
 UDP_LENGTH = 4  # byte offset inside the UDP header
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = 1, 2, 4, 8, 16, 32, 64, 128
 

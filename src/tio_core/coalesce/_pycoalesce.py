@@ -38,21 +38,49 @@ from tio_core.kernels._pykernels import checksum, ipv4_header_checksum, pseudo_h
 from tio_core.wire import (
     IPPROTO_TCP,
     IPPROTO_UDP,
+    IPV4_ADDR_LEN,
+    IPV4_CHECKSUM,
     IPV4_DF,
+    IPV4_FRAG,
+    IPV4_ID,
+    IPV4_MIN_HDR,
+    IPV4_PROTOCOL,
+    IPV4_SRC,
+    IPV4_TOS,
+    IPV4_TOTAL_LENGTH,
+    IPV4_TTL,
+    IPV6_ADDR_LEN,
+    IPV6_EXTENSION_HEADERS,
+    IPV6_HDR,
+    IPV6_HOP_LIMIT,
+    IPV6_NEXT_HEADER,
+    IPV6_PAYLOAD_LENGTH,
+    IPV6_SRC,
+    L4_PORTS_LEN,
     MAX_IP_PACKET,
     TCP_ACK,
+    TCP_ACK_SEQ,
+    TCP_CSUM_OFFSET,
+    TCP_DATA_OFFSET,
     TCP_ECE,
+    TCP_FLAGS,
+    TCP_MIN_HDR,
     TCP_PSH,
+    TCP_RESERVED_MASK,
+    TCP_SEQ,
+    TCP_URG_PTR,
+    TCP_WINDOW,
+    UDP_CSUM_OFFSET,
     UDP_GSO_MAX_SEGMENTS_OLD,
+    UDP_HDR,
+    UDP_LENGTH,
 )
-
-# IPv6 next-header values that are extension headers (the L4 header follows later)
-IPV6_EXTENSION_HEADERS = frozenset({0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254})
 
 # Runs are written with write_gso: at most what every kernel takes in one UDP
 # GSO write (below plan_gso_write's caps); used for TCP too.
 MAX_SEGMENTS = UDP_GSO_MAX_SEGMENTS_OLD
 TCP_MERGEABLE_FLAGS = TCP_ACK | TCP_PSH | TCP_ECE
+IPV4_WITHOUT_OPTIONS = 4 << 4 | IPV4_MIN_HDR // 4  # the first byte: version 4, IHL 5 words
 
 # outcome of parsing one packet
 SEAL_ALL = 0  # verbatim; flow unknown, so every open run is sealed
@@ -104,7 +132,7 @@ def check_buffers(packets: Sequence[object]) -> None:
     """Raise TypeError naming the first item that is not a contiguous buffer."""
     for index, obj in enumerate(packets):
         try:
-            view = memoryview(obj)
+            view = memoryview(obj)  # type: ignore[arg-type]  # probing: obj may be anything
         except TypeError:
             raise TypeError(f"packet {index} is a {type(obj).__name__}, not a bytes-like object") from None
         except ValueError as exc:  # a released memoryview
@@ -113,78 +141,99 @@ def check_buffers(packets: Sequence[object]) -> None:
             raise TypeError(f"packet {index} is not a readable C-contiguous buffer (strided)")
 
 
-def _l4_checksum_ok(view: memoryview, l4off: int, ip_len: int, proto: int) -> bool:
-    if l4off == 20:
-        src, dst = view[12:16], view[16:20]
-    else:
-        src, dst = view[8:24], view[24:40]
-    seed = pseudo_header_sum(bytes(src), bytes(dst), proto, ip_len - l4off)
-    return checksum(view[l4off:ip_len], seed) == 0xFFFF
+def _pseudo_sum(addrs: bytes, proto: int, l4_len: int) -> int:
+    half = len(addrs) // 2  # source, then destination address
+    return pseudo_header_sum(addrs[:half], addrs[half:], proto, l4_len)
 
 
-def parse(view: memoryview, tcp: bool, udp: bool, verify: bool):
-    """Classify one packet: (outcome, flow key or None, _Candidate or None)."""
+def _l4_checksum_ok(view: memoryview, l4off: int, ip_len: int, proto: int, addrs: bytes) -> bool:
+    return checksum(view[l4off:ip_len], _pseudo_sum(addrs, proto, ip_len - l4off)) == 0xFFFF
+
+
+def _parse_ip(view: memoryview, verify: bool) -> tuple[int, int, int, bytes] | None:
+    """The IP header's (ip_len, l4off, proto, addresses); None for a packet that cannot be tied to a flow."""
     n = len(view)
     version = view[0] >> 4 if n else 0
     if version == 4:
-        if n < 20 or view[0] != 0x45:  # shorter, or carries options
-            return SEAL_ALL, None, None
-        ip_len = _U16.unpack_from(view, 2)[0]
-        if ip_len < 20 or ip_len > n or _U16.unpack_from(view, 6)[0] & ~IPV4_DF:
-            return SEAL_ALL, None, None
-        if verify and checksum(view[:20]) != 0xFFFF:
-            return SEAL_ALL, None, None
-        l4off, proto, addrs = 20, view[9], bytes(view[12:20])
-    elif version == 6:
-        if n < 40:
-            return SEAL_ALL, None, None
-        ip_len = 40 + _U16.unpack_from(view, 4)[0]
-        if ip_len > n:
-            return SEAL_ALL, None, None
-        l4off, proto, addrs = 40, view[6], bytes(view[8:40])
-        if proto in IPV6_EXTENSION_HEADERS:
-            return SEAL_ALL, None, None
-    else:
-        return SEAL_ALL, None, None
+        if n < IPV4_MIN_HDR or view[0] != IPV4_WITHOUT_OPTIONS:
+            return None
+        ip_len = _U16.unpack_from(view, IPV4_TOTAL_LENGTH)[0]
+        if ip_len < IPV4_MIN_HDR or ip_len > n or _U16.unpack_from(view, IPV4_FRAG)[0] & ~IPV4_DF:
+            return None  # a fragment (or a reserved bit)
+        if verify and checksum(view[:IPV4_MIN_HDR]) != 0xFFFF:
+            return None
+        return ip_len, IPV4_MIN_HDR, view[IPV4_PROTOCOL], bytes(view[IPV4_SRC : IPV4_SRC + 2 * IPV4_ADDR_LEN])
+    if version == 6:
+        if n < IPV6_HDR:
+            return None
+        ip_len = IPV6_HDR + _U16.unpack_from(view, IPV6_PAYLOAD_LENGTH)[0]
+        if ip_len > n or view[IPV6_NEXT_HEADER] in IPV6_EXTENSION_HEADERS:
+            return None
+        return ip_len, IPV6_HDR, view[IPV6_NEXT_HEADER], bytes(view[IPV6_SRC : IPV6_SRC + 2 * IPV6_ADDR_LEN])
+    return None
 
-    l4_len = ip_len - l4off
+
+FlowKey = tuple[int, bytes, bytes]  # protocol, addresses, ports
+Parsed = tuple[int, FlowKey | None, "_Candidate | None"]  # outcome, flow key, candidate
+
+
+def parse(view: memoryview, tcp: bool, udp: bool, verify: bool) -> Parsed:
+    """Classify one packet: (outcome, flow key or None, _Candidate or None)."""
+    ip = _parse_ip(view, verify)
+    if ip is None:
+        return SEAL_ALL, None, None
+    ip_len, l4off, proto, addrs = ip
     if proto == IPPROTO_TCP:
-        if l4_len < 20:
-            return SEAL_ALL, None, None
-        l4hlen = (view[l4off + 12] >> 4) * 4
-        if l4hlen < 20 or l4hlen > l4_len:
-            return SEAL_ALL, None, None
-        key = (proto, addrs, bytes(view[l4off : l4off + 4]))
-        if not tcp:
-            return SEAL_FLOW, key, None
-        flags = view[l4off + 13]
-        if view[l4off + 12] & 0x0F or flags & ~TCP_MERGEABLE_FLAGS or not flags & TCP_ACK:
-            return SEAL_FLOW, key, None
-        plen = l4_len - l4hlen
-        if plen == 0:
-            return VERBATIM, key, None  # a pure ACK leaves the run open
-        if verify and not _l4_checksum_ok(view, l4off, ip_len, proto):
-            return SEAL_FLOW, key, None
-        seq = _U32.unpack_from(view, l4off + 4)[0]
-        return CANDIDATE, key, _Candidate(view, proto, l4off, l4hlen, plen, seq, flags)
+        return _parse_tcp(view, ip_len, l4off, addrs, tcp, verify)
     if proto == IPPROTO_UDP:
-        if l4_len < 8:
-            return SEAL_ALL, None, None
-        key = (proto, addrs, bytes(view[l4off : l4off + 4]))
-        if not udp:
-            return SEAL_FLOW, key, None
-        plen = l4_len - 8
-        # a zero UDP checksum means "none": merging would add one, so keep it verbatim
-        if _U16.unpack_from(view, l4off + 4)[0] != l4_len or plen == 0 or _U16.unpack_from(view, l4off + 6)[0] == 0:
-            return SEAL_FLOW, key, None
-        if verify and not _l4_checksum_ok(view, l4off, ip_len, proto):
-            return SEAL_FLOW, key, None
-        return CANDIDATE, key, _Candidate(view, proto, l4off, 8, plen, 0, 0)
+        return _parse_udp(view, ip_len, l4off, addrs, udp, verify)
     return VERBATIM, None, None
 
 
+def _parse_tcp(view: memoryview, ip_len: int, l4off: int, addrs: bytes, enabled: bool, verify: bool) -> Parsed:
+    l4_len = ip_len - l4off
+    if l4_len < TCP_MIN_HDR:
+        return SEAL_ALL, None, None
+    l4hlen = (view[l4off + TCP_DATA_OFFSET] >> 4) * 4
+    if l4hlen < TCP_MIN_HDR or l4hlen > l4_len:
+        return SEAL_ALL, None, None
+    key = (IPPROTO_TCP, addrs, bytes(view[l4off : l4off + L4_PORTS_LEN]))
+    if not enabled:
+        return SEAL_FLOW, key, None
+    flags = view[l4off + TCP_FLAGS]
+    if view[l4off + TCP_DATA_OFFSET] & TCP_RESERVED_MASK or flags & ~TCP_MERGEABLE_FLAGS or not flags & TCP_ACK:
+        return SEAL_FLOW, key, None
+    plen = l4_len - l4hlen
+    if plen == 0:
+        return VERBATIM, key, None  # a pure ACK leaves the run open
+    if verify and not _l4_checksum_ok(view, l4off, ip_len, IPPROTO_TCP, addrs):
+        return SEAL_FLOW, key, None
+    seq = _U32.unpack_from(view, l4off + TCP_SEQ)[0]
+    return CANDIDATE, key, _Candidate(view, IPPROTO_TCP, l4off, l4hlen, plen, seq, flags)
+
+
+def _parse_udp(view: memoryview, ip_len: int, l4off: int, addrs: bytes, enabled: bool, verify: bool) -> Parsed:
+    l4_len = ip_len - l4off
+    if l4_len < UDP_HDR:
+        return SEAL_ALL, None, None
+    key = (IPPROTO_UDP, addrs, bytes(view[l4off : l4off + L4_PORTS_LEN]))
+    if not enabled:
+        return SEAL_FLOW, key, None
+    plen = l4_len - UDP_HDR
+    # a zero UDP checksum means "none": merging would add one, so keep it verbatim
+    udp_length = _U16.unpack_from(view, l4off + UDP_LENGTH)[0]
+    if udp_length != l4_len or plen == 0 or _U16.unpack_from(view, l4off + UDP_CSUM_OFFSET)[0] == 0:
+        return SEAL_FLOW, key, None
+    if verify and not _l4_checksum_ok(view, l4off, ip_len, IPPROTO_UDP, addrs):
+        return SEAL_FLOW, key, None
+    return CANDIDATE, key, _Candidate(view, IPPROTO_UDP, l4off, UDP_HDR, plen, 0, 0)
+
+
 def _joins(run: _Run, cand: _Candidate) -> bool:
-    """Whether cand can be the next segment of run (same flow already known)."""
+    """Whether cand can be the next segment of run (same flow already known).
+
+    Every field the kernel copies into each segment when it resegments is equal.
+    """
     seed = run.seed
     if (
         cand.l4hlen != seed.l4hlen
@@ -194,24 +243,24 @@ def _joins(run: _Run, cand: _Candidate) -> bool:
     ):
         return False
     a, b = cand.view, seed.view
-    if seed.l4off == 20:
+    if seed.l4off == IPV4_MIN_HDR:  # IPv4: only IPv4 without options is a candidate
         # TOS, flags/DF, TTL equal; without DF the ID must count up from the seed's
-        if a[1] != b[1] or a[6:8] != b[6:8] or a[8] != b[8]:
+        if a[IPV4_TOS] != b[IPV4_TOS] or a[IPV4_FRAG:IPV4_TTL] != b[IPV4_FRAG:IPV4_TTL] or a[IPV4_TTL] != b[IPV4_TTL]:
             return False
-        if not b[6] & 0x40:
-            expected = (_U16.unpack_from(b, 4)[0] + len(run.members)) & 0xFFFF
-            if _U16.unpack_from(a, 4)[0] != expected:
+        if not _U16.unpack_from(b, IPV4_FRAG)[0] & IPV4_DF:
+            expected = (_U16.unpack_from(b, IPV4_ID)[0] + len(run.members)) & 0xFFFF
+            if _U16.unpack_from(a, IPV4_ID)[0] != expected:
                 return False
-    elif a[0:4] != b[0:4] or a[7] != b[7]:  # traffic class, flow label, hop limit
-        return False
+    elif a[:IPV6_PAYLOAD_LENGTH] != b[:IPV6_PAYLOAD_LENGTH] or a[IPV6_HOP_LIMIT] != b[IPV6_HOP_LIMIT]:
+        return False  # traffic class, flow label, hop limit
     if seed.proto == IPPROTO_TCP:
         o, h = seed.l4off, seed.l4hlen
         if (
             cand.seq != run.next_seq
             or (cand.flags & ~TCP_PSH) != seed.flags
-            or a[o + 8 : o + 13] != b[o + 8 : o + 13]  # ack, data offset
-            or a[o + 14 : o + 16] != b[o + 14 : o + 16]  # window
-            or a[o + 18 : o + h] != b[o + 18 : o + h]  # urgent pointer, options
+            or a[o + TCP_ACK_SEQ : o + TCP_FLAGS] != b[o + TCP_ACK_SEQ : o + TCP_FLAGS]  # ack, data offset
+            or a[o + TCP_WINDOW : o + TCP_CSUM_OFFSET] != b[o + TCP_WINDOW : o + TCP_CSUM_OFFSET]  # window
+            or a[o + TCP_URG_PTR : o + h] != b[o + TCP_URG_PTR : o + h]  # urgent pointer, options
         ):
             return False
     return True
@@ -225,22 +274,23 @@ def _emit(run: _Run, protos: Sequence[object]) -> object:
     view, l4off, l4hlen = seed.view, seed.l4off, seed.l4hlen
     l4_total = l4hlen + run.total
     ip_hdr = bytearray(view[:l4off])
-    if l4off == 20:
-        _U16.pack_into(ip_hdr, 2, l4off + l4_total)
-        _U16.pack_into(ip_hdr, 10, 0)
-        _U16.pack_into(ip_hdr, 10, ipv4_header_checksum(ip_hdr))
-        src, dst = bytes(view[12:16]), bytes(view[16:20])
+    if l4off == IPV4_MIN_HDR:
+        _U16.pack_into(ip_hdr, IPV4_TOTAL_LENGTH, l4off + l4_total)
+        _U16.pack_into(ip_hdr, IPV4_CHECKSUM, 0)
+        _U16.pack_into(ip_hdr, IPV4_CHECKSUM, ipv4_header_checksum(ip_hdr))
+        addrs = view[IPV4_SRC : IPV4_SRC + 2 * IPV4_ADDR_LEN]
     else:
-        _U16.pack_into(ip_hdr, 4, l4_total)
-        src, dst = bytes(view[8:24]), bytes(view[24:40])
+        _U16.pack_into(ip_hdr, IPV6_PAYLOAD_LENGTH, l4_total)
+        addrs = view[IPV6_SRC : IPV6_SRC + 2 * IPV6_ADDR_LEN]
     l4_hdr = bytearray(view[l4off : l4off + l4hlen])
     if seed.proto == IPPROTO_TCP:
-        l4_hdr[13] |= run.closing_flags
-        csum_at, proto = 16, protos[0]
+        l4_hdr[TCP_FLAGS] |= run.closing_flags
+        csum_at, proto = TCP_CSUM_OFFSET, protos[0]
     else:
-        _U16.pack_into(l4_hdr, 4, l4_total)
-        csum_at, proto = 6, protos[1]
-    _U16.pack_into(l4_hdr, csum_at, pseudo_header_sum(src, dst, seed.proto, l4_total))
+        _U16.pack_into(l4_hdr, UDP_LENGTH, l4_total)
+        csum_at, proto = UDP_CSUM_OFFSET, protos[1]
+    # the partial checksum write_gso's NEEDS_CSUM header asks for: the folded pseudo-header sum
+    _U16.pack_into(l4_hdr, csum_at, _pseudo_sum(bytes(addrs), seed.proto, l4_total))
     start = l4off + l4hlen
     payloads = [m.view[start : start + m.plen] for m in run.members]
     return (bytes(ip_hdr), bytes(l4_hdr), payloads, proto)
@@ -252,16 +302,17 @@ def plan(packets: Sequence[object], tcp: bool, udp: bool, verify: bool, protos: 
     protos: the objects to pass as write_gso's proto for TCP and UDP runs.
     """
     items: list[object] = []  # packet objects and _Run objects, in output order
-    open_runs: dict[tuple, _Run] = {}
+    open_runs: dict[FlowKey, _Run] = {}
     for obj in packets:
         outcome, key, cand = parse(byte_view(obj), tcp, udp, verify)
-        if outcome != CANDIDATE:
+        if cand is None:  # not a CANDIDATE: written as it is, and it may seal open runs
             if outcome == SEAL_ALL:
                 open_runs.clear()
-            elif outcome == SEAL_FLOW:
+            elif outcome == SEAL_FLOW and key is not None:
                 open_runs.pop(key, None)
             items.append(obj)
             continue
+        assert key is not None  # a candidate always has its flow
         run = open_runs.get(key)
         if run is not None and _joins(run, cand):
             run.members.append(cand)

@@ -1,7 +1,8 @@
 /* Checksum kernels of tio_core._ckernels: twins of the checksum functions in
- * tio_core._pykernels (same results, same exceptions and messages). */
+ * tio_core.kernels._pykernels (same results, same exceptions and messages). */
 #include "tio.h"
 #include "csum.h"
+#include "wire.h"
 
 #include <limits.h>
 
@@ -24,7 +25,8 @@ int tio_as_ll(PyObject *obj, long long *out)
 
 static const char *const vnet_names[TIO_VNET_NFIELDS] = {
     "flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset"};
-static const long vnet_limits[TIO_VNET_NFIELDS] = {0xFF, 0xFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
+static const long vnet_limits[TIO_VNET_NFIELDS] = {UINT8_MAX,  UINT8_MAX,  UINT16_MAX,
+                                                   UINT16_MAX, UINT16_MAX, UINT16_MAX};
 
 int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS])
 {
@@ -70,7 +72,7 @@ static PyObject *py_checksum(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (seed_obj != NULL && tio_as_ll(seed_obj, &seed) < 0)
         goto fail;
-    if (seed < 0 || seed > 0xFFFFFFFFLL) {
+    if (seed < 0 || seed > (long long)UINT32_MAX) {
         PyObject *number = PyNumber_Index(seed_obj);
         if (number != NULL) {
             PyErr_Format(PyExc_ValueError, "checksum seed must be 0..0xFFFFFFFF, got %S", number);
@@ -95,13 +97,14 @@ static PyObject *py_pseudo_header_sum(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     if (!PyArg_ParseTuple(args, "y*y*OO:pseudo_header_sum", &src, &dst, &proto_obj, &len_obj))
         return NULL;
-    if (src.len != dst.len || (src.len != 4 && src.len != 16)) {
+    const int v4 = src.len == TIO_IPV4_ADDR_LEN;
+    if (src.len != dst.len || (!v4 && src.len != TIO_IPV6_ADDR_LEN)) {
         PyErr_Format(PyExc_ValueError, "addresses must both be 4 or 16 bytes, got %zd and %zd", src.len, dst.len);
         goto done;
     }
     if (tio_as_ll(proto_obj, &proto) < 0 || tio_as_ll(len_obj, &l4_len) < 0)
         goto done;
-    if (proto < 0 || proto > 0xFF) {
+    if (proto < 0 || proto > UINT8_MAX) {
         PyObject *number = PyNumber_Index(proto_obj);
         if (number != NULL) {
             PyErr_Format(PyExc_ValueError, "protocol number must be 0..255, got %S", number);
@@ -109,12 +112,12 @@ static PyObject *py_pseudo_header_sum(PyObject *self, PyObject *args)
         }
         goto done;
     }
-    long long max_len = src.len == 4 ? 0xFFFFLL : 0xFFFFFFFFLL;
+    long long max_len = v4 ? (long long)UINT16_MAX : (long long)UINT32_MAX; /* IPv6 sums a 32-bit length */
     if (l4_len < 0 || l4_len > max_len) {
         PyObject *number = PyNumber_Index(len_obj);
         if (number != NULL) {
             PyErr_Format(PyExc_ValueError, "L4 length %S does not fit the IPv%d pseudo-header", number,
-                         src.len == 4 ? 4 : 6);
+                         v4 ? 4 : 6);
             Py_DECREF(number);
         }
         goto done;
@@ -137,25 +140,26 @@ static PyObject *py_ipv4_header_checksum(PyObject *self, PyObject *arg)
         return NULL;
     const uint8_t *p = hdr.buf;
     PyObject *result = NULL;
-    if (hdr.len < 20) {
-        PyErr_Format(tio_MalformedPacket, "IPv4 header of %zd bytes is shorter than 20", hdr.len);
+    if (hdr.len < TIO_IPV4_MIN_HDR) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header of %zd bytes is shorter than %d", hdr.len, TIO_IPV4_MIN_HDR);
         goto done;
     }
-    if (p[0] >> 4 != 4) {
-        PyErr_Format(tio_MalformedPacket, "IP version %d in an IPv4 header", p[0] >> 4);
+    if (tio_ip_version(p) != 4) {
+        PyErr_Format(tio_MalformedPacket, "IP version %d in an IPv4 header", tio_ip_version(p));
         goto done;
     }
-    Py_ssize_t ihl_bytes = (p[0] & 0x0F) * 4;
-    if (ihl_bytes < 20) {
-        PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below 20", ihl_bytes);
+    Py_ssize_t ihl_bytes = (Py_ssize_t)tio_ipv4_hdr_len(p);
+    if (ihl_bytes < TIO_IPV4_MIN_HDR) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below %d", ihl_bytes, TIO_IPV4_MIN_HDR);
         goto done;
     }
     if (ihl_bytes > hdr.len) {
         PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd exceeds the %zd bytes given", ihl_bytes, hdr.len);
         goto done;
     }
-    /* the checksum field itself (bytes 10..11) counts as zero */
-    uint64_t acc = tio_csum_add(tio_csum_add(0, p, 10), p + 12, (size_t)ihl_bytes - 12);
+    /* the checksum field itself counts as zero: sum what lies before it and after it (the addresses on) */
+    uint64_t acc = tio_csum_add(0, p, TIO_IPV4_CHECKSUM);
+    acc = tio_csum_add(acc, p + TIO_IPV4_SRC, (size_t)ihl_bytes - TIO_IPV4_SRC);
     result = PyLong_FromLong((uint16_t)~tio_csum_fold(acc));
 done:
     PyBuffer_Release(&hdr);
@@ -179,7 +183,7 @@ static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
     }
     if (tio_vnet_fields(hdr_obj, f) < 0)
         goto done;
-    if (f[TIO_VNET_FLAGS] & 1 /* NEEDS_CSUM */) {
+    if (f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM) {
         Py_ssize_t start = f[TIO_VNET_CSUM_START], offset = f[TIO_VNET_CSUM_OFFSET];
         Py_ssize_t field = start + offset;
         if (field + 2 > pkt.len) {
@@ -192,7 +196,7 @@ static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
         uint64_t partial = tio_get16(p + field);
         tio_put16(p + field, 0);
         uint16_t value = (uint16_t)~tio_csum_fold(tio_csum_add(partial, p + start, (size_t)(pkt.len - start)));
-        if (value == 0 && offset == 6) /* UDP: 0 would mean "no checksum" */
+        if (value == 0 && offset == TIO_UDP_CSUM_OFFSET) /* UDP: 0 would mean "no checksum" */
             value = 0xFFFF;
         tio_put16(p + field, value);
     }

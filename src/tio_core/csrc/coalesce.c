@@ -1,5 +1,5 @@
 /* Coalescing planner of tio_core._ckernels: the C twin of
- * tio_core._pycoalesce.plan (read that module's docstring for the rules).
+ * tio_core.coalesce._pycoalesce.plan (read that module's docstring for the rules).
  *
  * coalesce_plan(packets, tcp, udp, verify, protos) parses every packet once,
  * verifies checksums, builds the runs of same-flow segments, patches the
@@ -12,22 +12,20 @@
 #include "csum.h"
 #include "wire.h"
 
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
-#define MAX_SEGMENTS TIO_UDP_GSO_MAX_SEGMENTS_OLD /* what every kernel takes in one UDP GSO write */
-#define MAX_IP_PACKET 65535
-#define TCP_PSH 0x08
-#define TCP_ACK 0x10
-#define TCP_MERGEABLE (0x10 | 0x08 | 0x40) /* ACK, PSH, ECE */
-#define IPV4_DF 0x4000
+/* Runs are written with write_gso: at most what every kernel takes in one UDP
+ * GSO write (used for TCP too). */
+#define MAX_SEGMENTS TIO_UDP_GSO_MAX_SEGMENTS_OLD
+#define TCP_MERGEABLE (TIO_TCP_ACK | TIO_TCP_PSH | TIO_TCP_ECE)
+/* The first byte of an IPv4 header without options: version 4, IHL 5 words. */
+#define IPV4_WITHOUT_OPTIONS (4 << 4 | TIO_IPV4_MIN_HDR / 4)
 
 enum outcome { SEAL_ALL, VERBATIM, SEAL_FLOW, CANDIDATE };
 
 typedef struct {
     uint8_t proto;
-    uint8_t addr_len; /* 8 (IPv4) or 32 (IPv6) */
-    uint8_t ports[4];
-    uint8_t addrs[32];
+    uint8_t addr_len; /* both addresses: 8 (IPv4) or 32 (IPv6) */
+    uint8_t ports[TIO_L4_PORTS_LEN];
+    uint8_t addrs[2 * TIO_IPV6_ADDR_LEN];
 } flow_key;
 
 typedef struct {
@@ -51,21 +49,38 @@ typedef struct {
     int used;
 } slot_t;
 
-static uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static uint32_t be32(const uint8_t *p)
+/* What the IP header says, as parse_ip reads it. */
+typedef struct {
+    Py_ssize_t ip_len, l4off; /* where the IP packet and its header end */
+    const uint8_t *addrs;     /* source and destination address, back to back */
+    uint8_t proto, addr_len;
+} ip_info;
+
+/* Whether a candidate came in IPv4 (only IPv4 without options is one). */
+static inline int is_ipv4(const candidate *c)
 {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    return c->l4off == TIO_IPV4_MIN_HDR;
 }
-static void put16(uint8_t *p, uint16_t v)
+
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, size_t from, size_t to)
 {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
+    return memcmp(a + from, b + from, to - from) == 0;
 }
 
 static int is_ipv6_extension(uint8_t nh)
 {
     switch (nh) {
-    case 0: case 43: case 44: case 50: case 51: case 60: case 135: case 139: case 140: case 253: case 254:
+    case TIO_IPPROTO_HOPOPTS:
+    case TIO_IPPROTO_ROUTING:
+    case TIO_IPPROTO_FRAGMENT:
+    case TIO_IPPROTO_ESP:
+    case TIO_IPPROTO_AH:
+    case TIO_IPPROTO_DSTOPTS:
+    case TIO_IPPROTO_MH:
+    case TIO_IPPROTO_HIP:
+    case TIO_IPPROTO_SHIM6:
+    case TIO_IPPROTO_EXP1:
+    case TIO_IPPROTO_EXP2:
         return 1;
     default:
         return 0;
@@ -78,117 +93,132 @@ static uint64_t pseudo_sum(const uint8_t *addrs, size_t addr_len, uint8_t proto,
     return tio_csum_add(0, addrs, addr_len) + proto + l4_len;
 }
 
-/* Classifies one packet (see parse() in _pycoalesce). Fills key and c. */
-static enum outcome parse(const uint8_t *p, Py_ssize_t n, int tcp, int udp, int verify,
-                          flow_key *key, candidate *c)
+/* Reads the IP header of p[0..n) into *ip: 1 for a packet that can be tied
+ * to a flow, 0 for one that seals every open run (twin of _parse_ip in _pycoalesce). */
+static int parse_ip(const uint8_t *p, Py_ssize_t n, int verify, ip_info *ip)
 {
-    Py_ssize_t ip_len, l4off;
-    const uint8_t *addrs;
-    uint8_t proto, addr_len;
-    int version = n > 0 ? p[0] >> 4 : 0;
-
+    int version = n > 0 ? tio_ip_version(p) : 0;
     if (version == 4) {
-        if (n < 20 || p[0] != 0x45)
-            return SEAL_ALL;
-        ip_len = be16(p + 2);
-        if (ip_len < 20 || ip_len > n || (be16(p + 6) & ~IPV4_DF))
-            return SEAL_ALL;
-        if (verify && tio_csum_fold(tio_csum_add(0, p, 20)) != 0xFFFF)
-            return SEAL_ALL;
-        l4off = 20;
-        proto = p[9];
-        addrs = p + 12;
-        addr_len = 8;
-    } else if (version == 6) {
-        if (n < 40)
-            return SEAL_ALL;
-        ip_len = 40 + (Py_ssize_t)be16(p + 4);
-        if (ip_len > n)
-            return SEAL_ALL;
-        l4off = 40;
-        proto = p[6];
-        addrs = p + 8;
-        addr_len = 32;
-        if (is_ipv6_extension(proto))
-            return SEAL_ALL;
-    } else {
-        return SEAL_ALL;
+        if (n < TIO_IPV4_MIN_HDR || p[0] != IPV4_WITHOUT_OPTIONS)
+            return 0;
+        ip->ip_len = tio_get16(p + TIO_IPV4_TOTAL_LENGTH);
+        if (ip->ip_len < TIO_IPV4_MIN_HDR || ip->ip_len > n || (tio_get16(p + TIO_IPV4_FRAG) & ~TIO_IPV4_DF))
+            return 0; /* a fragment (or a reserved bit) */
+        if (verify && tio_csum_fold(tio_csum_add(0, p, TIO_IPV4_MIN_HDR)) != 0xFFFF)
+            return 0;
+        ip->l4off = TIO_IPV4_MIN_HDR;
+        ip->proto = p[TIO_IPV4_PROTOCOL];
+        ip->addrs = p + TIO_IPV4_SRC;
+        ip->addr_len = 2 * TIO_IPV4_ADDR_LEN;
+        return 1;
     }
-
-    Py_ssize_t l4_len = ip_len - l4off;
-    const uint8_t *l4 = p + l4off;
-    if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
-        return VERBATIM;
-    if (l4_len < (proto == IPPROTO_TCP_ ? 20 : 8))
-        return SEAL_ALL;
-    Py_ssize_t l4hlen = proto == IPPROTO_TCP_ ? (l4[12] >> 4) * 4 : 8;
-    if (l4hlen < 20 && proto == IPPROTO_TCP_)
-        return SEAL_ALL;
-    if (l4hlen > l4_len)
-        return SEAL_ALL;
-
-    memset(key, 0, sizeof(*key));
-    key->proto = proto;
-    key->addr_len = addr_len;
-    memcpy(key->addrs, addrs, addr_len);
-    memcpy(key->ports, l4, 4);
-
-    Py_ssize_t plen = l4_len - l4hlen;
-    c->p = p;
-    c->proto = proto;
-    c->l4off = (uint16_t)l4off;
-    c->l4hlen = (uint16_t)l4hlen;
-    c->plen = (uint16_t)plen;
-    c->next = -1;
-    if (proto == IPPROTO_TCP_) {
-        if (!tcp)
-            return SEAL_FLOW;
-        uint8_t flags = l4[13];
-        if ((l4[12] & 0x0F) || (flags & ~TCP_MERGEABLE) || !(flags & TCP_ACK))
-            return SEAL_FLOW;
-        if (plen == 0)
-            return VERBATIM; /* a pure ACK leaves the run open */
-        c->flags = flags;
-        c->seq = be32(l4 + 4);
-    } else {
-        if (!udp)
-            return SEAL_FLOW;
-        /* a zero UDP checksum means "none": merging would add one */
-        if (be16(l4 + 4) != l4_len || plen == 0 || be16(l4 + 6) == 0)
-            return SEAL_FLOW;
-        c->flags = 0;
-        c->seq = 0;
+    if (version == 6) {
+        if (n < TIO_IPV6_HDR)
+            return 0;
+        ip->ip_len = TIO_IPV6_HDR + (Py_ssize_t)tio_get16(p + TIO_IPV6_PAYLOAD_LENGTH);
+        if (ip->ip_len > n)
+            return 0;
+        ip->l4off = TIO_IPV6_HDR;
+        ip->proto = p[TIO_IPV6_NEXT_HEADER];
+        ip->addrs = p + TIO_IPV6_SRC;
+        ip->addr_len = 2 * TIO_IPV6_ADDR_LEN;
+        return !is_ipv6_extension(ip->proto);
     }
-    if (verify) {
-        uint64_t acc = pseudo_sum(addrs, addr_len, proto, (uint32_t)l4_len);
-        if (tio_csum_fold(tio_csum_add(acc, l4, (size_t)l4_len)) != 0xFFFF)
-            return SEAL_FLOW;
-    }
+    return 0;
+}
+
+/* Classifies a TCP segment whose header is valid; fills c->flags and c->seq. */
+static enum outcome classify_tcp(const uint8_t *l4, int tcp, candidate *c)
+{
+    if (!tcp)
+        return SEAL_FLOW;
+    uint8_t flags = l4[TIO_TCP_FLAGS];
+    if ((l4[TIO_TCP_DATA_OFFSET] & TIO_TCP_RESERVED_MASK) || (flags & ~TCP_MERGEABLE) || !(flags & TIO_TCP_ACK))
+        return SEAL_FLOW;
+    if (c->plen == 0)
+        return VERBATIM; /* a pure ACK leaves the run open */
+    c->flags = flags;
+    c->seq = tio_get32(l4 + TIO_TCP_SEQ);
     return CANDIDATE;
 }
 
-/* Whether c can be the next segment of run r (same flow already known). */
+/* Classifies a UDP datagram whose header lies inside l4_len. */
+static enum outcome classify_udp(const uint8_t *l4, Py_ssize_t l4_len, int udp, candidate *c)
+{
+    if (!udp)
+        return SEAL_FLOW;
+    /* a zero UDP checksum means "none": merging would add one */
+    if (tio_get16(l4 + TIO_UDP_LENGTH) != l4_len || c->plen == 0 || tio_get16(l4 + TIO_UDP_CSUM_OFFSET) == 0)
+        return SEAL_FLOW;
+    c->flags = 0;
+    c->seq = 0;
+    return CANDIDATE;
+}
+
+/* Classifies one packet (twin of parse() in _pycoalesce). Fills key and c. */
+static enum outcome parse(const uint8_t *p, Py_ssize_t n, int tcp, int udp, int verify, flow_key *key,
+                          candidate *c)
+{
+    ip_info ip;
+    if (!parse_ip(p, n, verify, &ip))
+        return SEAL_ALL;
+    if (ip.proto != TIO_IPPROTO_TCP && ip.proto != TIO_IPPROTO_UDP)
+        return VERBATIM;
+    const int is_tcp = ip.proto == TIO_IPPROTO_TCP;
+    const Py_ssize_t l4_len = ip.ip_len - ip.l4off;
+    const uint8_t *l4 = p + ip.l4off;
+    if (l4_len < (is_tcp ? TIO_TCP_MIN_HDR : TIO_UDP_HDR))
+        return SEAL_ALL;
+    const Py_ssize_t l4hlen = is_tcp ? (Py_ssize_t)tio_tcp_hdr_len(l4) : TIO_UDP_HDR;
+    if ((is_tcp && l4hlen < TIO_TCP_MIN_HDR) || l4hlen > l4_len)
+        return SEAL_ALL;
+
+    memset(key, 0, sizeof(*key));
+    key->proto = ip.proto;
+    key->addr_len = ip.addr_len;
+    memcpy(key->addrs, ip.addrs, ip.addr_len);
+    memcpy(key->ports, l4, TIO_L4_PORTS_LEN);
+
+    c->p = p;
+    c->proto = ip.proto;
+    c->l4off = (uint16_t)ip.l4off;
+    c->l4hlen = (uint16_t)l4hlen;
+    c->plen = (uint16_t)(l4_len - l4hlen);
+    c->next = -1;
+    enum outcome oc = is_tcp ? classify_tcp(l4, tcp, c) : classify_udp(l4, l4_len, udp, c);
+    if (oc == CANDIDATE && verify) {
+        uint64_t acc = pseudo_sum(ip.addrs, ip.addr_len, ip.proto, (uint32_t)l4_len);
+        if (tio_csum_fold(tio_csum_add(acc, l4, (size_t)l4_len)) != 0xFFFF)
+            return SEAL_FLOW;
+    }
+    return oc;
+}
+
+/* Whether c can be the next segment of run r (same flow already known):
+ * every field the kernel copies into each segment when it resegments is equal. */
 static int joins(const run_t *r, const candidate *seed, const candidate *c)
 {
     if (c->l4hlen != seed->l4hlen || c->plen > r->gso_size || r->count >= MAX_SEGMENTS ||
-        (uint32_t)seed->l4off + seed->l4hlen + r->total + c->plen > MAX_IP_PACKET)
+        (uint32_t)seed->l4off + seed->l4hlen + r->total + c->plen > TIO_MAX_IP_PACKET)
         return 0;
     const uint8_t *a = c->p, *b = seed->p;
-    if (seed->l4off == 20) {
+    if (is_ipv4(seed)) {
         /* TOS, flags/DF, TTL equal; without DF the ID must count up from the seed's */
-        if (a[1] != b[1] || a[6] != b[6] || a[7] != b[7] || a[8] != b[8])
+        if (a[TIO_IPV4_TOS] != b[TIO_IPV4_TOS] || !same_bytes(a, b, TIO_IPV4_FRAG, TIO_IPV4_TTL) ||
+            a[TIO_IPV4_TTL] != b[TIO_IPV4_TTL])
             return 0;
-        if (!(b[6] & 0x40) && be16(a + 4) != (uint16_t)(be16(b + 4) + r->count))
+        if (!(tio_get16(b + TIO_IPV4_FRAG) & TIO_IPV4_DF) &&
+            tio_get16(a + TIO_IPV4_ID) != (uint16_t)(tio_get16(b + TIO_IPV4_ID) + r->count))
             return 0;
-    } else if (memcmp(a, b, 4) != 0 || a[7] != b[7]) { /* class, flow label, hop limit */
-        return 0;
+    } else if (!same_bytes(a, b, 0, TIO_IPV6_PAYLOAD_LENGTH) || a[TIO_IPV6_HOP_LIMIT] != b[TIO_IPV6_HOP_LIMIT]) {
+        return 0; /* traffic class, flow label, hop limit */
     }
-    if (seed->proto == IPPROTO_TCP_) {
-        size_t o = seed->l4off, h = seed->l4hlen;
-        if (c->seq != r->next_seq || (c->flags & ~TCP_PSH) != seed->flags ||
-            memcmp(a + o + 8, b + o + 8, 5) != 0 ||     /* ack, data offset */
-            memcmp(a + o + 14, b + o + 14, 2) != 0 ||   /* window */
-            memcmp(a + o + 18, b + o + 18, h - 18) != 0) /* urgent pointer, options */
+    if (seed->proto == TIO_IPPROTO_TCP) {
+        const uint8_t *ta = a + seed->l4off, *tb = b + seed->l4off;
+        if (c->seq != r->next_seq || (c->flags & ~TIO_TCP_PSH) != seed->flags ||
+            !same_bytes(ta, tb, TIO_TCP_ACK_SEQ, TIO_TCP_FLAGS) ||        /* ack, data offset */
+            !same_bytes(ta, tb, TIO_TCP_WINDOW, TIO_TCP_CSUM_OFFSET) ||   /* window */
+            !same_bytes(ta, tb, TIO_TCP_URG_PTR, seed->l4hlen))          /* urgent pointer, options */
             return 0;
     }
     return 1;
@@ -273,8 +303,9 @@ static PyObject *emit_run(const run_t *r, const candidate *cands, PyObject *cons
 {
     const candidate *seed = &cands[r->seed];
     const uint8_t *p = seed->p;
-    size_t l4off = seed->l4off, l4hlen = seed->l4hlen;
-    uint32_t l4_total = (uint32_t)l4hlen + r->total;
+    const size_t l4off = seed->l4off, l4hlen = seed->l4hlen;
+    const uint32_t l4_total = (uint32_t)l4hlen + r->total;
+    const int tcp = seed->proto == TIO_IPPROTO_TCP;
     PyObject *ip_hdr = NULL, *l4_hdr = NULL, *payloads = NULL, *result = NULL;
 
     ip_hdr = bytes_from(p, l4off);
@@ -285,23 +316,26 @@ static PyObject *emit_run(const run_t *r, const candidate *cands, PyObject *cons
     /* fresh bytes objects, not yet shared: patch them in place */
     uint8_t *ip = (uint8_t *)PyBytes_AS_STRING(ip_hdr);
     uint8_t *l4 = (uint8_t *)PyBytes_AS_STRING(l4_hdr);
-    const uint8_t *addrs = l4off == 20 ? p + 12 : p + 8;
-    size_t addr_len = l4off == 20 ? 8 : 32;
-    if (l4off == 20) {
-        put16(ip + 2, (uint16_t)(l4off + l4_total));
-        put16(ip + 10, 0);
-        put16(ip + 10, (uint16_t)~tio_csum_fold(tio_csum_add(0, ip, 20)));
+    const uint8_t *addrs;
+    size_t addr_len;
+    if (is_ipv4(seed)) {
+        addrs = p + TIO_IPV4_SRC;
+        addr_len = 2 * TIO_IPV4_ADDR_LEN;
+        tio_put16(ip + TIO_IPV4_TOTAL_LENGTH, (uint16_t)(l4off + l4_total));
+        tio_put16(ip + TIO_IPV4_CHECKSUM, 0);
+        tio_put16(ip + TIO_IPV4_CHECKSUM, (uint16_t)~tio_csum_fold(tio_csum_add(0, ip, TIO_IPV4_MIN_HDR)));
     } else {
-        put16(ip + 4, (uint16_t)l4_total);
+        addrs = p + TIO_IPV6_SRC;
+        addr_len = 2 * TIO_IPV6_ADDR_LEN;
+        tio_put16(ip + TIO_IPV6_PAYLOAD_LENGTH, (uint16_t)l4_total);
     }
-    size_t csum_at = 6;
-    if (seed->proto == IPPROTO_TCP_) {
-        l4[13] |= r->closing_flags;
-        csum_at = 16;
-    } else {
-        put16(l4 + 4, (uint16_t)l4_total);
-    }
-    put16(l4 + csum_at, tio_csum_fold(pseudo_sum(addrs, addr_len, seed->proto, l4_total)));
+    if (tcp)
+        l4[TIO_TCP_FLAGS] |= r->closing_flags;
+    else
+        tio_put16(l4 + TIO_UDP_LENGTH, (uint16_t)l4_total);
+    /* the partial checksum write_gso's NEEDS_CSUM header asks for: the folded pseudo-header sum */
+    tio_put16(l4 + (tcp ? TIO_TCP_CSUM_OFFSET : TIO_UDP_CSUM_OFFSET),
+              tio_csum_fold(pseudo_sum(addrs, addr_len, seed->proto, l4_total)));
 
     Py_ssize_t start = (Py_ssize_t)(l4off + l4hlen), k = 0;
     for (Py_ssize_t i = r->seed; i >= 0; i = cands[i].next, k++) {
@@ -310,13 +344,147 @@ static PyObject *emit_run(const run_t *r, const candidate *cands, PyObject *cons
             goto done;
         PyList_SET_ITEM(payloads, k, slice);
     }
-    PyObject *proto = PyTuple_GET_ITEM(protos, seed->proto == IPPROTO_TCP_ ? 0 : 1);
+    PyObject *proto = PyTuple_GET_ITEM(protos, tcp ? 0 : 1);
     result = PyTuple_Pack(4, ip_hdr, l4_hdr, payloads, proto);
 done:
     Py_XDECREF(ip_hdr);
     Py_XDECREF(l4_hdr);
     Py_XDECREF(payloads);
     return result;
+}
+
+/* The state of one coalesce_plan call: an entry per packet, the runs and the
+ * open-run table keyed by flow. */
+typedef struct {
+    Py_ssize_t n;
+    PyObject **objs; /* the packets (a snapshot list owned by the caller) */
+    Py_buffer *bufs;
+    Py_ssize_t held; /* bufs[0..held) are acquired */
+    candidate *cands;
+    run_t *runs;
+    Py_ssize_t n_runs;
+    Py_ssize_t *items; /* the writes in output order: i >= 0 packet i, ~r run r */
+    Py_ssize_t n_items;
+    slot_t *table;
+    size_t mask; /* table size - 1, the size a power of two at least twice n */
+} planner;
+
+static void planner_free(planner *pl)
+{
+    for (Py_ssize_t i = 0; i < pl->held; i++)
+        PyBuffer_Release(&pl->bufs[i]);
+    PyMem_Free(pl->bufs);
+    PyMem_Free(pl->cands);
+    PyMem_Free(pl->runs);
+    PyMem_Free(pl->items);
+    PyMem_Free(pl->table);
+}
+
+/* Allocates the state for the packets of list seq and acquires their buffers;
+ * 0, or -1 with an error (call planner_free either way). */
+static int planner_init(planner *pl, PyObject *seq)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->n = PyList_GET_SIZE(seq);
+    pl->objs = PySequence_Fast_ITEMS(seq);
+    size_t n = pl->n ? (size_t)pl->n : 1, cap = 16;
+    while (cap < (size_t)pl->n * 2)
+        cap <<= 1;
+    pl->mask = cap - 1;
+    pl->bufs = PyMem_Calloc(n, sizeof(Py_buffer));
+    pl->cands = PyMem_Calloc(n, sizeof(candidate));
+    pl->runs = PyMem_Calloc(n, sizeof(run_t));
+    pl->items = PyMem_Calloc(n, sizeof(Py_ssize_t));
+    pl->table = PyMem_Calloc(cap, sizeof(slot_t));
+    if (!pl->bufs || !pl->cands || !pl->runs || !pl->items || !pl->table) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (; pl->held < pl->n; pl->held++)
+        if (PyObject_GetBuffer(pl->objs[pl->held], &pl->bufs[pl->held], PyBUF_SIMPLE) < 0)
+            return -1;
+    return 0;
+}
+
+/* Opens a run seeded by candidate i for the flow of slot; returns it. */
+static run_t *start_run(planner *pl, slot_t *slot, Py_ssize_t i, uint32_t epoch)
+{
+    const candidate *c = &pl->cands[i];
+    run_t *r = &pl->runs[pl->n_runs];
+    r->seed = r->tail = i;
+    r->count = 1;
+    r->gso_size = c->plen;
+    r->total = c->plen;
+    r->next_seq = c->seq + c->plen;
+    r->closing_flags = c->flags & TIO_TCP_PSH;
+    r->epoch = epoch;
+    slot->run = pl->n_runs;
+    pl->items[pl->n_items++] = ~pl->n_runs;
+    pl->n_runs++;
+    return r;
+}
+
+/* Appends candidate i to run r. */
+static void extend_run(planner *pl, run_t *r, Py_ssize_t i)
+{
+    const candidate *c = &pl->cands[i];
+    pl->cands[r->tail].next = i;
+    r->tail = i;
+    r->count++;
+    r->total += c->plen;
+    r->next_seq = c->seq + c->plen;
+    r->closing_flags = c->flags & TIO_TCP_PSH;
+}
+
+/* Parses every packet and groups the candidates into runs, in packet order. */
+static void build_runs(planner *pl, int tcp, int udp, int verify)
+{
+    uint32_t epoch = 0; /* runs of an older epoch count as sealed */
+    for (Py_ssize_t i = 0; i < pl->n; i++) {
+        flow_key key;
+        candidate *c = &pl->cands[i];
+        enum outcome oc = parse(pl->bufs[i].buf, pl->bufs[i].len, tcp, udp, verify, &key, c);
+        if (oc != CANDIDATE) {
+            if (oc == SEAL_ALL)
+                epoch++;
+            else if (oc == SEAL_FLOW)
+                lookup(pl->table, pl->mask, &key)->run = -1;
+            pl->items[pl->n_items++] = i;
+            continue;
+        }
+        slot_t *slot = lookup(pl->table, pl->mask, &key);
+        run_t *r = slot->run >= 0 ? &pl->runs[slot->run] : NULL;
+        if (r != NULL && r->epoch == epoch && joins(r, &pl->cands[r->seed], c))
+            extend_run(pl, r, i);
+        else
+            r = start_run(pl, slot, i, epoch);
+        if (c->plen < r->gso_size || (c->flags & TIO_TCP_PSH))
+            slot->run = -1; /* a shorter segment or PSH closes the run */
+    }
+}
+
+/* The list of writes: packet objects, and write_gso tuples for runs of two or more. */
+static PyObject *emit_items(const planner *pl, PyObject *protos)
+{
+    PyObject *out = PyList_New(pl->n_items);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < pl->n_items; k++) {
+        PyObject *item;
+        if (pl->items[k] >= 0) {
+            item = Py_NewRef(pl->objs[pl->items[k]]);
+        } else {
+            const run_t *r = &pl->runs[~pl->items[k]];
+            if (r->count == 1)
+                item = Py_NewRef(pl->objs[r->seed]);
+            else if ((item = emit_run(r, pl->cands, pl->objs, protos)) == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        PyList_SET_ITEM(out, k, item);
+    }
+    return out;
 }
 
 static PyObject *coalesce_plan(PyObject *self, PyObject *args)
@@ -335,94 +503,13 @@ static PyObject *coalesce_plan(PyObject *self, PyObject *args)
     PyObject *seq = PyList_GetSlice(packets, 0, PyList_GET_SIZE(packets));
     if (seq == NULL)
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(seq);
-    PyObject **objs = PySequence_Fast_ITEMS(seq);
-
-    size_t cap = 16;
-    while (cap < (size_t)n * 2)
-        cap <<= 1;
-    Py_buffer *bufs = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
-    candidate *cands = PyMem_Calloc(n ? (size_t)n : 1, sizeof(candidate));
-    run_t *runs = PyMem_Calloc(n ? (size_t)n : 1, sizeof(run_t));
-    Py_ssize_t *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t)); /* i >= 0 packet, ~r run */
-    slot_t *table = PyMem_Calloc(cap, sizeof(slot_t));
+    planner pl;
     PyObject *out = NULL;
-    Py_ssize_t held = 0, n_items = 0, n_runs = 0;
-    uint32_t epoch = 0;
-    if (!bufs || !cands || !runs || !items || !table) {
-        PyErr_NoMemory();
-        goto done;
+    if (planner_init(&pl, seq) == 0) {
+        build_runs(&pl, tcp, udp, verify);
+        out = emit_items(&pl, protos);
     }
-    for (; held < n; held++)
-        if (PyObject_GetBuffer(objs[held], &bufs[held], PyBUF_SIMPLE) < 0)
-            goto done;
-
-    for (Py_ssize_t i = 0; i < n; i++) {
-        flow_key key;
-        candidate *c = &cands[i];
-        enum outcome oc = parse(bufs[i].buf, bufs[i].len, tcp, udp, verify, &key, c);
-        if (oc != CANDIDATE) {
-            if (oc == SEAL_ALL)
-                epoch++; /* runs of an older epoch count as sealed */
-            else if (oc == SEAL_FLOW)
-                lookup(table, cap - 1, &key)->run = -1;
-            items[n_items++] = i;
-            continue;
-        }
-        slot_t *slot = lookup(table, cap - 1, &key);
-        run_t *r = slot->run >= 0 ? &runs[slot->run] : NULL;
-        if (r != NULL && r->epoch == epoch && joins(r, &cands[r->seed], c)) {
-            cands[r->tail].next = i;
-            r->tail = i;
-            r->count++;
-            r->total += c->plen;
-            r->next_seq = c->seq + c->plen;
-            r->closing_flags = c->flags & TCP_PSH;
-        } else {
-            r = &runs[n_runs];
-            r->seed = r->tail = i;
-            r->count = 1;
-            r->gso_size = c->plen;
-            r->total = c->plen;
-            r->next_seq = c->seq + c->plen;
-            r->closing_flags = c->flags & TCP_PSH;
-            r->epoch = epoch;
-            slot->run = n_runs;
-            items[n_items++] = ~n_runs;
-            n_runs++;
-        }
-        if (c->plen < r->gso_size || (c->flags & TCP_PSH))
-            slot->run = -1;
-    }
-
-    out = PyList_New(n_items);
-    if (out == NULL)
-        goto done;
-    for (Py_ssize_t k = 0; k < n_items; k++) {
-        PyObject *item;
-        if (items[k] >= 0) {
-            item = objs[items[k]];
-            Py_INCREF(item);
-        } else {
-            const run_t *r = &runs[~items[k]];
-            if (r->count == 1) {
-                item = objs[r->seed];
-                Py_INCREF(item);
-            } else if ((item = emit_run(r, cands, objs, protos)) == NULL) {
-                Py_CLEAR(out);
-                goto done;
-            }
-        }
-        PyList_SET_ITEM(out, k, item);
-    }
-done:
-    for (Py_ssize_t i = 0; i < held; i++)
-        PyBuffer_Release(&bufs[i]);
-    PyMem_Free(bufs);
-    PyMem_Free(cands);
-    PyMem_Free(runs);
-    PyMem_Free(items);
-    PyMem_Free(table);
+    planner_free(&pl);
     Py_DECREF(seq);
     return out;
 }
@@ -467,14 +554,8 @@ static PyObject *coalesce_check_buffers(PyObject *self, PyObject *arg)
 PyMethodDef tio_coalesce_methods[] = {
     {"coalesce_plan", coalesce_plan, METH_VARARGS,
      "coalesce_plan(packets: list, tcp, udp, verify, protos: tuple) -> list of writes\n"
-     "C twin of tio_core._pycoalesce.plan."},
+     "C twin of tio_core.coalesce._pycoalesce.plan."},
     {"coalesce_check_buffers", coalesce_check_buffers, METH_O,
      "coalesce_check_buffers(packets) -> None; TypeError for a non-contiguous or non-buffer item."},
     {NULL, NULL, 0, NULL},
 };
-
-int tio_coalesce_init(PyObject *module)
-{
-    (void)module;
-    return 0;
-}

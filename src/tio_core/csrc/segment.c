@@ -1,28 +1,28 @@
 /* Validation and segmentation kernels of tio_core._ckernels: twins of
  * gso_info_from_vnet / segmented_size / segment / segment_into in
- * tio_core._pykernels, with the same results, exceptions and messages.
+ * tio_core.kernels._pykernels, with the same results, exceptions and messages.
  *
  * Memory safety: every offset read from the packet or its metadata is checked
  * against the buffer length before it is used (see transport_end), and the
  * output size is computed before anything is written. */
 #include "tio.h"
 #include "csum.h"
+#include "wire.h"
 
 PyObject *tio_MalformedPacket;
 static PyObject *gsoinfo_type, *no_gso, *proto_tcp, *proto_udp, *str_data, *str_gso;
+/* GSOProto.TCP and GSOProto.UDP as numbers, read from tio_core.contract at init */
+static long proto_tcp_value, proto_udp_value;
 
 /* Hostile geometry refused (as in the pure twin, which explains the values):
  * a tiny gso size with huge headers would ask for gigabytes, a tiny gso size
  * alone for tens of thousands of segments. */
 #define MAX_SEGMENTED_SIZE (16 << 20)
 #define MAX_SEGMENT_COUNT 4096
-enum { PROTO_TCP = 1, PROTO_UDP = 2 };
-enum { GSO_NONE = 0, GSO_TCPV4 = 1, GSO_UDP = 3, GSO_TCPV6 = 4, GSO_UDP_L4 = 5, GSO_ECN = 0x80 };
-enum { TCP_FIN = 0x01, TCP_PSH = 0x08, TCP_CWR = 0x80 };
 
-static const char *proto_name(int proto)
+static const char *proto_name(int tcp)
 {
-    return proto == PROTO_TCP ? "TCP" : "UDP";
+    return tcp ? "TCP" : "UDP";
 }
 
 /* Raises MalformedPacket with a message naming the int object(s) exactly. */
@@ -39,12 +39,12 @@ static void malformed_numbers(const char *format, PyObject *a, PyObject *b)
 /* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 on error. */
 static int ip_version(const uint8_t *p, Py_ssize_t len)
 {
-    int version = len ? p[0] >> 4 : 0;
+    int version = len ? tio_ip_version(p) : 0;
     if (version != 4 && version != 6) {
         PyErr_Format(tio_MalformedPacket, "IP version %d is neither 4 nor 6", version);
         return -1;
     }
-    Py_ssize_t min_len = version == 4 ? 20 : 40;
+    Py_ssize_t min_len = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
     if (len < min_len) {
         PyErr_Format(tio_MalformedPacket, "packet of %zd bytes is shorter than an IPv%d header (%zd bytes)", len,
                      version, min_len);
@@ -53,86 +53,98 @@ static int ip_version(const uint8_t *p, Py_ssize_t len)
     return version;
 }
 
-/* Checks the L3 headers lead to a `proto` header at cs and returns where that
- * header ends (the real hdr_len), or -1 with MalformedPacket. */
-static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, Py_ssize_t cs, int proto)
+/* The protocol of the header at cs behind an IPv4 header (complete, cs < size),
+ * or -1 with MalformedPacket. */
+static int ipv4_transport(const uint8_t *p, Py_ssize_t cs)
+{
+    Py_ssize_t ihl_bytes = (Py_ssize_t)tio_ipv4_hdr_len(p);
+    if (ihl_bytes < TIO_IPV4_MIN_HDR) {
+        PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below %d", ihl_bytes, TIO_IPV4_MIN_HDR);
+        return -1;
+    }
+    if (cs != ihl_bytes) {
+        PyErr_Format(tio_MalformedPacket, "csum_start %zd does not match the IPv4 header length %zd", cs, ihl_bytes);
+        return -1;
+    }
+    if (tio_get16(p + TIO_IPV4_FRAG) & (TIO_IPV4_MF | TIO_IPV4_FRAG_OFFSET_MASK)) {
+        PyErr_SetString(tio_MalformedPacket, "IPv4 fragment in a superpacket");
+        return -1;
+    }
+    return p[TIO_IPV4_PROTOCOL];
+}
+
+/* The protocol of the header at cs behind an IPv6 header (complete, cs < size):
+ * the extension headers between must be ones the kernel segments behind and
+ * end exactly at cs. -1 with MalformedPacket. */
+static int ipv6_transport(const uint8_t *p, Py_ssize_t size, Py_ssize_t cs)
+{
+    if (cs < TIO_IPV6_HDR) {
+        PyErr_Format(tio_MalformedPacket, "csum_start %zd is inside the IPv6 header", cs);
+        return -1;
+    }
+    int next_header = p[TIO_IPV6_NEXT_HEADER];
+    Py_ssize_t offset = TIO_IPV6_HDR;
+    while (offset < cs) {
+        if (next_header == TIO_IPPROTO_FRAGMENT || next_header == TIO_IPPROTO_AH) { /* the kernel drops these */
+            PyErr_Format(tio_MalformedPacket, "IPv6 %s header in a superpacket (the kernel cannot segment it)",
+                         next_header == TIO_IPPROTO_FRAGMENT ? "fragment" : "AH");
+            return -1;
+        }
+        if (next_header != TIO_IPPROTO_HOPOPTS && next_header != TIO_IPPROTO_ROUTING &&
+            next_header != TIO_IPPROTO_DSTOPTS) {
+            PyErr_Format(tio_MalformedPacket, "IPv6 next header %d at offset %zd is not an extension header",
+                         next_header, offset);
+            return -1;
+        }
+        if (offset + TIO_IPV6_EXT_LENGTH + 1 > size) {
+            PyErr_Format(tio_MalformedPacket, "IPv6 extension header at offset %zd is cut off", offset);
+            return -1;
+        }
+        next_header = p[offset + TIO_IPV6_EXT_NEXT_HEADER];
+        offset += (p[offset + TIO_IPV6_EXT_LENGTH] + 1) * TIO_IPV6_EXT_UNIT;
+    }
+    if (offset != cs) {
+        PyErr_Format(tio_MalformedPacket, "IPv6 extension headers end at %zd, not at csum_start %zd", offset, cs);
+        return -1;
+    }
+    return next_header;
+}
+
+/* Checks the L3 headers lead to a TCP (tcp) or UDP header at cs and returns
+ * where that header ends (the real hdr_len), or -1 with MalformedPacket. */
+static Py_ssize_t transport_end(const uint8_t *p, Py_ssize_t size, int version, Py_ssize_t cs, int tcp)
 {
     if (cs >= size) {
         PyErr_Format(tio_MalformedPacket, "csum_start %zd is outside the %zd-byte packet", cs, size);
         return -1;
     }
-    int want = proto == PROTO_TCP ? 6 : 17;
-    int next_header;
-    if (version == 4) {
-        Py_ssize_t ihl_bytes = (p[0] & 0x0F) * 4;
-        if (ihl_bytes < 20) {
-            PyErr_Format(tio_MalformedPacket, "IPv4 header length %zd is below 20", ihl_bytes);
-            return -1;
-        }
-        if (cs != ihl_bytes) {
-            PyErr_Format(tio_MalformedPacket, "csum_start %zd does not match the IPv4 header length %zd", cs,
-                         ihl_bytes);
-            return -1;
-        }
-        if (tio_get16(p + 6) & 0x3FFF) { /* MF flag or a fragment offset */
-            PyErr_SetString(tio_MalformedPacket, "IPv4 fragment in a superpacket");
-            return -1;
-        }
-        next_header = p[9];
-    } else {
-        if (cs < 40) {
-            PyErr_Format(tio_MalformedPacket, "csum_start %zd is inside the IPv6 header", cs);
-            return -1;
-        }
-        next_header = p[6];
-        Py_ssize_t offset = 40;
-        while (offset < cs) { /* the extension headers must end exactly at cs */
-            if (next_header == 44 || next_header == 51) { /* the kernel drops superpackets behind these */
-                PyErr_Format(tio_MalformedPacket, "IPv6 %s header in a superpacket (the kernel cannot segment it)",
-                             next_header == 44 ? "fragment" : "AH");
-                return -1;
-            }
-            if (next_header != 0 && next_header != 43 && next_header != 60) {
-                PyErr_Format(tio_MalformedPacket, "IPv6 next header %d at offset %zd is not an extension header",
-                             next_header, offset);
-                return -1;
-            }
-            if (offset + 2 > size) {
-                PyErr_Format(tio_MalformedPacket, "IPv6 extension header at offset %zd is cut off", offset);
-                return -1;
-            }
-            next_header = p[offset];
-            offset += p[offset + 1] * 8 + 8; /* hop-by-hop, routing, destination options: 8-byte units */
-        }
-        if (offset != cs) {
-            PyErr_Format(tio_MalformedPacket, "IPv6 extension headers end at %zd, not at csum_start %zd", offset,
-                         cs);
-            return -1;
-        }
-    }
+    int next_header = version == 4 ? ipv4_transport(p, cs) : ipv6_transport(p, size, cs);
+    if (next_header < 0)
+        return -1;
+    int want = tcp ? TIO_IPPROTO_TCP : TIO_IPPROTO_UDP;
     if (next_header != want) {
         PyErr_Format(tio_MalformedPacket, "IP protocol %d does not match GSO proto %s (%d)", next_header,
-                     proto_name(proto), want);
+                     proto_name(tcp), want);
         return -1;
     }
     Py_ssize_t end;
-    if (proto == PROTO_TCP) {
-        if (cs + 20 > size) {
+    if (tcp) {
+        if (cs + TIO_TCP_MIN_HDR > size) {
             PyErr_Format(tio_MalformedPacket, "TCP header at csum_start %zd does not fit in the %zd-byte packet", cs,
                          size);
             return -1;
         }
-        int doff = (p[cs + 12] >> 4) * 4;
-        if (doff < 20) {
-            PyErr_Format(tio_MalformedPacket, "TCP data offset %d is below 20", doff);
+        Py_ssize_t doff = (Py_ssize_t)tio_tcp_hdr_len(p + cs);
+        if (doff < TIO_TCP_MIN_HDR) {
+            PyErr_Format(tio_MalformedPacket, "TCP data offset %zd is below %d", doff, TIO_TCP_MIN_HDR);
             return -1;
         }
         end = cs + doff;
     } else {
-        end = cs + 8;
+        end = cs + TIO_UDP_HDR;
     }
     if (end > size) {
-        PyErr_Format(tio_MalformedPacket, "%s header ends at %zd, beyond the %zd-byte packet", proto_name(proto), end,
+        PyErr_Format(tio_MalformedPacket, "%s header ends at %zd, beyond the %zd-byte packet", proto_name(tcp), end,
                      size);
         return -1;
     }
@@ -147,8 +159,9 @@ static Py_ssize_t segment_count(Py_ssize_t len, int version, Py_ssize_t hdr_len,
     Py_ssize_t payload = len - hdr_len;
     Py_ssize_t count = payload > 0 ? (payload + size - 1) / size : 1;
     Py_ssize_t largest = hdr_len + (size < payload ? size : payload);
-    Py_ssize_t ip_len = version == 4 ? largest : largest - 40;
-    if (ip_len > 0xFFFF) {
+    /* what the 16-bit length field holds: the IPv4 total length, the IPv6 payload length */
+    Py_ssize_t ip_len = version == 4 ? largest : largest - TIO_IPV6_HDR;
+    if (ip_len > UINT16_MAX) {
         PyErr_Format(tio_MalformedPacket, "a segment would be %zd bytes, more than an IPv%d packet can hold", largest,
                      version);
         return -1;
@@ -167,6 +180,114 @@ static Py_ssize_t segment_count(Py_ssize_t len, int version, Py_ssize_t hdr_len,
     return count;
 }
 
+static const char *gso_type_name(int base)
+{
+    switch (base) {
+    case TIO_GSO_TCPV4:
+        return "TCPV4";
+    case TIO_GSO_TCPV6:
+        return "TCPV6";
+    case TIO_GSO_UDP_L4:
+        return "UDP_L4";
+    default:
+        return NULL;
+    }
+}
+
+/* Checks what the virtio_net_hdr fields say on their own (for a plain packet,
+ * that its NEEDS_CSUM field lies inside the len-byte packet). Returns the GSO
+ * type without the ECN bit, TIO_GSO_NONE for a plain packet, with *name set
+ * for a superpacket; or -1 with MalformedPacket. */
+static int vnet_gso_type(const long f[TIO_VNET_NFIELDS], Py_ssize_t len, const char **name)
+{
+    long flags = f[TIO_VNET_FLAGS], cs = f[TIO_VNET_CSUM_START], csum_offset = f[TIO_VNET_CSUM_OFFSET];
+    if (flags & TIO_RSC_INFO) {
+        PyErr_Format(tio_MalformedPacket, "virtio_net_hdr flags 0x%x have RSC_INFO set, which is not supported",
+                     (int)flags);
+        return -1;
+    }
+    int base = (int)(f[TIO_VNET_GSO_TYPE] & ~TIO_GSO_ECN), ecn = (int)(f[TIO_VNET_GSO_TYPE] & TIO_GSO_ECN);
+    if (base == TIO_GSO_NONE) {
+        if (ecn) {
+            PyErr_SetString(tio_MalformedPacket, "ECN bit set on gso_type NONE; it is only valid on a TCP type");
+            return -1;
+        }
+        if ((flags & TIO_NEEDS_CSUM) && cs + csum_offset + 2 > len) {
+            PyErr_Format(tio_MalformedPacket,
+                         "checksum field at csum_start %ld + csum_offset %ld lies outside the %zd-byte packet", cs,
+                         csum_offset, len);
+            return -1;
+        }
+        return TIO_GSO_NONE;
+    }
+    if (base == TIO_GSO_UDP) {
+        PyErr_SetString(tio_MalformedPacket, "legacy UDP fragmentation offload (GSO_UDP) is not supported");
+        return -1;
+    }
+    if ((*name = gso_type_name(base)) == NULL) {
+        PyErr_Format(tio_MalformedPacket, "unknown GSO type %d", base);
+        return -1;
+    }
+    if (ecn && base == TIO_GSO_UDP_L4) {
+        PyErr_Format(tio_MalformedPacket, "ECN bit set on non-TCP GSO type %s", *name);
+        return -1;
+    }
+    if (f[TIO_VNET_GSO_SIZE] == 0) {
+        PyErr_Format(tio_MalformedPacket, "GSO type %s with gso_size 0", *name);
+        return -1;
+    }
+    return base;
+}
+
+/* Checks a superpacket of GSO type `base` against its bytes and returns its
+ * real hdr_len (the kernel's value can span the whole first segment), or -1
+ * with MalformedPacket. */
+static Py_ssize_t superpacket_hdr_len(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len, int base,
+                                      const char *name)
+{
+    int version = ip_version(p, len);
+    if (version < 0)
+        return -1;
+    if ((base == TIO_GSO_TCPV4 && version != 4) || (base == TIO_GSO_TCPV6 && version != 6)) {
+        PyErr_Format(tio_MalformedPacket, "GSO type %s on an IPv%d packet", name, version);
+        return -1;
+    }
+    if (f[TIO_VNET_HDR_LEN] > len) {
+        PyErr_Format(tio_MalformedPacket, "hdr_len %ld exceeds the %zd-byte packet", f[TIO_VNET_HDR_LEN], len);
+        return -1;
+    }
+    int tcp = base != TIO_GSO_UDP_L4;
+    Py_ssize_t hdr_len = transport_end(p, len, version, f[TIO_VNET_CSUM_START], tcp);
+    if (hdr_len < 0)
+        return -1;
+    long want_offset = tcp ? TIO_TCP_CSUM_OFFSET : TIO_UDP_CSUM_OFFSET;
+    if (f[TIO_VNET_CSUM_OFFSET] != want_offset) {
+        PyErr_Format(tio_MalformedPacket, "csum_offset %ld is not the %s checksum offset %ld", f[TIO_VNET_CSUM_OFFSET],
+                     proto_name(tcp), want_offset);
+        return -1;
+    }
+    Py_ssize_t total; /* a read never hands out what segment() refuses */
+    if (segment_count(len, version, hdr_len, f[TIO_VNET_GSO_SIZE], &total) < 0)
+        return -1;
+    return hdr_len;
+}
+
+/* GSOInfo(size, hdr_len, csum_start, proto) as tuple.__new__(GSOInfo, items),
+ * which is what GSOInfo._make does, without the named tuple's Python-level __new__. */
+static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int tcp)
+{
+    PyObject *items = Py_BuildValue("(lnlO)", size, hdr_len, csum_start, tcp ? proto_tcp : proto_udp);
+    if (items == NULL)
+        return NULL;
+    PyObject *new_args = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (new_args == NULL)
+        return NULL;
+    PyObject *info = PyTuple_Type.tp_new((PyTypeObject *)gsoinfo_type, new_args, NULL);
+    Py_DECREF(new_args);
+    return info;
+}
+
 static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -176,98 +297,31 @@ static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
     Py_buffer pkt;
     if (PyObject_GetBuffer(pkt_obj, &pkt, PyBUF_SIMPLE) < 0)
         return NULL;
-    const uint8_t *p = pkt.buf;
-    Py_ssize_t len = pkt.len;
     PyObject *result = NULL;
     long f[TIO_VNET_NFIELDS];
-    if (tio_vnet_fields(hdr_obj, f) < 0)
+    const char *name = NULL;
+    int base;
+    Py_ssize_t hdr_len;
+    if (tio_vnet_fields(hdr_obj, f) < 0 || (base = vnet_gso_type(f, pkt.len, &name)) < 0)
         goto done;
-    long flags = f[TIO_VNET_FLAGS], cs = f[TIO_VNET_CSUM_START], csum_offset = f[TIO_VNET_CSUM_OFFSET];
-    if (flags & 4 /* RSC_INFO */) {
-        PyErr_Format(tio_MalformedPacket, "virtio_net_hdr flags 0x%x have RSC_INFO set, which is not supported",
-                     (int)flags);
-        goto done;
-    }
-    int base = (int)(f[TIO_VNET_GSO_TYPE] & ~GSO_ECN), ecn = (int)(f[TIO_VNET_GSO_TYPE] & GSO_ECN);
-    if (base == GSO_NONE) {
-        if (ecn) {
-            PyErr_SetString(tio_MalformedPacket, "ECN bit set on gso_type NONE; it is only valid on a TCP type");
-            goto done;
-        }
-        if ((flags & 1 /* NEEDS_CSUM */) && cs + csum_offset + 2 > len) {
-            PyErr_Format(tio_MalformedPacket,
-                         "checksum field at csum_start %ld + csum_offset %ld lies outside the %zd-byte packet", cs,
-                         csum_offset, len);
-            goto done;
-        }
-        result = no_gso;
-        Py_INCREF(result);
-        goto done;
-    }
-    if (base == GSO_UDP) {
-        PyErr_SetString(tio_MalformedPacket, "legacy UDP fragmentation offload (GSO_UDP) is not supported");
-        goto done;
-    }
-    const char *name = base == GSO_TCPV4 ? "TCPV4" : base == GSO_TCPV6 ? "TCPV6" : base == GSO_UDP_L4 ? "UDP_L4" : NULL;
-    if (name == NULL) {
-        PyErr_Format(tio_MalformedPacket, "unknown GSO type %d", base);
-        goto done;
-    }
-    if (ecn && base == GSO_UDP_L4) {
-        PyErr_Format(tio_MalformedPacket, "ECN bit set on non-TCP GSO type %s", name);
-        goto done;
-    }
-    if (f[TIO_VNET_GSO_SIZE] == 0) {
-        PyErr_Format(tio_MalformedPacket, "GSO type %s with gso_size 0", name);
-        goto done;
-    }
-    int version = ip_version(p, len);
-    if (version < 0)
-        goto done;
-    if ((base == GSO_TCPV4 && version != 4) || (base == GSO_TCPV6 && version != 6)) {
-        PyErr_Format(tio_MalformedPacket, "GSO type %s on an IPv%d packet", name, version);
-        goto done;
-    }
-    if (f[TIO_VNET_HDR_LEN] > len) {
-        PyErr_Format(tio_MalformedPacket, "hdr_len %ld exceeds the %zd-byte packet", f[TIO_VNET_HDR_LEN], len);
-        goto done;
-    }
-    int proto = base == GSO_UDP_L4 ? PROTO_UDP : PROTO_TCP;
-    Py_ssize_t hdr_len = transport_end(p, len, version, cs, proto);
-    if (hdr_len < 0)
-        goto done;
-    long want_offset = proto == PROTO_UDP ? 6 : 16;
-    if (csum_offset != want_offset) {
-        PyErr_Format(tio_MalformedPacket, "csum_offset %ld is not the %s checksum offset %ld", csum_offset,
-                     proto_name(proto), want_offset);
-        goto done;
-    }
-    Py_ssize_t total; /* a read never hands out what segment() refuses */
-    if (segment_count(len, version, hdr_len, f[TIO_VNET_GSO_SIZE], &total) < 0)
-        goto done;
-    /* tuple.__new__(GSOInfo, items), as GSOInfo._make does, without the
-     * Python-level __new__ of the named tuple */
-    PyObject *items = Py_BuildValue("(lnlO)", f[TIO_VNET_GSO_SIZE], hdr_len, cs,
-                                    proto == PROTO_TCP ? proto_tcp : proto_udp);
-    if (items != NULL) {
-        PyObject *new_args = PyTuple_Pack(1, items);
-        Py_DECREF(items);
-        if (new_args != NULL) {
-            result = PyTuple_Type.tp_new((PyTypeObject *)gsoinfo_type, new_args, NULL);
-            Py_DECREF(new_args);
-        }
-    }
+    if (base == TIO_GSO_NONE)
+        result = Py_NewRef(no_gso);
+    else if ((hdr_len = superpacket_hdr_len(f, pkt.buf, pkt.len, base, name)) >= 0)
+        result = new_gsoinfo(f[TIO_VNET_GSO_SIZE], hdr_len, f[TIO_VNET_CSUM_START], base != TIO_GSO_UDP_L4);
 done:
     PyBuffer_Release(&pkt);
     return result;
 }
+
+/* The fields of a GSOInfo (tio_core.contract) in order. */
+enum { GSOINFO_SIZE, GSOINFO_HDR_LEN, GSOINFO_CSUM_START, GSOINFO_PROTO, GSOINFO_NFIELDS };
 
 /* A validated superpacket and the geometry of its segments. */
 typedef struct {
     Py_buffer buf; /* held while the plan is in use */
     const uint8_t *p;
     Py_ssize_t len, size, hdr_len, cs, count, total;
-    int version, proto;
+    int version, tcp; /* tcp: 1 for TCP, 0 for UDP */
 } plan_t;
 
 /* Reads packet.data and packet.gso. Returns 1 with *plan filled (release
@@ -281,12 +335,13 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
         goto done;
     if ((fields = PyTuple_Check(gso) ? Py_NewRef(gso) : PySequence_Tuple(gso)) == NULL)
         goto done;
-    if (PyTuple_GET_SIZE(fields) != 4) {
-        PyErr_Format(PyExc_TypeError, "GSOInfo must have 4 fields, got %zd", PyTuple_GET_SIZE(fields));
+    if (PyTuple_GET_SIZE(fields) != GSOINFO_NFIELDS) {
+        PyErr_Format(PyExc_TypeError, "GSOInfo must have %d fields, got %zd", GSOINFO_NFIELDS,
+                     PyTuple_GET_SIZE(fields));
         goto done;
     }
     long long size, hdr_len, cs, proto;
-    if (tio_as_ll(PyTuple_GET_ITEM(fields, 0), &size) < 0)
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_SIZE), &size) < 0)
         goto done;
     if (size <= 0) { /* not a superpacket */
         *plain = data;
@@ -296,30 +351,32 @@ static int plan_packet(PyObject *packet, plan_t *plan, PyObject **plain)
     }
     if (PyObject_GetBuffer(data, &plan->buf, PyBUF_SIMPLE) < 0)
         goto done;
-    if (tio_as_ll(PyTuple_GET_ITEM(fields, 1), &hdr_len) < 0 || tio_as_ll(PyTuple_GET_ITEM(fields, 2), &cs) < 0 ||
-        tio_as_ll(PyTuple_GET_ITEM(fields, 3), &proto) < 0)
+    if (tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_HDR_LEN), &hdr_len) < 0 ||
+        tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_CSUM_START), &cs) < 0 ||
+        tio_as_ll(PyTuple_GET_ITEM(fields, GSOINFO_PROTO), &proto) < 0)
         goto fail;
-    if (proto != PROTO_TCP && proto != PROTO_UDP) {
-        malformed_numbers("superpacket GSOInfo proto must be TCP or UDP, got %S", PyTuple_GET_ITEM(fields, 3), NULL);
-        goto fail;
-    }
-    if (size > 0xFFFF) {
-        malformed_numbers("gso size %S is above 65535", PyTuple_GET_ITEM(fields, 0), NULL);
+    if (proto != proto_tcp_value && proto != proto_udp_value) {
+        malformed_numbers("superpacket GSOInfo proto must be TCP or UDP, got %S",
+                          PyTuple_GET_ITEM(fields, GSOINFO_PROTO), NULL);
         goto fail;
     }
-    if (cs < 0 || cs > 0xFFFF || hdr_len < 0 || hdr_len > 0xFFFF) {
-        malformed_numbers("GSOInfo hdr_len %S / csum_start %S must be 0..65535", PyTuple_GET_ITEM(fields, 1),
-                          PyTuple_GET_ITEM(fields, 2));
+    if (size > UINT16_MAX) { /* the virtio_net_hdr fields are 16-bit */
+        malformed_numbers("gso size %S is above 65535", PyTuple_GET_ITEM(fields, GSOINFO_SIZE), NULL);
+        goto fail;
+    }
+    if (cs < 0 || cs > UINT16_MAX || hdr_len < 0 || hdr_len > UINT16_MAX) {
+        malformed_numbers("GSOInfo hdr_len %S / csum_start %S must be 0..65535",
+                          PyTuple_GET_ITEM(fields, GSOINFO_HDR_LEN), PyTuple_GET_ITEM(fields, GSOINFO_CSUM_START));
         goto fail;
     }
     plan->p = plan->buf.buf;
     plan->len = plan->buf.len;
     plan->size = (Py_ssize_t)size;
     plan->cs = (Py_ssize_t)cs;
-    plan->proto = (int)proto;
+    plan->tcp = proto == proto_tcp_value;
     if ((plan->version = ip_version(plan->p, plan->len)) < 0)
         goto fail;
-    Py_ssize_t real = transport_end(plan->p, plan->len, plan->version, plan->cs, plan->proto);
+    Py_ssize_t real = transport_end(plan->p, plan->len, plan->version, plan->cs, plan->tcp);
     if (real < 0)
         goto fail;
     if (hdr_len != real) {
@@ -341,6 +398,12 @@ done:
     return status;
 }
 
+/* The big-endian word sum of p[from..to), not folded. */
+static inline uint64_t csum_range(const uint8_t *p, size_t from, size_t to)
+{
+    return tio_csum_add(0, p + from, to - from);
+}
+
 /* Writes the plan's segments back to back into out (plan->total bytes) and
  * their start offsets into offsets[0..count] (offsets[count] == total).
  *
@@ -350,51 +413,57 @@ done:
  * even offset, so the pieces' big-endian sums simply add up. */
 static void write_segments(const plan_t *plan, uint8_t *out, Py_ssize_t *offsets)
 {
-    const uint8_t *p = plan->p;
+    const uint8_t *p = plan->p, *l4 = plan->p + plan->cs;
     const Py_ssize_t hl = plan->hdr_len, cs = plan->cs, size = plan->size, payload = plan->len - plan->hdr_len;
-    const int tcp = plan->proto == PROTO_TCP, v4 = plan->version == 4;
-    const uint64_t pseudo = (v4 ? tio_csum_add(0, p + 12, 8) : tio_csum_add(0, p + 8, 32)) + (tcp ? 6 : 17);
-    /* IPv4 header without total length (2..4), ID (4..6) and checksum (10..12) */
-    const uint64_t ip_fixed = v4 ? tio_csum_add(tio_csum_add(tio_csum_add(0, p, 2), p + 6, 4), p + 12, (size_t)cs - 12) : 0;
-    /* TCP header without seq (4..8), data offset+flags (12..14) and checksum
-     * (16..18); UDP header without length (4..6) and checksum (6..8) */
-    const uint64_t l4_fixed =
-        tcp ? tio_csum_add(tio_csum_add(tio_csum_add(tio_csum_add(0, p + cs, 4), p + cs + 8, 4), p + cs + 14, 2),
-                           p + cs + 18, (size_t)(hl - cs - 18))
-            : tio_csum_add(0, p + cs, 4);
-    const uint16_t first_id = v4 ? tio_get16(p + 4) : 0;
-    const uint32_t first_seq = tcp ? tio_get32(p + cs + 4) : 0;
-    const Py_ssize_t field = cs + (tcp ? 16 : 6);
+    const int tcp = plan->tcp, v4 = plan->version == 4;
+    const uint64_t pseudo = (v4 ? tio_csum_add(0, p + TIO_IPV4_SRC, 2 * TIO_IPV4_ADDR_LEN)
+                                : tio_csum_add(0, p + TIO_IPV6_SRC, 2 * TIO_IPV6_ADDR_LEN)) +
+                            (tcp ? TIO_IPPROTO_TCP : TIO_IPPROTO_UDP);
+    /* IPv4 header without total length, ID and checksum (added per segment) */
+    const uint64_t ip_fixed = v4 ? csum_range(p, 0, TIO_IPV4_TOTAL_LENGTH) +
+                                       csum_range(p, TIO_IPV4_FRAG, TIO_IPV4_CHECKSUM) +
+                                       csum_range(p, TIO_IPV4_SRC, (size_t)cs)
+                                 : 0;
+    /* TCP header without seq, data offset + flags and checksum; UDP header
+     * without length and checksum (added per segment) */
+    const uint64_t l4_fixed = tcp ? csum_range(l4, 0, TIO_TCP_SEQ) +
+                                        csum_range(l4, TIO_TCP_ACK_SEQ, TIO_TCP_DATA_OFFSET) +
+                                        csum_range(l4, TIO_TCP_WINDOW, TIO_TCP_CSUM_OFFSET) +
+                                        csum_range(l4, TIO_TCP_URG_PTR, (size_t)(hl - cs))
+                                  : csum_range(l4, 0, TIO_UDP_LENGTH);
+    const uint16_t first_id = v4 ? tio_get16(p + TIO_IPV4_ID) : 0;
+    const uint32_t first_seq = tcp ? tio_get32(l4 + TIO_TCP_SEQ) : 0;
+    const Py_ssize_t field = cs + (tcp ? TIO_TCP_CSUM_OFFSET : TIO_UDP_CSUM_OFFSET);
     Py_ssize_t off = 0;
     for (Py_ssize_t i = 0; i < plan->count; i++) {
         const Py_ssize_t start = i * size;
         const Py_ssize_t chunk = payload - start < size ? payload - start : size;
         const Py_ssize_t seg_len = hl + chunk, l4_len = seg_len - cs;
-        uint8_t *s = out + off;
+        uint8_t *s = out + off, *sl4 = s + cs;
         memcpy(s, p, (size_t)hl);
         /* copy the payload and sum it in one pass */
         const uint64_t payload_sum = tio_csum_copy(0, s + hl, p + hl + start, (size_t)chunk);
         if (v4) {
             const uint16_t id = (uint16_t)(first_id + i);
-            tio_put16(s + 2, (uint16_t)seg_len);
-            tio_put16(s + 4, id);
-            tio_put16(s + 10, (uint16_t)~tio_csum_fold(ip_fixed + (uint64_t)seg_len + id));
+            tio_put16(s + TIO_IPV4_TOTAL_LENGTH, (uint16_t)seg_len);
+            tio_put16(s + TIO_IPV4_ID, id);
+            tio_put16(s + TIO_IPV4_CHECKSUM, (uint16_t)~tio_csum_fold(ip_fixed + (uint64_t)seg_len + id));
         } else {
-            tio_put16(s + 4, (uint16_t)(seg_len - 40));
+            tio_put16(s + TIO_IPV6_PAYLOAD_LENGTH, (uint16_t)(seg_len - TIO_IPV6_HDR));
         }
         uint64_t acc = pseudo + l4_fixed + payload_sum + ((uint64_t)l4_len >> 16) + ((uint64_t)l4_len & 0xFFFF);
         if (tcp) {
             const uint32_t seq = (uint32_t)(first_seq + (uint64_t)start);
-            uint8_t flags = s[cs + 13];
+            uint8_t flags = sl4[TIO_TCP_FLAGS];
             if (i != plan->count - 1)
-                flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
+                flags &= (uint8_t)~(TIO_TCP_FIN | TIO_TCP_PSH);
             if (i != 0)
-                flags &= (uint8_t)~TCP_CWR;
-            tio_put32(s + cs + 4, seq);
-            s[cs + 13] = flags;
-            acc += (seq >> 16) + (seq & 0xFFFF) + ((uint64_t)s[cs + 12] << 8 | flags);
+                flags &= (uint8_t)~TIO_TCP_CWR;
+            tio_put32(sl4 + TIO_TCP_SEQ, seq);
+            sl4[TIO_TCP_FLAGS] = flags;
+            acc += (seq >> 16) + (seq & 0xFFFF) + ((uint64_t)sl4[TIO_TCP_DATA_OFFSET] << 8 | flags);
         } else {
-            tio_put16(s + cs + 4, (uint16_t)l4_len);
+            tio_put16(sl4 + TIO_UDP_LENGTH, (uint16_t)l4_len);
             acc += (uint64_t)l4_len;
         }
         uint16_t value = (uint16_t)~tio_csum_fold(acc);
@@ -564,6 +633,8 @@ int tio_segment_init(PyObject *module)
     Py_DECREF(gsoproto);
     if (proto_tcp == NULL || proto_udp == NULL)
         return -1;
+    if ((proto_tcp_value = PyLong_AsLong(proto_tcp)) == -1 || (proto_udp_value = PyLong_AsLong(proto_udp)) == -1)
+        return -1; /* GSOProto members are ints: an error is set */
     if ((str_data = PyUnicode_InternFromString("data")) == NULL ||
         (str_gso = PyUnicode_InternFromString("gso")) == NULL)
         return -1;

@@ -10,9 +10,9 @@ extern PyMethodDef tio_checksum_methods[];
 extern PyMethodDef tio_segment_methods[];
 extern PyMethodDef tio_coalesce_methods[];
 
-/* Sets up exception types etc. for an area; returns 0 or -1 with an error. */
+/* Imports what the segmentation kernels need from tio_core (MalformedPacket,
+ * GSOInfo, GSOProto) and adds their limits; returns 0 or -1 with an error. */
 int tio_segment_init(PyObject *module);
-int tio_coalesce_init(PyObject *module);
 
 /* tio_core.errors.MalformedPacket, imported by tio_segment_init (which runs
  * before any kernel can be called). */

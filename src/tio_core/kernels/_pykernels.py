@@ -23,18 +23,43 @@ from tio_core.wire import (
     GSO_TCPV6,
     GSO_UDP,
     GSO_UDP_L4,
+    IPPROTO_AH,
+    IPPROTO_DSTOPTS,
+    IPPROTO_FRAGMENT,
+    IPPROTO_HOPOPTS,
+    IPPROTO_ROUTING,
+    IPV4_ADDR_LEN,
+    IPV4_CHECKSUM,
+    IPV4_FRAG,
+    IPV4_FRAG_OFFSET_MASK,
+    IPV4_ID,
+    IPV4_MF,
     IPV4_MIN_HDR,
+    IPV4_PROTOCOL,
+    IPV4_SRC,
+    IPV4_TOTAL_LENGTH,
+    IPV6_ADDR_LEN,
+    IPV6_EXT_LENGTH,
+    IPV6_EXT_NEXT_HEADER,
+    IPV6_EXT_UNIT,
     IPV6_HDR,
+    IPV6_NEXT_HEADER,
+    IPV6_PAYLOAD_LENGTH,
+    IPV6_SRC,
     NEEDS_CSUM,
     PROTO_NUMBER,
     RSC_INFO,
     TCP_CSUM_OFFSET,
     TCP_CWR,
+    TCP_DATA_OFFSET,
     TCP_FIN,
+    TCP_FLAGS,
     TCP_MIN_HDR,
     TCP_PSH,
+    TCP_SEQ,
     UDP_CSUM_OFFSET,
     UDP_HDR,
+    UDP_LENGTH,
     VirtioNetHdr,
 )
 
@@ -48,13 +73,13 @@ MAX_SEGMENTED_SIZE = 16 << 20
 MAX_SEGMENT_COUNT = 4096
 MAX_SEED = 0xFFFFFFFF
 
-# IPv6 extension headers the kernel segments behind (hop-by-hop, routing,
-# destination options); their length byte counts 8-byte units beyond the first 8.
-_IPV6_EXTENSIONS = frozenset((0, 43, 60))
+# IPv6 extension headers the kernel segments behind.
+_IPV6_EXTENSIONS = frozenset((IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS))
 # Headers the kernel cannot segment behind: it drops such superpackets.
-_IPV6_NOT_SEGMENTABLE = {44: "fragment", 51: "AH"}
+_IPV6_NOT_SEGMENTABLE = {IPPROTO_FRAGMENT: "fragment", IPPROTO_AH: "AH"}
 
 _GSO_TYPE_NAME = {GSO_TCPV4: "TCPV4", GSO_TCPV6: "TCPV6", GSO_UDP_L4: "UDP_L4"}
+_GSO_PROTO = {GSO_TCPV4: GSOProto.TCP, GSO_TCPV6: GSOProto.TCP, GSO_UDP_L4: GSOProto.UDP}
 
 
 # -- checksums ----------------------------------------------------------------
@@ -103,14 +128,15 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, l4_len: int) -> int:
     IPv6 form (32-bit length, so jumbo lengths above 65535 are summed right).
     """
     src_view, dst_view = _byte_view(src), _byte_view(dst)
-    if len(src_view) != len(dst_view) or len(src_view) not in (4, 16):
+    if len(src_view) != len(dst_view) or len(src_view) not in (IPV4_ADDR_LEN, IPV6_ADDR_LEN):
         raise ValueError(f"addresses must both be 4 or 16 bytes, got {len(src_view)} and {len(dst_view)}")
     proto, l4_len = index(proto), index(l4_len)
     if not 0 <= proto <= 0xFF:
         raise ValueError(f"protocol number must be 0..255, got {proto}")
-    max_len = 0xFFFF if len(src_view) == 4 else 0xFFFFFFFF
+    v4 = len(src_view) == IPV4_ADDR_LEN
+    max_len = 0xFFFF if v4 else 0xFFFFFFFF  # IPv6 sums a 32-bit length
     if not 0 <= l4_len <= max_len:
-        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if len(src_view) == 4 else 6} pseudo-header")
+        raise ValueError(f"L4 length {l4_len} does not fit the IPv{4 if v4 else 6} pseudo-header")
     total = _words_sum(src_view) + _words_sum(dst_view) + proto + (l4_len >> 16) + (l4_len & 0xFFFF)
     return _fold(total)
 
@@ -119,8 +145,13 @@ def ipv4_header_checksum(hdr: bytes | bytearray | memoryview) -> int:
     """The value for the checksum field of an IPv4 header (its IHL decides the length)."""
     view = _byte_view(hdr)
     ihl_bytes = _ipv4_header_length(view)
-    total = _words_sum(view[:10]) + _words_sum(view[12:ihl_bytes])
+    # the checksum field itself counts as zero: sum what lies before it and after it (the addresses on)
+    total = _words_sum(view[:IPV4_CHECKSUM]) + _words_sum(view[IPV4_SRC:ihl_bytes])
     return ~_fold(total) & 0xFFFF
+
+
+def _ipv4_hdr_len(ip: memoryview) -> int:
+    return (ip[0] & 0x0F) * 4  # IHL, in 32-bit words
 
 
 def _ipv4_header_length(view: memoryview) -> int:
@@ -128,7 +159,7 @@ def _ipv4_header_length(view: memoryview) -> int:
         raise MalformedPacket(f"IPv4 header of {len(view)} bytes is shorter than {IPV4_MIN_HDR}")
     if view[0] >> 4 != 4:
         raise MalformedPacket(f"IP version {view[0] >> 4} in an IPv4 header")
-    ihl_bytes = (view[0] & 0x0F) * 4
+    ihl_bytes = _ipv4_hdr_len(view)
     if ihl_bytes < IPV4_MIN_HDR:
         raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
     if ihl_bytes > len(view):
@@ -198,44 +229,55 @@ def _ip_version(view: memoryview) -> int:
     return version
 
 
+def _ipv4_transport(view: memoryview, csum_start: int) -> int:
+    """The protocol of the header at csum_start behind an IPv4 header (complete, csum_start inside the packet)."""
+    ihl_bytes = _ipv4_hdr_len(view)
+    if ihl_bytes < IPV4_MIN_HDR:
+        raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
+    if csum_start != ihl_bytes:
+        raise MalformedPacket(f"csum_start {csum_start} does not match the IPv4 header length {ihl_bytes}")
+    if (view[IPV4_FRAG] << 8 | view[IPV4_FRAG + 1]) & (IPV4_MF | IPV4_FRAG_OFFSET_MASK):
+        raise MalformedPacket("IPv4 fragment in a superpacket")
+    return view[IPV4_PROTOCOL]
+
+
+def _ipv6_transport(view: memoryview, csum_start: int) -> int:
+    """The protocol of the header at csum_start behind an IPv6 header (complete, csum_start inside the packet).
+
+    The extension headers between must be ones the kernel segments behind and end exactly at csum_start.
+    """
+    if csum_start < IPV6_HDR:
+        raise MalformedPacket(f"csum_start {csum_start} is inside the IPv6 header")
+    next_header, offset = view[IPV6_NEXT_HEADER], IPV6_HDR
+    while offset < csum_start:
+        if next_header in _IPV6_NOT_SEGMENTABLE:
+            raise MalformedPacket(
+                f"IPv6 {_IPV6_NOT_SEGMENTABLE[next_header]} header in a superpacket (the kernel cannot segment it)"
+            )
+        if next_header not in _IPV6_EXTENSIONS:
+            raise MalformedPacket(f"IPv6 next header {next_header} at offset {offset} is not an extension header")
+        if offset + IPV6_EXT_LENGTH + 1 > len(view):
+            raise MalformedPacket(f"IPv6 extension header at offset {offset} is cut off")
+        next_header = view[offset + IPV6_EXT_NEXT_HEADER]
+        offset += (view[offset + IPV6_EXT_LENGTH] + 1) * IPV6_EXT_UNIT
+    if offset != csum_start:
+        raise MalformedPacket(f"IPv6 extension headers end at {offset}, not at csum_start {csum_start}")
+    return next_header
+
+
 def _transport_end(view: memoryview, version: int, csum_start: int, proto: GSOProto) -> int:
     """Check the L3 headers lead to a ``proto`` header at csum_start; return the header end (hdr_len)."""
     size = len(view)
     if csum_start >= size:
         raise MalformedPacket(f"csum_start {csum_start} is outside the {size}-byte packet")
+    next_header = _ipv4_transport(view, csum_start) if version == 4 else _ipv6_transport(view, csum_start)
     want = PROTO_NUMBER[proto]
-    if version == 4:
-        ihl_bytes = (view[0] & 0x0F) * 4
-        if ihl_bytes < IPV4_MIN_HDR:
-            raise MalformedPacket(f"IPv4 header length {ihl_bytes} is below {IPV4_MIN_HDR}")
-        if csum_start != ihl_bytes:
-            raise MalformedPacket(f"csum_start {csum_start} does not match the IPv4 header length {ihl_bytes}")
-        if (view[6] << 8 | view[7]) & 0x3FFF:  # MF flag or a fragment offset
-            raise MalformedPacket("IPv4 fragment in a superpacket")
-        next_header = view[9]
-    else:
-        if csum_start < IPV6_HDR:
-            raise MalformedPacket(f"csum_start {csum_start} is inside the IPv6 header")
-        next_header, offset = view[6], IPV6_HDR
-        while offset < csum_start:
-            # Walk the extension headers: they must end exactly at csum_start.
-            if next_header in _IPV6_NOT_SEGMENTABLE:
-                raise MalformedPacket(
-                    f"IPv6 {_IPV6_NOT_SEGMENTABLE[next_header]} header in a superpacket (the kernel cannot segment it)"
-                )
-            if next_header not in _IPV6_EXTENSIONS:
-                raise MalformedPacket(f"IPv6 next header {next_header} at offset {offset} is not an extension header")
-            if offset + 2 > size:
-                raise MalformedPacket(f"IPv6 extension header at offset {offset} is cut off")
-            next_header, offset = view[offset], offset + view[offset + 1] * 8 + 8
-        if offset != csum_start:
-            raise MalformedPacket(f"IPv6 extension headers end at {offset}, not at csum_start {csum_start}")
     if next_header != want:
         raise MalformedPacket(f"IP protocol {next_header} does not match GSO proto {proto.name} ({want})")
     if proto == GSOProto.TCP:
         if csum_start + TCP_MIN_HDR > size:
             raise MalformedPacket(f"TCP header at csum_start {csum_start} does not fit in the {size}-byte packet")
-        doff = (view[csum_start + 12] >> 4) * 4
+        doff = (view[csum_start + TCP_DATA_OFFSET] >> 4) * 4  # in 32-bit words
         if doff < TCP_MIN_HDR:
             raise MalformedPacket(f"TCP data offset {doff} is below {TCP_MIN_HDR}")
         end = csum_start + doff
@@ -255,19 +297,32 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
     the whole first segment. Raises MalformedPacket naming what is wrong.
     """
     view = _byte_view(pkt)
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _vnet_fields(hdr)
+    fields = _vnet_fields(hdr)
+    base = _vnet_gso_type(fields, len(view))
+    if base == GSO_NONE:
+        return NO_GSO
+    _flags, _gso_type, _hdr_len, gso_size, csum_start, _csum_offset = fields
+    return GSOInfo(gso_size, _superpacket_hdr_len(fields, view, base), csum_start, _GSO_PROTO[base])
+
+
+def _vnet_gso_type(fields: tuple[int, ...], length: int) -> int:
+    """Check what the header fields say on their own; return the GSO type without the ECN bit.
+
+    For a plain packet (GSO_NONE) that is that its NEEDS_CSUM field lies inside the ``length``-byte packet.
+    """
+    flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = fields
     if flags & RSC_INFO:
         raise MalformedPacket(f"virtio_net_hdr flags 0x{flags:x} have RSC_INFO set, which is not supported")
     base, ecn = gso_type & ~GSO_ECN, gso_type & GSO_ECN
     if base == GSO_NONE:
         if ecn:
             raise MalformedPacket("ECN bit set on gso_type NONE; it is only valid on a TCP type")
-        if flags & NEEDS_CSUM and csum_start + csum_offset + 2 > len(view):
+        if flags & NEEDS_CSUM and csum_start + csum_offset + 2 > length:
             raise MalformedPacket(
                 f"checksum field at csum_start {csum_start} + csum_offset {csum_offset} "
-                f"lies outside the {len(view)}-byte packet"
+                f"lies outside the {length}-byte packet"
             )
-        return NO_GSO
+        return GSO_NONE
     if base == GSO_UDP:
         raise MalformedPacket("legacy UDP fragmentation offload (GSO_UDP) is not supported")
     if base not in _GSO_TYPE_NAME:
@@ -277,18 +332,25 @@ def gso_info_from_vnet(hdr: VirtioNetHdr, pkt: bytes | bytearray | memoryview) -
         raise MalformedPacket(f"ECN bit set on non-TCP GSO type {name}")
     if gso_size == 0:
         raise MalformedPacket(f"GSO type {name} with gso_size 0")
+    return base
+
+
+def _superpacket_hdr_len(fields: tuple[int, ...], view: memoryview, base: int) -> int:
+    """Check a superpacket of GSO type ``base`` against its bytes; return its real hdr_len."""
+    _flags, _gso_type, hdr_len, gso_size, csum_start, csum_offset = fields
+    name = _GSO_TYPE_NAME[base]
     version = _ip_version(view)
     if (base == GSO_TCPV4 and version != 4) or (base == GSO_TCPV6 and version != 6):
         raise MalformedPacket(f"GSO type {name} on an IPv{version} packet")
     if hdr_len > len(view):
         raise MalformedPacket(f"hdr_len {hdr_len} exceeds the {len(view)}-byte packet")
-    proto = GSOProto.UDP if base == GSO_UDP_L4 else GSOProto.TCP
+    proto = _GSO_PROTO[base]
     real_hdr_len = _transport_end(view, version, csum_start, proto)
     want_offset = UDP_CSUM_OFFSET if proto == GSOProto.UDP else TCP_CSUM_OFFSET
     if csum_offset != want_offset:
         raise MalformedPacket(f"csum_offset {csum_offset} is not the {proto.name} checksum offset {want_offset}")
     _segment_count(len(view), version, real_hdr_len, gso_size)  # a read never hands out what segment() refuses
-    return GSOInfo(gso_size, real_hdr_len, csum_start, proto)
+    return real_hdr_len
 
 
 # -- segmentation ---------------------------------------------------------------
@@ -297,7 +359,7 @@ def _segment_count(length: int, version: int, hdr_len: int, size: int) -> int:
     payload = length - hdr_len
     count = max(1, -(-payload // size))
     largest = hdr_len + min(size, payload)
-    ip_len = largest if version == 4 else largest - IPV6_HDR
+    ip_len = largest if version == 4 else largest - IPV6_HDR  # what the 16-bit length field holds
     if ip_len > 0xFFFF:
         raise MalformedPacket(f"a segment would be {largest} bytes, more than an IPv{version} packet can hold")
     if count > MAX_SEGMENT_COUNT:
@@ -413,15 +475,16 @@ def _segment_plan(plan: _Plan, out: bytearray) -> list[memoryview]:
     view, version, count, size, hdr_len, csum_start, proto = plan  # count: the number of segments
     dest = memoryview(out)
     if version == 4:
-        src, dst = view[12:16], view[16:20]
-        first_id = view[4] << 8 | view[5]
+        addrs = view[IPV4_SRC : IPV4_SRC + 2 * IPV4_ADDR_LEN]  # source and destination
+        first_id = view[IPV4_ID] << 8 | view[IPV4_ID + 1]
     else:
-        src, dst = view[8:24], view[24:40]
-    addr_sum = _words_sum(src) + _words_sum(dst)
+        addrs = view[IPV6_SRC : IPV6_SRC + 2 * IPV6_ADDR_LEN]
+    addr_sum = _words_sum(addrs)
     proto_number = PROTO_NUMBER[proto]
     is_tcp = proto == GSOProto.TCP
+    seq_at, flags_at = csum_start + TCP_SEQ, csum_start + TCP_FLAGS
     if is_tcp:
-        first_seq = int.from_bytes(view[csum_start + 4 : csum_start + 8], "big")
+        first_seq = int.from_bytes(view[seq_at : seq_at + 4], "big")
     segments = []
     offset = 0
     for number in range(count):
@@ -432,23 +495,24 @@ def _segment_plan(plan: _Plan, out: bytearray) -> list[memoryview]:
         seg[:hdr_len] = view[:hdr_len]
         seg[hdr_len:] = chunk
         if version == 4:
-            seg[2:4] = seg_len.to_bytes(2, "big")
-            seg[4:6] = ((first_id + number) & 0xFFFF).to_bytes(2, "big")
-            seg[10:12] = ipv4_header_checksum(seg).to_bytes(2, "big")
+            seg[IPV4_TOTAL_LENGTH : IPV4_TOTAL_LENGTH + 2] = seg_len.to_bytes(2, "big")
+            seg[IPV4_ID : IPV4_ID + 2] = ((first_id + number) & 0xFFFF).to_bytes(2, "big")
+            seg[IPV4_CHECKSUM : IPV4_CHECKSUM + 2] = ipv4_header_checksum(seg).to_bytes(2, "big")
         else:
-            seg[4:6] = (seg_len - IPV6_HDR).to_bytes(2, "big")
+            seg[IPV6_PAYLOAD_LENGTH : IPV6_PAYLOAD_LENGTH + 2] = (seg_len - IPV6_HDR).to_bytes(2, "big")
         l4_len = seg_len - csum_start
         if is_tcp:
-            seg[csum_start + 4 : csum_start + 8] = ((first_seq + number * size) & 0xFFFFFFFF).to_bytes(4, "big")
-            flags = seg[csum_start + 13]
+            seg[seq_at : seq_at + 4] = ((first_seq + number * size) & 0xFFFFFFFF).to_bytes(4, "big")
+            flags = seg[flags_at]
             if number != count - 1:
                 flags &= ~(TCP_FIN | TCP_PSH)
             if number != 0:
                 flags &= ~TCP_CWR
-            seg[csum_start + 13] = flags
+            seg[flags_at] = flags
             field = csum_start + TCP_CSUM_OFFSET
         else:
-            seg[csum_start + 4 : csum_start + 6] = l4_len.to_bytes(2, "big")
+            length_at = csum_start + UDP_LENGTH
+            seg[length_at : length_at + 2] = l4_len.to_bytes(2, "big")
             field = csum_start + UDP_CSUM_OFFSET
         seg[field : field + 2] = b"\0\0"
         pseudo = addr_sum + proto_number + (l4_len >> 16) + (l4_len & 0xFFFF)
