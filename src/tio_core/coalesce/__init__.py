@@ -93,6 +93,7 @@ twin, used with ``TIO_PURE=1`` or ``implementation="pure"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from tio_core.coalesce import _pycoalesce
 from tio_core.contract import GSOProto, supports_gso
@@ -262,33 +263,15 @@ class Coalescer:
 class TCPCoalescer(Coalescer):
     """Merges TCP runs (needs TSO); everything else passes through in order."""
 
-    def __init__(
-        self,
-        writer: object,
-        *,
-        trust: str | None = None,
-        verify_checksums: bool | None = None,
-        implementation: str | None = None,
-    ):
-        super().__init__(
-            writer, tcp=True, trust=trust, verify_checksums=verify_checksums, implementation=implementation
-        )
+    def __init__(self, writer: object, **options: Any) -> None:  # options: those of Coalescer
+        super().__init__(writer, tcp=True, **options)
 
 
 class UDPCoalescer(Coalescer):
     """Merges UDP runs (needs USO); everything else passes through in order."""
 
-    def __init__(
-        self,
-        writer: object,
-        *,
-        trust: str | None = None,
-        verify_checksums: bool | None = None,
-        implementation: str | None = None,
-    ):
-        super().__init__(
-            writer, udp=True, trust=trust, verify_checksums=verify_checksums, implementation=implementation
-        )
+    def __init__(self, writer: object, **options: Any) -> None:  # options: those of Coalescer
+        super().__init__(writer, udp=True, **options)
 
 
 class Passthrough(Coalescer):

@@ -303,11 +303,7 @@ class VnetQueue(TunQueue):
         return self._write_iov_now((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
 
     def write_gso_nowait(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
+        self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
     ) -> None:
         """write_gso() for an event loop (tio_core.contract.NonBlockingGSOWriter).
 
@@ -319,13 +315,7 @@ class VnetQueue(TunQueue):
         self._check_writable_now()
         self.write_gso(ip_hdr, transport_hdr, payloads, proto)
 
-    def write_gso(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
-    ) -> None:
+    def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None:
         self._check_open()  # a closed queue says so, whatever the pieces
         vhdr: VirtioNetHdr | None
         if type(payloads) is EvenFragments:
