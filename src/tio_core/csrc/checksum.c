@@ -166,23 +166,29 @@ done:
     return result;
 }
 
+int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+                        long fields[TIO_VNET_NFIELDS])
+{
+    if (PyObject_GetBuffer(pkt_obj, pkt, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (writable && pkt->readonly)
+        PyErr_Format(PyExc_TypeError, "%s needs a writable buffer", caller);
+    else if (tio_vnet_fields(hdr_obj, fields) == 0)
+        return 0;
+    PyBuffer_Release(pkt);
+    return -1;
+}
+
 static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *pkt_obj, *hdr_obj;
-    if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj))
-        return NULL;
     Py_buffer pkt;
-    if (PyObject_GetBuffer(pkt_obj, &pkt, PyBUF_SIMPLE) < 0)
+    long f[TIO_VNET_NFIELDS];
+    if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj) ||
+        tio_packet_and_vnet(pkt_obj, hdr_obj, 1, "finish_checksum", &pkt, f) < 0)
         return NULL;
     PyObject *result = NULL;
-    long f[TIO_VNET_NFIELDS];
-    if (pkt.readonly) {
-        PyErr_SetString(PyExc_TypeError, "finish_checksum needs a writable buffer");
-        goto done;
-    }
-    if (tio_vnet_fields(hdr_obj, f) < 0)
-        goto done;
     if (f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM) {
         Py_ssize_t start = f[TIO_VNET_CSUM_START], offset = f[TIO_VNET_CSUM_OFFSET];
         Py_ssize_t field = start + offset;

@@ -292,17 +292,16 @@ static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *hdr_obj, *pkt_obj;
-    if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj))
-        return NULL;
     Py_buffer pkt;
-    if (PyObject_GetBuffer(pkt_obj, &pkt, PyBUF_SIMPLE) < 0)
+    long f[TIO_VNET_NFIELDS];
+    if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj) ||
+        tio_packet_and_vnet(pkt_obj, hdr_obj, 0, "gso_info_from_vnet", &pkt, f) < 0)
         return NULL;
     PyObject *result = NULL;
-    long f[TIO_VNET_NFIELDS];
     const char *name = NULL;
     int base;
     Py_ssize_t hdr_len;
-    if (tio_vnet_fields(hdr_obj, f) < 0 || (base = vnet_gso_type(f, pkt.len, &name)) < 0)
+    if ((base = vnet_gso_type(f, pkt.len, &name)) < 0)
         goto done;
     if (base == TIO_GSO_NONE)
         result = Py_NewRef(no_gso);

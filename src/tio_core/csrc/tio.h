@@ -26,6 +26,13 @@ enum { TIO_VNET_FLAGS, TIO_VNET_GSO_TYPE, TIO_VNET_HDR_LEN, TIO_VNET_GSO_SIZE,
  * each against its u8/u16 range; 0, or -1 with TypeError / MalformedPacket. */
 int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS]);
 
+/* The common start of a kernel taking (packet bytes, VirtioNetHdr): the
+ * packet's buffer into *pkt (writable when asked, else TypeError naming
+ * `caller`) and the header's fields into fields[]. 0 with *pkt held (release
+ * it), or -1 with an error and nothing held. */
+int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+                        long fields[TIO_VNET_NFIELDS]);
+
 /* An int argument as long long via __index__; values beyond long long are
  * clamped so that range checks reject them. 0, or -1 with an error. */
 int tio_as_ll(PyObject *obj, long long *out);
