@@ -460,11 +460,7 @@ class AsyncGSOQueue(AsyncQueue):
     """An AsyncQueue whose wrapped queue is a GSOWriter."""
 
     async def write_gso(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
+        self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
     ) -> None:
         """Emit one TCP/UDP superpacket, as GSOWriter.write_gso (same errors).
 

@@ -183,13 +183,7 @@ class GSOWriter(Protocol):
         only for the duration of the call.
     """
 
-    def write_gso(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
-    ) -> None: ...
+    def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None: ...
 
 
 @runtime_checkable
@@ -229,11 +223,7 @@ class NonBlockingGSOWriter(Protocol):
     """The non-blocking form of GSOWriter.write_gso; BlockingIOError when it would block."""
 
     def write_gso_nowait(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
+        self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
     ) -> None: ...
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import os
 import select
 import socket
 import threading
+import time
 
 import pytest
 
@@ -180,6 +182,16 @@ class SocketQueue(Queue):
             raise QueueClosed("socket queue closed")
         return self._sock.send(data)
 
+    def fill(self, data: bytes) -> int:
+        """write_nowait(data) until the kernel pushes back; returns how many packets went in."""
+        count = 0
+        try:
+            while True:
+                self.write_nowait(data)
+                count += 1
+        except BlockingIOError:
+            return count
+
     def close(self) -> None:
         if self._closed:
             return
@@ -206,6 +218,18 @@ class ListQueueSet(QueueSet):
 
     def _close_resources(self) -> None:
         self.resources_closed = True
+
+
+async def assert_close_wakes(close, waiting: list[asyncio.Task], within: float) -> None:
+    """``close()`` (a function or coroutine function) ends every still waiting task with QueueClosed, in time."""
+    assert not any(task.done() for task in waiting)
+    started = time.monotonic()
+    closing = close()
+    if inspect.isawaitable(closing):
+        await closing
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert time.monotonic() - started < within
+    assert all(isinstance(outcome, QueueClosed) for outcome in outcomes), outcomes
 
 
 async def cancel_a_waiting_read(aq, wait: float = 0.02) -> None:

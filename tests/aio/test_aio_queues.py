@@ -11,7 +11,7 @@ import pytest
 from tio_core import ConfigError, GSOProto, QueueClosed
 from tio_core.aio import AsyncGSOQueue, AsyncQueue, AsyncQueueSet, LoopMismatch
 
-from .queues import ListQueueSet, MemoryGSOQueue, MemoryQueue, SocketQueue, cancel_a_waiting_read
+from .queues import ListQueueSet, MemoryGSOQueue, MemoryQueue, SocketQueue, assert_close_wakes, cancel_a_waiting_read
 
 TIMEOUT = 10.0
 
@@ -227,13 +227,8 @@ def test_write_waits_for_writability_on_a_full_socket():
     """fd path: a write that would block waits with add_writer, then goes out."""
     queue = SocketQueue(sndbuf=4096)
     aq = AsyncQueue(queue)
-    filler = []
-    try:
-        while True:  # fill the socket until the kernel pushes back
-            filler.append(queue.write_nowait(pkt(len(filler), 1000)))
-    except BlockingIOError:
-        pass
-    assert filler
+    filled = queue.fill(pkt(0, 1000))
+    assert filled
 
     async def main():
         task = asyncio.create_task(aq.write(pkt(999, 1000)))
@@ -245,7 +240,7 @@ def test_write_waits_for_writability_on_a_full_socket():
 
     out = run(main())
     queue.close()
-    assert out[-1] == pkt(999, 1000) and len(out) == len(filler) + 1
+    assert out[-1] == pkt(999, 1000) and len(out) == filled + 1
 
 
 def test_thread_mode_writes_inline_and_hands_a_blocked_write_to_the_writer_thread():
@@ -259,11 +254,7 @@ def test_thread_mode_writes_inline_and_hands_a_blocked_write_to_the_writer_threa
     async def main():
         assert await aq.write(pkt(1, 1000)) == 1000
         assert not writer_threads()  # inline: no thread needed
-        try:
-            while True:
-                queue.write_nowait(pkt(2, 1000))
-        except BlockingIOError:
-            pass
+        queue.fill(pkt(2, 1000))
         task = asyncio.create_task(aq.write(pkt(3, 1000)))
         await asyncio.sleep(0.05)
         assert not task.done() and writer_threads()  # blocked in the writer thread, loop free
@@ -357,19 +348,10 @@ def test_close_wakes_awaiting_reader_and_writer(mode_queue):
         if mode == "thread":
             queue.write_gate.clear()
         else:
-            try:
-                while True:
-                    queue.write_nowait(pkt(0, 1000))
-            except BlockingIOError:
-                pass
+            queue.fill(pkt(0, 1000))
         writer = asyncio.create_task(aq.write(pkt(1, 1000)))
         await asyncio.sleep(0.05)
-        assert not any(t.done() for t in readers + [writer])
-        started = time.monotonic()
-        aq.close()
-        results = await asyncio.gather(*readers, writer, return_exceptions=True)
-        assert time.monotonic() - started < 1.0
-        assert all(isinstance(r, QueueClosed) for r in results), results
+        await assert_close_wakes(aq.close, [*readers, writer], within=1.0)
         with pytest.raises(QueueClosed):
             await aq.read()
         with pytest.raises(QueueClosed):

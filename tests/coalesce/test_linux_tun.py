@@ -16,6 +16,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
+from tests.support.tun import recv_stream, tcp_handshake
 from tio_core.coalesce import Coalescer
 
 from .helpers import corrupt_l4_checksum
@@ -88,29 +89,8 @@ def test_udp_runs_reach_the_socket_intact_and_bad_checksums_are_dropped(linked):
 
 def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
     ns, queue, layer, local, peer, family = linked
-    listener = ns.socket(family, socket.SOCK_STREAM)
-    listener.bind((local, 5101))
-    listener.listen(1)
-    listener.settimeout(5)
-    seq = 1000
-    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="S", seq=seq, window=65535)))
-    synack = None
-    for _ in range(200):
-        for packet in queue.read():
-            data = bytes(packet.data)
-            if (data[9] if data[0] >> 4 == 4 else data[6]) == 6:
-                synack = IP(data) if data[0] >> 4 == 4 else IPv6(data)
-        if synack is not None:
-            break
-    assert synack is not None and synack[TCP].flags == "SA"
-    ack, seq = synack[TCP].seq + 1, seq + 1
-    queue.write(
-        bytes(layer(src=peer, dst=local) / TCP(sport=40001, dport=5101, flags="A", seq=seq, ack=ack, window=65535))
-    )
-    conn, _ = listener.accept()
-    listener.close()
+    conn, seq, ack = tcp_handshake(queue, ns, family, local, peer, 5101, sport=40001)
     with conn:
-        conn.settimeout(5)
         chunks = [os.urandom(1400) for _ in range(30)] + [os.urandom(321)]
         packets = []
         for index, chunk in enumerate(chunks):
@@ -129,11 +109,7 @@ def test_tcp_run_reaches_the_socket_as_the_same_stream(linked):
         co.add_many(packets)
         co.flush()
         expected = b"".join(chunks)
-        received = b""
-        while len(received) < len(expected):
-            data = conn.recv(65536)
-            assert data, "connection closed early"
-            received += data
+        received = recv_stream(conn, len(expected))
     assert (writer.gso_segments, writer.writes) == ([31], 0)
     assert received == expected
     assert ns.checksum_errors() == errors_before

@@ -90,9 +90,7 @@ def test_plugin_failing_at_import_or_registration(plugin_dir, case):
 
 
 def test_entry_point_naming_none(plugin_dir):
-    dist, module = "tio-evil-none", "tio_evil_none"
-    make_dist(plugin_dir, dist, module, "PLUGIN = None\n", HOSTILE_ENTRY, impl=False, entry_value=f"{module}:PLUGIN")
-    backend_plugin(plugin_dir, "tio-good-none", "tio_good_none", "loop")
+    dist, _ = hostile_dist(plugin_dir, "none", "PLUGIN = None\n", entry_value="tio_evil_none:PLUGIN")
     assert_host_unharmed(BackendRegistry(), dist, "names None")
 
 
@@ -112,9 +110,7 @@ def test_plugin_object_whose_equality_raises(plugin_dir):
 
     PLUGIN = Evil()
     """
-    dist, module = "tio-evil-eq", "tio_evil_eq"
-    make_dist(plugin_dir, dist, module, body, HOSTILE_ENTRY, impl=False, entry_value=f"{module}:PLUGIN")
-    backend_plugin(plugin_dir, "tio-good-eq", "tio_good_eq", "loop")
+    dist, _ = hostile_dist(plugin_dir, "eq", body, entry_value="tio_evil_eq:PLUGIN")
     assert_host_unharmed(BackendRegistry(), dist, "registration failed: KeyboardInterrupt")
 
 
@@ -310,15 +306,22 @@ BENCH_CASES = {
 }
 
 
+def bench_module(hook_body: str, setup: str) -> str:
+    """A plugin module whose tio_register_benchmarks hook runs ``hook_body``, after ``setup``."""
+    return (
+        "from tio_core import BackendDef, BenchmarkDef, hookimpl\nfrom tio_core.bench import Figure\n\n"
+        + setup
+        + "\n\n@hookimpl\ndef tio_register_benchmarks():\n    "
+        + hook_body
+        + "\n"
+    )
+
+
 @pytest.mark.parametrize("case", BENCH_CASES)
 def test_benchmark_hook_raising_or_returning_garbage(plugin_dir, case):
     hook_body, reason = BENCH_CASES[case]
-    body = (
-        "from tio_core import BackendDef, BenchmarkDef, hookimpl\n\n"
-        "@hookimpl\ndef tio_register_backends():\n    return [BackendDef('evil', 'fine', 'x:y')]\n\n"
-        f"@hookimpl\ndef tio_register_benchmarks():\n    {hook_body}\n"
-    )
-    dist, _ = hostile_dist(plugin_dir, case, body)
+    backend_hook = "@hookimpl\ndef tio_register_backends():\n    return [BackendDef('evil', 'fine', 'x:y')]"
+    dist, _ = hostile_dist(plugin_dir, case, bench_module(hook_body, backend_hook))
     registry = BackendRegistry()
     names = {bench.name for bench, _ in registry.benchmarks()}
     assert {"kernels", "coalesce", "fake"} <= names, f"{RULE}: the other benchmarks stay listed, got {names}"
@@ -340,12 +343,8 @@ RUNNER_CASES = {
 @pytest.mark.parametrize("case", RUNNER_CASES)
 def test_benchmark_runner_failure_is_a_backend_load_error(plugin_dir, case):
     runner_body, reason = RUNNER_CASES[case]
-    body = (
-        "from tio_core import BenchmarkDef, hookimpl\nfrom tio_core.bench import Figure\n\n"
-        f"def run(quick=False):\n    {runner_body}\n\n"
-        "@hookimpl\ndef tio_register_benchmarks():\n    return [BenchmarkDef('evil', 'fails', run)]\n"
-    )
-    hostile_dist(plugin_dir, case, body)
+    runner = f"def run(quick=False):\n    {runner_body}"
+    hostile_dist(plugin_dir, case, bench_module("return [BenchmarkDef('evil', 'fails', run)]", runner))
     (bench,) = [b for b, _ in BackendRegistry().benchmarks() if b.name == "evil"]
     with pytest.raises(BackendLoadError, match=rf"benchmark 'evil' failed: .*{reason}"):
         bench.run(quick=True)

@@ -122,6 +122,27 @@ def test_autoload_can_be_restricted_to_a_list(plugin_dir, monkeypatch):
     assert names(BackendRegistry()) == ["other"]
 
 
+class EmptySet(QueueSet):
+    """A set without queues: what the factories below return."""
+
+    def queues(self):
+        return []
+
+    def add(self, fd):
+        raise ValueError(fd)
+
+
+class RecordingFactory:
+    """A backend factory that keeps the options of each call and returns an EmptySet."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, **options):
+        self.calls.append(options)
+        return EmptySet()
+
+
 class RuntimePlugin:
     def __init__(self, backend_name, factory):
         self.backend_name, self.factory = backend_name, factory
@@ -134,22 +155,10 @@ class RuntimePlugin:
 def test_runtime_registration_with_callable_factory(monkeypatch):
     monkeypatch.setenv("TIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     registry = BackendRegistry()
-    seen = {}
-
-    class Empty(QueueSet):
-        def queues(self):
-            return []
-
-        def add(self, fd):
-            raise ValueError(fd)
-
-    def factory(flag):
-        seen["flag"] = flag
-        return Empty()
-
+    factory = RecordingFactory()
     registry.register(RuntimePlugin("mem", factory))
-    assert isinstance(registry.open_backend("mem", flag=True), Empty)
-    assert seen == {"flag": True}
+    assert isinstance(registry.open_backend("mem", flag=True), EmptySet)
+    assert factory.calls == [{"flag": True}]
     assert registry.get("mem").distribution == "<runtime>"
 
 
@@ -220,18 +229,7 @@ def test_discovery_imports_no_heavy_modules():
 def test_an_option_called_name_reaches_the_factory(monkeypatch):
     monkeypatch.setenv("TIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     registry = BackendRegistry()
-    seen = {}
-
-    class Named(QueueSet):
-        def queues(self):
-            return []
-
-        def add(self, fd):
-            raise ValueError(fd)
-
-    def factory(name):
-        seen["name"] = name
-        return Named()
+    factory = RecordingFactory()
 
     class Plugin:
         @hookimpl
@@ -240,7 +238,7 @@ def test_an_option_called_name_reaches_the_factory(monkeypatch):
 
     registry.register(Plugin())
     registry.open_backend("named", name="tio7")
-    assert seen == {"name": "tio7"}
+    assert factory.calls == [{"name": "tio7"}]
 
 
 def test_plugin_with_only_a_contract_harness_hook_is_accepted(plugin_dir):

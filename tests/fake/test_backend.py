@@ -13,17 +13,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
-from tio_core import kernels
+from tio_core import errors, kernels
 from tio_core.contract import NO_GSO, Capabilities, CapsProvider, GSOProto, Packet, queue_capabilities, supports_gso
-from tio_core.errors import (
-    ConfigError,
-    EndOfStream,
-    GSOGeometryError,
-    MalformedPacket,
-    OffloadError,
-    QueueClosed,
-    TioError,
-)
 from tio_fake import (
     STALE_MARKER,
     FakeFdError,
@@ -35,6 +26,7 @@ from tio_fake import (
     open_fake,
 )
 from tio_fake.packets import PacketFactory, payload_pattern
+from tio_testing.threads import BackgroundRead
 
 FACTORY = PacketFactory()
 
@@ -86,7 +78,7 @@ def test_read_batches_at_most_max_batch(qs):
     ],
 )
 def test_inject_rejects_what_a_tun_never_delivers(qs, kind):
-    with pytest.raises(MalformedPacket):
+    with pytest.raises(errors.MalformedPacket):
         qs[0].inject(udp(1), FACTORY.malformed(kind))
     assert qs[0].pending == 0  # all or nothing
 
@@ -137,7 +129,7 @@ def test_end_of_stream_mode():
     with open_fake(end_of_stream=True) as queue_set:
         queue_set.inject(udp(1))
         assert len(queue_set[0].read()) == 1
-        with pytest.raises(EndOfStream):
+        with pytest.raises(errors.EndOfStream):
             queue_set[0].read()
 
 
@@ -151,21 +143,12 @@ def test_blocked_reader_gets_packets_injected_from_another_thread(qs):
 
 
 def test_close_wakes_blocked_reader_and_ends_inject(qs):
-    outcome = []
-
-    def read():
-        try:
-            qs[0].read()
-        except QueueClosed as exc:
-            outcome.append(exc)
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    reader = BackgroundRead(qs[0])
     reader.join(0.1)
     qs.close()
     reader.join(5)
-    assert len(outcome) == 1
-    with pytest.raises(QueueClosed):
+    assert len(reader.outcome) == 1 and isinstance(reader.outcome[0], errors.QueueClosed)
+    with pytest.raises(errors.QueueClosed):
         qs[0].inject(udp(1))
 
 
@@ -201,7 +184,7 @@ def test_written_packets_segmented_superpacket_and_scapy(qs):
 
 def test_write_rejects_what_a_tun_refuses(qs):
     for kind in ("empty", "bad_version", "truncated"):
-        with pytest.raises(MalformedPacket):
+        with pytest.raises(errors.MalformedPacket):
             qs[0].write(FACTORY.malformed(kind))
     with pytest.raises(TypeError):
         qs[0].write("not bytes")
@@ -210,9 +193,9 @@ def test_write_rejects_what_a_tun_refuses(qs):
 
 def test_write_gso_geometry_errors_match_plan_gso_write(qs):
     ip_hdr, l4_hdr, payloads, proto = FACTORY.gso_write_args(3000, 1000)
-    with pytest.raises(GSOGeometryError, match="all but the last must be 1000"):
+    with pytest.raises(errors.GSOGeometryError, match="all but the last must be 1000"):
         qs[0].write_gso(ip_hdr, l4_hdr, [payloads[0], payloads[1][:10], payloads[2]], proto)
-    with pytest.raises(GSOGeometryError, match="proto must be"):
+    with pytest.raises(errors.GSOGeometryError, match="proto must be"):
         qs[0].write_gso(ip_hdr, l4_hdr, payloads, GSOProto.NONE)
     assert qs[0].writes == []
 
@@ -239,7 +222,7 @@ def test_capabilities_variant_refuses_unnegotiated_gso():
         queue = queue_set[0]
         assert queue_capabilities(queue) == Capabilities(tso=True, uso=False)
         assert supports_gso(queue, GSOProto.UDP) == (queue, False)
-        with pytest.raises(OffloadError, match="USO"):
+        with pytest.raises(errors.OffloadError, match="USO"):
             queue.write_gso(*FACTORY.gso_write_args(3000, 1000, GSOProto.UDP))
         queue.write_gso(*FACTORY.gso_write_args(900, 1000, GSOProto.UDP))  # one fragment needs no USO
         queue.write_gso(*FACTORY.gso_write_args(3000, 1000, GSOProto.TCP))
@@ -248,20 +231,20 @@ def test_capabilities_variant_refuses_unnegotiated_gso():
 
 @pytest.mark.parametrize("text", ["tso,uso,gro", 5, "TSO;USO"])
 def test_bad_options_are_config_errors(text):
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         open_fake(capabilities=text)
 
 
 @pytest.mark.parametrize("options", [{"queues": 0}, {"max_batch": 0}, {"read_timeout": -1}, {"queues": True}])
 def test_bad_sizes_are_config_errors(options):
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         open_fake(**options)
 
 
 def test_registry_validates_option_types():
     from tio_core import open_backend
 
-    with pytest.raises(ConfigError, match="max_batch"):
+    with pytest.raises(errors.ConfigError, match="max_batch"):
         open_backend("fake", max_batch="8")
     with open_backend("fake", queues=3, capabilities="tso,uso") as queue_set:
         assert len(queue_set.queues()) == 3
@@ -292,7 +275,7 @@ def test_add_fd_reader_woken_by_close(qs):
     with theirs:
         queue = qs.add(ours.detach())
         outcome = []
-        reader = threading.Thread(target=lambda: outcome.append(pytest.raises(QueueClosed, queue.read)))
+        reader = threading.Thread(target=lambda: outcome.append(pytest.raises(errors.QueueClosed, queue.read)))
         reader.start()
         reader.join(0.1)
         assert reader.is_alive()
@@ -314,7 +297,7 @@ def test_add_rejects_unusable_descriptors(qs):
             qs.add("3")
         assert len(qs.queues()) == 1
         qs.close()
-        with pytest.raises(QueueClosed):
+        with pytest.raises(errors.QueueClosed):
             qs.add(stream_a.fileno())
     finally:
         os.close(read_end)
@@ -328,7 +311,7 @@ def test_fd_queue_with_capabilities_is_a_caps_provider():
     with theirs, open_fake(capabilities="tso") as queue_set:
         queue = queue_set.add(ours.detach())
         assert queue_capabilities(queue) == Capabilities(tso=True)
-        with pytest.raises(OffloadError):
+        with pytest.raises(errors.OffloadError):
             queue.write_gso(*FACTORY.gso_write_args(2100, 1000, GSOProto.UDP))
 
 
@@ -368,7 +351,7 @@ def test_pair_counts_packets_written_after_peer_closed():
 
 
 def test_pair_rejects_unknown_delivery():
-    with pytest.raises(ConfigError, match="deliver"):
+    with pytest.raises(errors.ConfigError, match="deliver"):
         fake_pair(deliver="teleport")
 
 
@@ -389,7 +372,7 @@ def test_inject_random_bytes_is_queued_or_malformed(data, version):
     with open_fake(blocking=False) as queue_set:
         try:
             queue_set.inject(data)
-        except MalformedPacket:
+        except errors.MalformedPacket:
             assert queue_set[0].pending == 0
         else:
             assert [bytes(p.data) for p in queue_set[0].read()] == [data]
@@ -409,8 +392,8 @@ def test_write_gso_random_geometry_is_recorded_exactly_or_refused(sizes, proto, 
         queue = queue_set[0]
         try:
             queue.write_gso(ip_hdr, l4_hdr, payloads, proto)
-        except GSOGeometryError as exc:
-            assert isinstance(exc, TioError) and queue.written_packets() == []
+        except errors.GSOGeometryError as exc:
+            assert isinstance(exc, errors.TioError) and queue.written_packets() == []
             return
         wire = queue.written_packets(scapy=True)
         layer = TCP if proto == GSOProto.TCP else UDP

@@ -31,6 +31,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from tests.support.checksum import fold, words
+
 EXPECTED_ERRORS = (ValueError, TypeError, BufferError)  # MalformedPacket is a ValueError
 
 
@@ -95,7 +97,7 @@ def random_superpacket(rng: random.Random) -> tuple[bytes, tuple[int, int, int, 
     else:
         ip[4:6] = (len(ip) - 40 + l4_len).to_bytes(2, "big")
     src, dst = (SRC4, DST4) if v4 else (SRC6, DST6)
-    partial = _fold(_words(src + dst) + proto + l4_len)
+    partial = fold(words(src + dst) + proto + l4_len)
     field = 16 if tcp else 6
     l4 = l4[:field] + partial.to_bytes(2, "big") + l4[field + 2 :]
     # mostly real MSS values; rarely hostile ones (tiny, or above the payload)
@@ -145,17 +147,6 @@ def tight(data: bytes) -> array.array:
     buffer = array.array("B", b"\0") * len(data)
     buffer[:] = array.array("B", data)  # same length: copied in place, no reallocation
     return buffer
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def _words(data: bytes) -> int:
-    data += b"\0" * (len(data) & 1)
-    return sum(w for (w,) in struct.iter_unpack("!H", data))
 
 
 # -- targets ------------------------------------------------------------------------------
@@ -265,7 +256,7 @@ class Fuzz:
             partial = int.from_bytes(data[field : field + 2], "big")
             rest = bytes(buf_c[hdr.csum_start : field]) + b"\0\0" + bytes(buf_c[field + 2 :])
             stored = int.from_bytes(buf_c[field : field + 2], "big")
-            assert _fold(_words(rest) + partial + stored) == 0xFFFF, "a finished checksum verifies"
+            assert fold(words(rest) + partial + stored) == 0xFFFF, "a finished checksum verifies"
 
     def gso_info_from_vnet(self, rng):
         data, gso = mutated(rng)

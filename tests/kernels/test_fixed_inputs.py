@@ -8,23 +8,13 @@ import struct
 
 import pytest
 
+from tests.support.checksum import fold, words
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_core.errors import MalformedPacket
 from tio_core.wire import GSO_NONE, GSO_TCPV6, NEEDS_CSUM, VirtioNetHdr
 
 SRC4, DST4 = bytes([198, 18, 0, 1]), bytes([198, 19, 0, 2])
 SRC6, DST6 = bytes.fromhex("fd00" + "0" * 27 + "1"), bytes.fromhex("fd00" + "0" * 27 + "2")
-
-
-def fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def words(data: bytes) -> int:
-    data += b"\0" * (len(data) & 1)
-    return sum(w for (w,) in struct.iter_unpack("!H", data))
 
 
 # -- checksum carry folding -------------------------------------------------------

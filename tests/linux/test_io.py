@@ -11,9 +11,9 @@ import threading
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
 
 from tests.support.packets import checksums_valid, parse, tcp_gso, udp_gso
+from tests.support.tun import is_proto, read_matching, recv_stream, tcp_handshake
 from tio_core import kernels
 from tio_core.contract import Capabilities, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
@@ -34,23 +34,6 @@ def linked(request, open_in_ns):
     ns, qset = open_in_ns(addresses=(cidr,), up=True)
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     return ns, qset.queues()[0], local, peer, family
-
-
-def read_matching(queue, predicate, limit=200):
-    """Read until a packet satisfies predicate (skipping IPv6 chatter); return its clone."""
-    for _ in range(limit):
-        for packet in queue.read():
-            if predicate(packet):
-                return packet.clone()
-    raise AssertionError("expected packet never arrived")
-
-
-def is_proto(number):
-    def check(packet):
-        data = packet.data
-        return (data[9] if data[0] >> 4 == 4 else data[6]) == number
-
-    return check
 
 
 def test_udp_segment_socket_produces_a_uso_superpacket(linked):
@@ -94,27 +77,6 @@ def test_write_gso_udp_is_delivered_intact(linked):
     assert ns.checksum_errors() == errors_before
 
 
-def tcp_handshake(queue, ns, family, local, peer, port):
-    """Connect from behind the TUN to a listener in ns; returns (accepted socket, seq, ack)."""
-    listener = ns.socket(family, socket.SOCK_STREAM)
-    listener.bind((local, port))
-    listener.listen(1)
-    listener.settimeout(5)
-    layer = IP if family == socket.AF_INET else IPv6
-    isn = 1000
-    queue.write(bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="S", seq=isn, window=65535)))
-    synack = parse(bytes(read_matching(queue, lambda p: is_proto(6)(p)).data))
-    assert synack[TCP].flags == "SA"
-    ack = synack[TCP].seq + 1
-    queue.write(
-        bytes(layer(src=peer, dst=local) / TCP(sport=40000, dport=port, flags="A", seq=isn + 1, ack=ack, window=65535))
-    )
-    conn, _ = listener.accept()
-    listener.close()
-    conn.settimeout(5)
-    return conn, isn + 1, ack
-
-
 @pytest.mark.parametrize("fragments", [1, 2, 20])
 def test_write_gso_tcp_is_delivered_intact(linked, fragments):
     ns, queue, local, peer, family = linked
@@ -124,11 +86,7 @@ def test_write_gso_tcp_is_delivered_intact(linked, fragments):
         payloads = [os.urandom(1400) for _ in range(fragments - 1)] + [os.urandom(777)]
         queue.write_gso(*tcp_gso(peer, local, 40000, 5001, seq, ack, payloads), payloads, GSOProto.TCP)
         expected = b"".join(payloads)
-        received = b""
-        while len(received) < len(expected):
-            chunk = conn.recv(65536)
-            assert chunk, "connection closed early"
-            received += chunk
+        received = recv_stream(conn, len(expected))
     assert received == expected
     assert ns.checksum_errors() == errors_before
 

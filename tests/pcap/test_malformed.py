@@ -46,36 +46,32 @@ SECOND = FIRST + 16 + len(PACKETS[0])
 @pytest.mark.parametrize(
     "data,offset,words",
     [
-        (b"", 0, "truncated file header"),
-        (b"\x00\x01\x02\x03" + PCAP_HDR[4:], 0, "bad magic"),
-        (b"GIF89a" + b"\0" * 40, 0, "bad magic"),
-        (PCAP_HDR[:10], 0, "truncated file header"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 3, 0, 0, 0, 65535, RAW), 0, "version"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 999), 0, "unknown link type 999"),
-        (PCAP_HDR + record(PACKETS[0]) + b"\x01" * 7, SECOND, "truncated record header"),
-        (PCAP_HDR + record(PACKETS[0]) + record(PACKETS[1])[:30], SECOND, "truncated record"),
-        (
+        pytest.param(b"", 0, "truncated file header", id="empty"),
+        pytest.param(b"\x00\x01\x02\x03" + PCAP_HDR[4:], 0, "bad magic", id="bad-magic"),
+        pytest.param(b"GIF89a" + b"\0" * 40, 0, "bad magic", id="gif"),
+        pytest.param(PCAP_HDR[:10], 0, "truncated file header", id="short-header"),
+        pytest.param(struct.pack("<IHHiIII", 0xA1B2C3D4, 3, 0, 0, 0, 65535, RAW), 0, "version", id="version"),
+        pytest.param(
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 999), 0, "unknown link type 999", id="linktype"
+        ),
+        pytest.param(
+            PCAP_HDR + record(PACKETS[0]) + b"\x01" * 7, SECOND, "truncated record header", id="short-record-header"
+        ),
+        pytest.param(
+            PCAP_HDR + record(PACKETS[0]) + record(PACKETS[1])[:30], SECOND, "truncated record", id="short-record"
+        ),
+        pytest.param(
             struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 40, RAW) + record(PACKETS[1]),
             FIRST,
             "exceeds the snap length 40",
+            id="caplen>snaplen",
         ),
-        (
+        pytest.param(
             struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, RAW) + record(b"", caplen=0x7FFFFFFF),
             FIRST,
             "exceeds the limit 262144",
+            id="caplen>256KiB",
         ),
-    ],
-    ids=[
-        "empty",
-        "bad-magic",
-        "gif",
-        "short-header",
-        "version",
-        "linktype",
-        "short-record-header",
-        "short-record",
-        "caplen>snaplen",
-        "caplen>256KiB",
     ],
 )
 def test_classic_pcap_faults(tmp_path, data, offset, words):
@@ -94,30 +90,36 @@ def with_trailer(block_bytes: bytes, trailer: int) -> bytes:
 @pytest.mark.parametrize(
     "data,offset,words",
     [
-        (SHB[:8] + b"\x01\x02\x03\x04" + SHB[12:], 0, "byte-order magic"),
-        (SHB[:20], 0, "truncated"),
-        (SHB + IDB + with_trailer(epb("<", 0, 1, PACKETS[0]), 999), START, "block length mismatch"),
-        (SHB + IDB + epb("<", 0, 1, PACKETS[0])[:4] + struct.pack("<I", 46) + b"\0" * 40, START, "multiple of 4"),
-        (SHB + IDB + struct.pack("<II", 6, 0x7FFFFFF0) + b"\0" * 64, START, "exceeds the limit"),
-        (SHB + IDB + epb("<", 0, 1, b"\x45" + b"\0" * 150), START, "exceeds the snap length 100"),
-        (SHB + IDB + epb("<", 3, 1, PACKETS[0]), START, "interface 3"),
-        (SHB + idb("<", 4242), len(SHB), "unknown link type 4242"),
-        (SHB + IDB + block("<", 6, struct.pack("<IIIII", 0, 0, 1, 90, 90) + PACKETS[0]), START, "overruns"),
-        (SHB + spb("<", PACKETS[0]), len(SHB), "before any interface"),
-        (SHB + IDB + epb("<", 0, 1, PACKETS[0])[:-10], START, "truncated block"),
-    ],
-    ids=[
-        "bom",
-        "short-shb",
-        "length-mismatch",
-        "length-not-aligned",
-        "huge-length",
-        "caplen>snaplen",
-        "unknown-interface",
-        "linktype",
-        "caplen-overruns-block",
-        "spb-before-idb",
-        "truncated-block",
+        pytest.param(SHB[:8] + b"\x01\x02\x03\x04" + SHB[12:], 0, "byte-order magic", id="bom"),
+        pytest.param(SHB[:20], 0, "truncated", id="short-shb"),
+        pytest.param(
+            SHB + IDB + with_trailer(epb("<", 0, 1, PACKETS[0]), 999),
+            START,
+            "block length mismatch",
+            id="length-mismatch",
+        ),
+        pytest.param(
+            SHB + IDB + epb("<", 0, 1, PACKETS[0])[:4] + struct.pack("<I", 46) + b"\0" * 40,
+            START,
+            "multiple of 4",
+            id="length-not-aligned",
+        ),
+        pytest.param(
+            SHB + IDB + struct.pack("<II", 6, 0x7FFFFFF0) + b"\0" * 64, START, "exceeds the limit", id="huge-length"
+        ),
+        pytest.param(
+            SHB + IDB + epb("<", 0, 1, b"\x45" + b"\0" * 150), START, "exceeds the snap length 100", id="caplen>snaplen"
+        ),
+        pytest.param(SHB + IDB + epb("<", 3, 1, PACKETS[0]), START, "interface 3", id="unknown-interface"),
+        pytest.param(SHB + idb("<", 4242), len(SHB), "unknown link type 4242", id="linktype"),
+        pytest.param(
+            SHB + IDB + block("<", 6, struct.pack("<IIIII", 0, 0, 1, 90, 90) + PACKETS[0]),
+            START,
+            "overruns",
+            id="caplen-overruns-block",
+        ),
+        pytest.param(SHB + spb("<", PACKETS[0]), len(SHB), "before any interface", id="spb-before-idb"),
+        pytest.param(SHB + IDB + epb("<", 0, 1, PACKETS[0])[:-10], START, "truncated block", id="truncated-block"),
     ],
 )
 def test_pcapng_faults(tmp_path, data, offset, words):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from tests.pcap.captures import far_future_pcap, far_future_pcapng, ip_packets, write_pcap
 from tio_core import open_backend
 from tio_core.errors import EndOfStream, QueueClosed
+from tio_testing.threads import BackgroundRead
 
 
 def timed_replay(path, **options) -> tuple[list[bytes], list[float], float]:
@@ -73,22 +73,13 @@ def test_close_wakes_a_paced_read(tmp_path):
     qs = open_backend("pcap", path=str(path), pacing="realtime")
     queue = qs.queues()[0]
     assert len(queue.read()) == 1
-    outcome: list[object] = []
-
-    def reader():
-        try:
-            outcome.append(queue.read())
-        except BaseException as exc:  # the result under test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    thread.join(0.2)
-    assert thread.is_alive()
+    reader = BackgroundRead(queue)
+    reader.join(0.2)
+    assert reader.is_alive()
     qs.close()
-    thread.join(5)
-    assert not thread.is_alive() and isinstance(outcome[0], QueueClosed)
-    assert not isinstance(outcome[0], EndOfStream)
+    reader.join(5)
+    assert not reader.is_alive() and isinstance(reader.outcome[0], QueueClosed)
+    assert not isinstance(reader.outcome[0], EndOfStream)
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,1 @@
-"""Helpers shared by more than one test area (packet builders, plugin distributions, ...)."""
+"""Helpers shared by more than one test area (packet builders, plugin distributions, a TUN from a namespace)."""

@@ -17,6 +17,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.packet import Raw
 
+from tests.support.checksum import fold, words
 from tio_core.contract import GSOInfo, GSOProto, Packet
 from tio_fake import PacketFactory
 
@@ -68,16 +69,9 @@ def superpacket(
     return Packet(memoryview(data), GSOInfo(mss, hdr_len, csum_start, proto)), pkt
 
 
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def pseudo_partial(src: str, dst: str, proto: int, l4_len: int) -> int:
     raw = ipaddress.ip_address(src).packed + ipaddress.ip_address(dst).packed
-    total = sum(int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2))
-    return _fold(total + proto + l4_len)
+    return fold(words(raw) + proto + l4_len)
 
 
 def ip_layer(src: str, dst: str, total_len: int, proto: int):

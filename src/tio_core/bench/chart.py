@@ -56,6 +56,7 @@ NAME_CHARS = 70  # a longer figure name is shortened on its axis label (the JSON
 LABEL_ROOM_DECADES = 0.9  # first guess of the room in log space beyond the outermost bar for its printed ratio
 ZERO_BAR_START = 1e-300  # a zero ratio's bar starts here: off the axis, which clips it at its low end
 RATIO_LABEL, ZERO_LABEL = "ratio", "ratio-zero"  # gids of the printed ratios
+ROW_AT_AXES = ("axes fraction", "data")  # x in fractions of the axes, y in rows: a label at an edge of the plot
 MET, MISSED, NO_TARGET = "#2e8b57", "#d1495b", "#4a7fb5"  # bar colours: target met / missed / none stated
 
 
@@ -285,51 +286,27 @@ def _draw_area(ax: Axes, area: str, figs: Sequence[Figure], low: float, high: fl
     ax.set_title(heading, loc="left", fontsize=10, fontweight="bold")
     for row, (fig, ratio) in enumerate(zip(figs, ratios, strict=True)):
         if not fig.ratio:
-            ax.annotate(
-                "0×",
-                (0.0, row),
-                xycoords=("axes fraction", "data"),
-                xytext=(4, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-                fontweight="bold",
-                color="white",
-                gid=ZERO_LABEL,
-            )
+            _label(ax, "0×", (0.0, row), 4, xycoords=ROW_AT_AXES, fontweight="bold", color="white", gid=ZERO_LABEL)
         else:
             right = ratio >= 1.0
             # The printed ratio goes beyond the bar's end and its target mark, so neither hides it.
             outer = max(ratio, fig.target or ratio) if right else min(ratio, fig.target or ratio)
-            ax.annotate(
-                f"{ratio:.3g}×",
-                (outer, row),
-                xytext=(4 if right else -4, 0),
-                textcoords="offset points",
-                ha="left" if right else "right",
-                va="center",
-                fontsize=8,
-                fontweight="bold",
-                gid=RATIO_LABEL,
-            )
+            shift, align = (4, "left") if right else (-4, "right")
+            _label(ax, f"{ratio:.3g}×", (outer, row), shift, ha=align, fontweight="bold", gid=RATIO_LABEL)
         if shared:
             detail = f"{fig.value:.3g} vs {fig.baseline_value:.3g} {fig.unit}"
         else:
             detail = f"{fig.value:.3g} {fig.unit} vs {fig.baseline_name} {fig.baseline_value:.3g} {fig.unit}"
         if fig.target is not None:
             detail += f"  (target {fig.target:.3g}×)"
-        ax.annotate(
-            detail,
-            (1.0, row),
-            xycoords=("axes fraction", "data"),
-            xytext=(8, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-            color="#444444",
-        )
+        _label(ax, detail, (1.0, row), 8, xycoords=ROW_AT_AXES, color="#444444")
         if fig.target is not None:
             ax.vlines(fig.target, row - 0.42, row + 0.42, colors="black", linewidth=2.5, zorder=3, gid="target")
+
+
+def _label(ax: Axes, text: str, xy: tuple[float, float], shift: float, **style: Any) -> None:
+    """8-point text centred on its row, ``shift`` points right (negative: left) of ``xy``."""
+    ax.annotate(text, xy, xytext=(shift, 0), textcoords="offset points", va="center", fontsize=8, **style)
 
 
 def _legend(ax: Axes, targets: bool, bars: bool) -> None:

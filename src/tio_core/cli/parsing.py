@@ -89,8 +89,24 @@ def _installed_benchmarks() -> str:
     return f"benchmarks (--only): {', '.join(names) or 'none installed'}"
 
 
-def _example(text: str) -> str:
-    return f"example:\n  {text}"
+def _add_command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    description: str,
+    example: str,
+    extra_help: Callable[[], str] | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with one example (and extra_help's text, computed when shown)."""
+    epilog = f"example:\n  {example}"
+    return commands.add_parser(name, help=summary, description=description, epilog=epilog, extra_help=extra_help)
+
+
+def _add_backend_command(
+    commands: argparse._SubParsersAction, name: str, summary: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    """A subcommand that opens backends: its --help gives the SPEC syntax and lists the installed backends."""
+    return _add_command(commands, name, summary, f"{description}\nSPEC: {SPEC_SYNTAX}", example, _installed_backends)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -102,18 +118,18 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no summary")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.set_defaults(workers=None)  # one worker where the command has no --workers; forward's default too
 
 
 def _add_forward(commands: argparse._SubParsersAction) -> None:
-    forward = commands.add_parser(
+    forward = _add_backend_command(
+        commands,
         "forward",
-        help="move packets from a source backend to a sink backend (no arguments: the embedded demo)",
-        description="read -> segment superpackets -> coalesce onto the sink's offloads -> write. "
+        "move packets from a source backend to a sink backend (no arguments: the embedded demo)",
+        "read -> segment superpackets -> coalesce onto the sink's offloads -> write. "
         "Backends come from --config or --from/--to SPEC; with neither, the embedded demo capture is "
-        "replayed through the pcap backend (gso_mtu=1500) into the fake backend.\n"
-        f"SPEC: {SPEC_SYNTAX}",
-        epilog=_example("tio forward --from linux:name=tio0 --to linux:name=tio1 --both-ways --stats 1"),
-        extra_help=_installed_backends,
+        "replayed through the pcap backend (gso_mtu=1500) into the fake backend.",
+        "tio forward --from linux:name=tio0 --to linux:name=tio1 --both-ways --stats 1",
     )
     forward.add_argument("--config", metavar="FILE", help="TOML file with [forward.from] and [forward.to] tables")
     forward.add_argument("--from", dest="source", metavar="SPEC", help="source backend")
@@ -136,15 +152,14 @@ def _add_forward(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_replay(commands: argparse._SubParsersAction) -> None:
-    replay = commands.add_parser(
+    replay = _add_backend_command(
+        commands,
         "replay",
-        help="replay a capture into a backend",
-        description="Replay a pcap/pcapng capture through the pcap backend into a sink backend.\n"
+        "replay a capture into a backend",
+        "Replay a pcap/pcapng capture through the pcap backend into a sink backend.\n"
         f"Pacing (choose one; default {DEFAULT_PACING}): --speed X, --pps N or --mbps N.\n"
-        "A capture holds no offload metadata: --gso-mtu MTU reads longer TCP/UDP packets as superpackets.\n"
-        f"SPEC: {SPEC_SYNTAX}",
-        epilog=_example("tio replay capture.pcap --to linux:name=tio0,up=true --mbps 100 --loop 3 --loop-delay 1"),
-        extra_help=_installed_backends,
+        "A capture holds no offload metadata: --gso-mtu MTU reads longer TCP/UDP packets as superpackets.",
+        "tio replay capture.pcap --to linux:name=tio0,up=true --mbps 100 --loop 3 --loop-delay 1",
     )
     replay.add_argument("capture", help="pcap or pcapng file")
     replay.add_argument("--to", dest="sink", metavar="SPEC", required=True, help="sink backend")
@@ -159,33 +174,30 @@ def _add_replay(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--no-segment", action="store_true", help="write superpackets with write_gso as they are")
     replay.add_argument("--no-coalesce", action="store_true", help="write every packet on its own")
     _add_run_flags(replay)
-    replay.set_defaults(workers=None)
 
 
 def _add_record(commands: argparse._SubParsersAction) -> None:
-    record = commands.add_parser(
+    record = _add_backend_command(
+        commands,
         "record",
-        help="record a backend's inbound packets to a capture",
-        description=f"Record what a source backend reads into a capture file (pcap; pcapng by extension).\n"
-        f"SPEC: {SPEC_SYNTAX}",
-        epilog=_example("tio record --from linux:name=tio0 out.pcapng --duration 10"),
-        extra_help=_installed_backends,
+        "record a backend's inbound packets to a capture",
+        "Record what a source backend reads into a capture file (pcap; pcapng by extension).",
+        "tio record --from linux:name=tio0 out.pcapng --duration 10",
     )
     record.add_argument("--from", dest="source", metavar="SPEC", required=True, help="source backend")
     record.add_argument("output", help="capture file to write")
     record.add_argument("--superpackets", action="store_true", help="record superpackets unsegmented")
     _add_run_flags(record)
-    record.set_defaults(workers=None)
 
 
 def _add_info(commands: argparse._SubParsersAction) -> None:
-    info = commands.add_parser(
+    info = _add_backend_command(
+        commands,
         "info",
-        help="open a backend and show what was negotiated",
-        description="Open a backend, show its queues (TSO/USO, write_gso per protocol) and what the backend "
-        f"describes (vnet header, MTU, ...), and close it.\nSPEC: {SPEC_SYNTAX}",
-        epilog=_example("tio info linux:name=tio0 mtu=9000 --json"),
-        extra_help=_installed_backends,
+        "open a backend and show what was negotiated",
+        "Open a backend, show its queues (TSO/USO, write_gso per protocol) and what the backend "
+        "describes (vnet header, MTU, ...), and close it.",
+        "tio info linux:name=tio0 mtu=9000 --json",
     )
     info.add_argument("backend", metavar="SPEC", help="NAME or NAME:key=value,...")
     info.add_argument("options", nargs="*", metavar="KEY=VALUE", help="more options, one per argument (no quoting)")
@@ -193,13 +205,14 @@ def _add_info(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_backends(commands: argparse._SubParsersAction) -> None:
-    backends = commands.add_parser(
+    backends = _add_command(
+        commands,
         "backends",
-        help="list installed backends and plugin load errors",
-        description="List the installed backends. Exits 1 when a plugin failed to load (the listing and the "
+        "list installed backends and plugin load errors",
+        "List the installed backends. Exits 1 when a plugin failed to load (the listing and the "
         "load errors are printed all the same). TIO_DISABLE_PLUGIN_AUTOLOAD=1 turns plugin loading off; "
         "TIO_PLUGINS=name,... loads only those.",
-        epilog=_example("tio backends -v"),
+        "tio backends -v",
     )
     backends.add_argument(
         "-v", "--verbose", action="store_true", help="also each backend's options, entry point and module file"
@@ -208,13 +221,14 @@ def _add_backends(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser(
+    bench = _add_command(
+        commands,
         "bench",
-        help="run the benchmarks: each figure beside its same-run baseline",
-        description="Run the benchmarks of tio and its plugins; every figure is printed beside a baseline "
+        "run the benchmarks: each figure beside its same-run baseline",
+        "Run the benchmarks of tio and its plugins; every figure is printed beside a baseline "
         "measured in the same run, with the ratio.",
-        epilog=_example("tio bench --quick --only kernels --plot bench.png"),
-        extra_help=_installed_benchmarks,
+        "tio bench --quick --only kernels --plot bench.png",
+        _installed_benchmarks,
     )
     bench.add_argument("--quick", action="store_true", help="short runs (a few seconds each)")
     bench.add_argument("--only", action="append", metavar="NAME", help="run only this benchmark (repeatable)")

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -83,6 +83,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 FACTORY_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 MAX_DEFINITIONS = 256  # more from one hook is a runaway generator, not a plugin
 HOOK_NAMES = tuple(sorted(name for name in vars(TioHookSpecs) if name.startswith("tio_")))
+_Def = TypeVar("_Def", BackendDef, BenchmarkDef)
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,12 @@ def _text(value: object, what: str) -> str:
     return str.__str__(value)  # a plain str even from a str subclass
 
 
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidPluginValue(f"{what} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def _checked_name(value: object, kind: str) -> str:
     name = _text(value, f"{kind} name")
     if not NAME_PATTERN.fullmatch(name):
@@ -428,13 +435,18 @@ def _checked_target(value: object, what: str) -> Callable[..., Any] | str:
     raise InvalidPluginValue(f"{what} must be a callable or a 'module:attribute' string, got {shown}")
 
 
-def _checked_backend(item: object) -> BackendDef:
-    if not isinstance(item, BackendDef):
-        raise InvalidPluginValue(f"expected BackendDef, got {type(item).__name__}")
-    name = _checked_name(item.name, "backend")
+def _checked_definition(item: object, kind: type[_Def], target: str) -> tuple[_Def, str, str, Callable[..., Any] | str]:
+    """``item`` as a ``kind``, and its name, description and ``target`` (factory or runner) checked."""
+    if not isinstance(item, kind):
+        raise InvalidPluginValue(f"expected {kind.__name__}, got {type(item).__name__}")
+    name = _checked_name(item.name, kind.__name__.removesuffix("Def").lower())
     description = one_line(_text(item.description, "description"), 200)
-    factory = _checked_target(item.factory, "factory")
-    options = item.options
+    return item, name, description, _checked_target(getattr(item, target), target)
+
+
+def _checked_backend(item: object) -> BackendDef:
+    backend, name, description, factory = _checked_definition(item, BackendDef, "factory")
+    options = backend.options
     if isinstance(options, (str, bytes, Mapping)) or not isinstance(options, Iterable):
         raise InvalidPluginValue(f"options must be a tuple of Option, got {type(options).__name__}")
     checked: list[Option] = []
@@ -458,9 +470,7 @@ def _checked_option(option: object, backend: str, index: int) -> Option:
     choices = option.choices
     if not isinstance(choices, (tuple, list)):
         raise InvalidPluginValue(f"option {name!r}: choices must be a tuple, got {type(choices).__name__}")
-    required = option.required
-    if not isinstance(required, bool):
-        raise InvalidPluginValue(f"option {name!r}: required must be a bool, got {type(required).__name__}")
+    required = _flag(option.required, f"option {name!r}: required")
     try:
         # Re-running the constructor re-checks the types a plugin could have forced in after construction.
         checked = Option(
@@ -490,15 +500,8 @@ def _checked_option(option: object, backend: str, index: int) -> Option:
 
 
 def _checked_benchmark(item: object) -> BenchmarkDef:
-    if not isinstance(item, BenchmarkDef):
-        raise InvalidPluginValue(f"expected BenchmarkDef, got {type(item).__name__}")
-    name = _checked_name(item.name, "benchmark")
-    description = one_line(_text(item.description, "description"), 200)
-    runner = _checked_target(item.runner, "runner")
-    needs_root = item.needs_root
-    if not isinstance(needs_root, bool):
-        raise InvalidPluginValue(f"needs_root must be a bool, got {type(needs_root).__name__}")
-    return BenchmarkDef(name, description, runner, needs_root)
+    benchmark, name, description, runner = _checked_definition(item, BenchmarkDef, "runner")
+    return BenchmarkDef(name, description, runner, _flag(benchmark.needs_root, "needs_root"))
 
 
 # -- where plugins come from -------------------------------------------------------

@@ -9,37 +9,19 @@ socket), ``backend`` (the set, registered as backend ``fake``), ``pair``
 ``pytest_plugin`` (fixtures) and ``contract_harness`` (for the contract suite).
 """
 
-from __future__ import annotations
+from tio_core.plugin.lazy import lazy_exports
 
-from typing import Any
-
-_EXPORTS = {
-    "FakeQueue": "tio_fake.queue",
-    "STALE_MARKER": "tio_fake.queue",
-    "FakeCapsQueue": "tio_fake.caps",
-    "FdQueue": "tio_fake.fd_queue",
-    "FdCapsQueue": "tio_fake.fd_queue",
-    "FakeQueueSet": "tio_fake.backend",
-    "open_fake": "tio_fake.backend",
-    "fake_pair": "tio_fake.pair",
-    "FakeFdError": "tio_fake.errors",
-    "ReadTimeout": "tio_fake.errors",
-    "WriteRecord": "tio_fake.records",
-    "DELIVER_SEGMENTED": "tio_fake.records",
-    "DELIVER_SUPERPACKET": "tio_fake.records",
-    "check_ip_packet": "tio_fake.validation",
-    "PacketFactory": "tio_fake.packets",
-    "MALFORMED_KINDS": "tio_fake.packets",
-    "payload_pattern": "tio_fake.packets",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tio_fake' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "tio_fake.queue": ("FakeQueue", "STALE_MARKER"),
+        "tio_fake.caps": ("FakeCapsQueue",),
+        "tio_fake.fd_queue": ("FdQueue", "FdCapsQueue"),
+        "tio_fake.backend": ("FakeQueueSet", "open_fake"),
+        "tio_fake.pair": ("fake_pair",),
+        "tio_fake.errors": ("FakeFdError", "ReadTimeout"),
+        "tio_fake.records": ("WriteRecord", "DELIVER_SEGMENTED", "DELIVER_SUPERPACKET"),
+        "tio_fake.validation": ("check_ip_packet",),
+        "tio_fake.packets": ("PacketFactory", "MALFORMED_KINDS", "payload_pattern"),
+    },
+)

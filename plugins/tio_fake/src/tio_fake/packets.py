@@ -181,26 +181,8 @@ class PacketFactory:
         ]
 
     # -- superpackets ---------------------------------------------------------------
-    def tso(
-        self,
-        payload: bytes | int,
-        mss: int = 1000,
-        *,
-        src: str | None = None,
-        dst: str | None = None,
-        version: int | None = None,
-        sport: int = SPORT,
-        dport: int = DPORT,
-        seq: int = 1,
-        ack: int = 0,
-        flags: str | int = TCP_FLAGS_DEFAULT,
-        window: int = WINDOW,
-        ttl: int = TTL,
-        tos: int = TOS,
-        ip_id: int = 1,
-        tcp_options: Sequence = (),
-    ) -> Packet:
-        """A TCP superpacket as a TSO-enabled TUN hands it to a reader.
+    def tso(self, payload: bytes | int, mss: int = 1000, **fields) -> Packet:
+        """A TCP superpacket as a TSO-enabled TUN hands it to a reader; ``fields`` are those of tcp().
 
         With the same arguments its segments are exactly ``tcp_flow``'s packets
         (both default to flags "A"); ``tso(..., flags="PA")`` segments into
@@ -214,32 +196,16 @@ class PacketFactory:
         """
         data = _payload(payload)
         _check_superpacket_size(len(data), mss)
-        hdr, ip_len, l4_len = self._headers(
-            GSOProto.TCP, src, dst, sport, dport, ttl, tos, flags, window, ack, tcp_options, version
-        )
-        packet = _finish(hdr, ip_len, l4_len, data, GSOProto.TCP, ip_id, seq, partial=True)
-        return Packet(memoryview(packet), GSOInfo(mss, ip_len + l4_len, ip_len, GSOProto.TCP))
+        return _superpacket(self.tcp(data, **fields), len(data), mss, GSOProto.TCP)
 
-    def uso(
-        self,
-        payload: bytes | int,
-        size: int = 1000,
-        *,
-        src: str | None = None,
-        dst: str | None = None,
-        version: int | None = None,
-        sport: int = SPORT,
-        dport: int = DPORT,
-        ttl: int = TTL,
-        tos: int = TOS,
-        ip_id: int = 1,
-    ) -> Packet:
-        """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation."""
+    def uso(self, payload: bytes | int, size: int = 1000, **fields) -> Packet:
+        """A UDP (USO) superpacket: one datagram header, ``payload`` cut in ``size`` chunks on segmentation.
+
+        ``fields`` are those of udp().
+        """
         data = _payload(payload)
         _check_superpacket_size(len(data), size)
-        hdr, ip_len, l4_len = self._headers(GSOProto.UDP, src, dst, sport, dport, ttl, tos, "", 0, 0, (), version)
-        packet = _finish(hdr, ip_len, l4_len, data, GSOProto.UDP, ip_id, 0, partial=True)
-        return Packet(memoryview(packet), GSOInfo(size, ip_len + l4_len, ip_len, GSOProto.UDP))
+        return _superpacket(self.udp(data, **fields), len(data), size, GSOProto.UDP)
 
     def gso_write_args(self, payload: bytes | int, size: int = 1000, proto: GSOProto = GSOProto.TCP, **fields):
         """(ip_hdr, transport_hdr, payloads, proto) for ``queue.write_gso(*args)``, as a coalescer fills them.
@@ -252,17 +218,14 @@ class PacketFactory:
         if not data or size < 1:
             raise ValueError(f"write_gso arguments need payload bytes and size >= 1, got {len(data)} and {size}")
         if proto == GSOProto.TCP:
-            packet = bytearray(self.tcp(data, **fields))
+            packet = _superpacket(self.tcp(data, **fields), len(data), size, GSOProto.TCP)
         elif proto == GSOProto.UDP:
-            packet = bytearray(self.udp(data, **fields))
+            packet = _superpacket(self.udp(data, **fields), len(data), size, GSOProto.UDP)
         else:
             raise ValueError(f"proto must be GSOProto.TCP or GSOProto.UDP, got {proto!r}")
-        ip_len = 20 if packet[0] >> 4 == 4 else 40
-        hdr_len = len(packet) - len(data)
-        _store_l4_checksum(packet, ip_len, proto, partial=True)
-        body = data
-        pieces = [body[i : i + size] for i in range(0, len(body), size)]
-        return bytes(packet[:ip_len]), bytes(packet[ip_len:hdr_len]), pieces, GSOProto(proto)
+        ip_len, hdr_len = packet.gso.csum_start, packet.gso.hdr_len
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        return bytes(packet.data[:ip_len]), bytes(packet.data[ip_len:hdr_len]), pieces, GSOProto(proto)
 
     @staticmethod
     def vnet_header(packet: Packet) -> VirtioNetHdr:
@@ -369,21 +332,8 @@ def _check_superpacket_size(total: int, size: int) -> None:
         raise ValueError(f"a superpacket needs more than one segment: {total} payload bytes with size {size}")
 
 
-def _finish(
-    template: bytes,
-    ip_len: int,
-    l4_len: int,
-    payload: bytes,
-    proto: GSOProto,
-    ip_id: int,
-    seq: int,
-    partial: bool = False,
-) -> bytes:
-    """Template + payload with lengths, ID, seq and checksums patched in.
-
-    partial=True leaves the L4 checksum as the folded, not inverted,
-    pseudo-header sum, as the kernel hands out a superpacket.
-    """
+def _finish(template: bytes, ip_len: int, l4_len: int, payload: bytes, proto: GSOProto, ip_id: int, seq: int) -> bytes:
+    """Template + payload with lengths, ID, seq and checksums patched in."""
     packet = bytearray(template)
     packet += payload
     l4_total = l4_len + len(payload)
@@ -399,8 +349,16 @@ def _finish(
         struct.pack_into("!I", packet, ip_len + 4, seq & 0xFFFFFFFF)
     else:
         struct.pack_into("!H", packet, ip_len + 4, l4_total)  # UDP length
-    _store_l4_checksum(packet, ip_len, proto, partial)
+    _store_l4_checksum(packet, ip_len, proto, partial=False)
     return bytes(packet)
+
+
+def _superpacket(packet: bytes, payload_len: int, size: int, proto: GSOProto) -> Packet:
+    """``packet`` as an offloading TUN hands it out: the L4 checksum holds the pseudo-header partial."""
+    raw = bytearray(packet)
+    ip_len = 20 if raw[0] >> 4 == 4 else 40  # templates carry no IP options or extension headers
+    _store_l4_checksum(raw, ip_len, proto, partial=True)
+    return Packet(memoryview(bytes(raw)), GSOInfo(size, len(raw) - payload_len, ip_len, proto))
 
 
 def _store_l4_checksum(packet: bytearray, ip_len: int, proto: GSOProto, partial: bool) -> None:

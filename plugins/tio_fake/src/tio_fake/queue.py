@@ -207,13 +207,7 @@ class FakeQueue(Queue):
         self._record(record)
         return len(record.data)
 
-    def write_gso(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
-    ) -> None:
+    def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None:
         """Record a superpacket write after the Linux backend's geometry checks (GSOGeometryError)."""
         self._check_open("write_gso")
         hdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
@@ -232,11 +226,7 @@ class FakeQueue(Queue):
         return self.write(data)
 
     def write_gso_nowait(
-        self,
-        ip_hdr: Buffer,
-        transport_hdr: Buffer,
-        payloads: Sequence[Buffer],
-        proto: GSOProto,
+        self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
     ) -> None:
         """write_gso() for event loops (NonBlockingGSOWriter): an in-memory write never waits."""
         self.write_gso(ip_hdr, transport_hdr, payloads, proto)

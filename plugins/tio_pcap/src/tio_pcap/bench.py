@@ -15,6 +15,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 from tio_core.bench import Figure
 from tio_pcap import linktypes
@@ -135,10 +136,14 @@ def _scapy_record(path: str, packets: list[bytes], count: int) -> int:
     return count
 
 
+def _mpps(name: str, rate: float, baseline_name: str, baseline_rate: float) -> Figure:
+    """A figure in millions of packets a second from two rates in packets a second."""
+    return Figure(name, rate * 1e-6, "Mpps", baseline_name, baseline_rate * 1e-6)
+
+
 def run(quick: bool = False) -> list[Figure]:
     count = 30_000 if quick else 300_000
     repeat = 3
-    figures: list[Figure] = []
     import scapy.utils  # noqa: F401  - imported before timing: its import takes longer than a pass
 
     try:
@@ -157,100 +162,41 @@ def run(quick: bool = False) -> list[Figure]:
         write_capture(ng, count, "pcapng")
         write_capture(eth, count, linktype=linktypes.EN10MB)
         write_capture(eth_ng, count, "pcapng", linktypes.EN10MB)
-        scapy_pcap = _best_rate(lambda: _scapy(raw), repeat)
-        scapy_ng = _best_rate(lambda: _scapy(ng), repeat)
-        mpps = 1e-6
-        figures.append(
-            Figure(
-                "pcap parse, small packets (tio_pcap reader)",
-                _best_rate(lambda: _tio_reader(raw), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapReader",
-                scapy_pcap * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcap replay via queue.read(), pacing=fast",
-                _best_rate(lambda: _tio_replay(raw), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapReader",
-                scapy_pcap * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcap replay, Ethernet link type",
-                _best_rate(lambda: _tio_replay(eth), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapReader",
-                _best_rate(lambda: _scapy(eth), repeat) * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcap replay with gso_mtu=1500 inference on",
-                _best_rate(lambda: _tio_replay(raw, gso_mtu=1500), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapReader",
-                scapy_pcap * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcapng parse, small packets (tio_pcap reader)",
-                _best_rate(lambda: _tio_reader(ng), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapNgReader",
-                scapy_ng * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcapng replay via queue.read(), pacing=fast",
-                _best_rate(lambda: _tio_replay(ng), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapNgReader",
-                scapy_ng * mpps,
-            )
-        )
-        figures.append(
-            Figure(
-                "pcapng replay, Ethernet link type (Wireshark's default)",
-                _best_rate(lambda: _tio_replay(eth_ng), repeat) * mpps,
-                "Mpps",
-                "scapy RawPcapNgReader",
-                _best_rate(lambda: _scapy(eth_ng), repeat) * mpps,
-            )
-        )
+        scapy_rates: dict[str, float] = {}  # one scapy measurement per capture, shared by its figures
+
+        def against_scapy(name: str, tio_pass: Callable[..., int], capture: str, **options: object) -> Figure:
+            """``tio_pass`` over ``capture`` beside scapy's raw reader of the same file."""
+            if capture not in scapy_rates:
+                scapy_rates[capture] = _best_rate(partial(_scapy, capture), repeat)
+            reader = "scapy RawPcapNgReader" if capture.endswith(".pcapng") else "scapy RawPcapReader"
+            return _mpps(name, _best_rate(partial(tio_pass, capture, **options), repeat), reader, scapy_rates[capture])
+
+        figures = [
+            against_scapy("pcap parse, small packets (tio_pcap reader)", _tio_reader, raw),
+            against_scapy("pcap replay via queue.read(), pacing=fast", _tio_replay, raw),
+            against_scapy("pcap replay, Ethernet link type", _tio_replay, eth),
+            against_scapy("pcap replay with gso_mtu=1500 inference on", _tio_replay, raw, gso_mtu=1500),
+            against_scapy("pcapng parse, small packets (tio_pcap reader)", _tio_reader, ng),
+            against_scapy("pcapng replay via queue.read(), pacing=fast", _tio_replay, ng),
+            against_scapy("pcapng replay, Ethernet link type (Wireshark's default)", _tio_replay, eth_ng),
+        ]
         packets = small_packets()
         rec = os.path.join(tmp, "rec.pcap")
         figures.append(
-            Figure(
+            _mpps(
                 "record write() of small packets to pcap",
-                _best_rate(lambda: _tio_record(rec, packets, count), repeat) * mpps,
-                "Mpps",
+                _best_rate(lambda: _tio_record(rec, packets, count), repeat),
                 "scapy RawPcapWriter.write",
-                _best_rate(lambda: _scapy_record(rec, packets, count // 4), repeat) * mpps,
+                _best_rate(lambda: _scapy_record(rec, packets, count // 4), repeat),
             )
         )
-        if have_dpkt:
+        if have_dpkt:  # the parse figures once more, against dpkt's readers
+            dpkt_pcap = _best_rate(partial(_dpkt, raw), repeat) * 1e-6
+            dpkt_ng = _best_rate(partial(_dpkt, ng), repeat) * 1e-6
             figures.append(
-                Figure(
-                    "pcap parse (tio_pcap reader)",
-                    figures[0].value,
-                    "Mpps",
-                    "dpkt pcap.Reader",
-                    _best_rate(lambda: _dpkt(raw), repeat) * mpps,
-                )
+                Figure("pcap parse (tio_pcap reader)", figures[0].value, "Mpps", "dpkt pcap.Reader", dpkt_pcap)
             )
             figures.append(
-                Figure(
-                    "pcapng parse (tio_pcap reader)",
-                    figures[4].value,
-                    "Mpps",
-                    "dpkt pcapng.Reader",
-                    _best_rate(lambda: _dpkt(ng), repeat) * mpps,
-                )
+                Figure("pcapng parse (tio_pcap reader)", figures[4].value, "Mpps", "dpkt pcapng.Reader", dpkt_ng)
             )
     return figures

@@ -42,11 +42,10 @@ class CaptureWriteError(QueueClosed, OSError):
             f"{records_written} complete records written before, {records_lost} records were not recorded"
             f"{note}"
         )
-        OSError.__init__(self, error.errno, message)
+        OSError.__init__(self, error.errno, message, path)  # sets errno, strerror and filename
         self.message = message
         self.os_error = error
         self.path = path
-        self.filename = path
         self.records_written = records_written
         self.records_lost = records_lost
 

@@ -9,27 +9,13 @@ suite checks are in tio_testing.rules. The names below load lazily, so the
 pytest plugin costs nothing in runs that do not use it.
 """
 
-from __future__ import annotations
+from tio_core.plugin.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "ContractHarness": "tio_testing.harness",
-    "BackendUnderTest": "tio_testing.harness",
-    "HarnessError": "tio_testing.harness",
-    "resolve_spec": "tio_testing.harness",
-    "ContractSuite": "tio_testing.suite",
-    "ContractViolation": "tio_testing.rules",
-    "Rule": "tio_testing.rules",
-    "RULES": "tio_testing.rules",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tio_testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "tio_testing.harness": ("ContractHarness", "BackendUnderTest", "HarnessError", "resolve_spec"),
+        "tio_testing.suite": ("ContractSuite",),
+        "tio_testing.rules": ("ContractViolation", "Rule", "RULES"),
+    },
+)

@@ -24,24 +24,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tio_core.contract import (
-    NO_CAPABILITIES,
-    NO_GSO,
-    Buffer,
-    CapsProvider,
-    GSOProto,
-    GSOWriter,
-    Packet,
-    Queue,
-    QueueSet,
-    queue_capabilities,
-    supports_gso,
-)
+from tio_core import contract
+from tio_core.contract import GSOProto, GSOWriter, Packet, Queue, QueueSet, supports_gso
 from tio_core.errors import EndOfStream, GSOGeometryError, QueueClosed, TioError
 from tio_testing import rules
 from tio_testing.harness import BackendUnderTest, ContractHarness
 from tio_testing.packets import expected_segments, first_difference, gso_pieces, inbound_packets
 from tio_testing.rules import expect, expect_raises, violated
+from tio_testing.threads import BackgroundRead
 
 
 class SetOpener:
@@ -181,6 +171,19 @@ def closed_write_gso_calls() -> dict[str, tuple[Any, ...]]:
     }
 
 
+def expect_closed(queue: Queue, packet: bytes, rule: rules.Rule, label: str) -> None:
+    """read(), write() and write_gso() of every shape on the closed ``queue`` raise QueueClosed.
+
+    ``label`` names each call in a violation: its ``{call}`` becomes e.g. "write()".
+    """
+    __tracebackhide__ = True
+    expect_raises(QueueClosed, rule, label.format(call="read()"), queue.read)
+    expect_raises(QueueClosed, rule, label.format(call="write()"), queue.write, packet)
+    if isinstance(queue, GSOWriter):
+        for shape, args in closed_write_gso_calls().items():
+            expect_raises(QueueClosed, rule, label.format(call=f"write_gso() with {shape}"), queue.write_gso, *args)
+
+
 class ContractSuite:
     """The contract every backend keeps. Subclass with ``contract_specs``, or run ``pytest --tio-contract``."""
 
@@ -243,7 +246,7 @@ class ContractSuite:
         with harness.open(packets) as qs:
             got = read_exactly(harness, qs, len(packets), lambda batch: gsos.append([p.gso for p in batch]))
         expect_packets(got, packets, rules.READ_IN_ORDER, f"{len(packets)} inbound packets read back")
-        plain = [gso for batch in gsos for gso in batch if gso != NO_GSO]
+        plain = [gso for batch in gsos for gso in batch if gso != contract.NO_GSO]
         expect(not plain, rules.PLAIN_PACKET_NO_GSO, f"plain packets were read with gso {plain[:3]}")
         expect(
             len(gsos) >= 3,
@@ -326,29 +329,20 @@ class ContractSuite:
                         EndOfStream, rules.END_OF_STREAM, f"the {attempt} read() past the last packet", queue.read
                     )
                 return
-            outcome: list[object] = []
-
-            def blocked_reader() -> None:
-                try:
-                    outcome.append(queue.read())
-                except BaseException as exc:  # the result under test
-                    outcome.append(exc)
-
-            reader = threading.Thread(target=blocked_reader, daemon=True)
-            reader.start()
+            reader = BackgroundRead(queue)
             reader.join(0.2)
             expect(
-                reader.is_alive() and not outcome,
+                reader.is_alive() and not reader.outcome,
                 rules.LIVE_READ_WAITS,
-                f"read() past the inbound ended at once with {outcome!r} (the harness says the backend is live)",
+                f"read() past the inbound ended at once with {reader.outcome!r} (the harness says the backend is live)",
             )
             qs.close()
             reader.join(5)
             expect(not reader.is_alive(), rules.CLOSE_WAKES_READER, "the blocked read() still waits 5 s after close()")
             expect(
-                len(outcome) == 1 and isinstance(outcome[0], QueueClosed),
+                len(reader.outcome) == 1 and isinstance(reader.outcome[0], QueueClosed),
                 rules.CLOSE_WAKES_READER,
-                f"the woken read() ended with {outcome!r}",
+                f"the woken read() ended with {reader.outcome!r}",
             )
         finally:
             qs.close()
@@ -358,7 +352,7 @@ class ContractSuite:
         sent = inbound_packets(6, start=500)
         with harness.open([]) as qs:
             queue = qs.queues()[0]
-            writes: list[Buffer] = [*sent, bytearray(sent[0]), memoryview(sent[1])]
+            writes: list[contract.Buffer] = [*sent, bytearray(sent[0]), memoryview(sent[1])]
             for data in writes:
                 result = queue.write(data)
                 expect(
@@ -407,7 +401,7 @@ class ContractSuite:
             ip, l4 = gso_pieces(4, GSOProto.UDP, payloads)
             source = bytearray(b"".join(payloads))
             views = [memoryview(source)[i * 800 : (i + 1) * 800] for i in range(3)]
-            pieces: list[Buffer] = [views[0], bytearray(payloads[1]), views[2]]
+            pieces: list[contract.Buffer] = [views[0], bytearray(payloads[1]), views[2]]
             try:
                 writer.write_gso(bytearray(ip), memoryview(l4), pieces, GSOProto.UDP)
             except (TypeError, TioError) as exc:
@@ -450,7 +444,7 @@ class ContractSuite:
     def test_capabilities_decide_supports_gso(self, open_set: SetOpener) -> None:
         qs = open_set()
         for index, queue in enumerate(qs.queues()):
-            caps = queue_capabilities(queue)
+            caps = contract.queue_capabilities(queue)
             tcp_writer, tcp_ok = supports_gso(queue, GSOProto.TCP)
             udp_writer, udp_ok = supports_gso(queue, GSOProto.UDP)
             _, none_ok = supports_gso(queue, GSOProto.NONE)
@@ -462,11 +456,11 @@ class ContractSuite:
                     f"{what} has no write_gso but supports_gso says TCP={tcp_ok} UDP={udp_ok}",
                 )
                 expect(
-                    not isinstance(queue, CapsProvider) or caps == NO_CAPABILITIES,
+                    not isinstance(queue, contract.CapsProvider) or caps == contract.NO_CAPABILITIES,
                     rules.CAPABILITIES,
                     f"{what} has no write_gso but advertises {caps}",
                 )
-            elif isinstance(queue, CapsProvider):
+            elif isinstance(queue, contract.CapsProvider):
                 again = queue.capabilities()
                 expect(
                     (tcp_ok, udp_ok) == (caps.tso, caps.uso) and not none_ok and tcp_writer is queue,
@@ -491,17 +485,7 @@ class ContractSuite:
             queue.close()
         except Exception as exc:
             violated(rules.CLOSE_IDEMPOTENT, f"a second Queue.close() raised {exc!r}")
-        expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "read() on a closed queue", queue.read)
-        expect_raises(QueueClosed, rules.CLOSED_QUEUE_REFUSES, "write() on a closed queue", queue.write, packet)
-        if isinstance(queue, GSOWriter):
-            for shape, args in closed_write_gso_calls().items():
-                expect_raises(
-                    QueueClosed,
-                    rules.CLOSED_QUEUE_REFUSES,
-                    f"write_gso() with {shape} on a closed queue",
-                    queue.write_gso,
-                    *args,
-                )
+        expect_closed(queue, packet, rules.CLOSED_QUEUE_REFUSES, "{call} on a closed queue")
         qs.close()
         try:
             qs.close()
@@ -516,18 +500,8 @@ class ContractSuite:
         qs.close()
         expect(qs.closed, rules.SET_CLOSE_CLOSES_QUEUES, "QueueSet.closed is false after close()")
         for index, queue in enumerate(queues):
-            what = f"queue {index} after QueueSet.close():"
-            expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} read()", queue.read)
-            expect_raises(QueueClosed, rules.SET_CLOSE_CLOSES_QUEUES, f"{what} write()", queue.write, packet)
-            if isinstance(queue, GSOWriter):
-                for shape, args in closed_write_gso_calls().items():
-                    expect_raises(
-                        QueueClosed,
-                        rules.SET_CLOSE_CLOSES_QUEUES,
-                        f"{what} write_gso() with {shape}",
-                        queue.write_gso,
-                        *args,
-                    )
+            label = f"queue {index} after QueueSet.close(): {{call}}"
+            expect_closed(queue, packet, rules.SET_CLOSE_CLOSES_QUEUES, label)
 
     def test_context_manager_closes_queues(self, open_set: SetOpener) -> None:
         packet = inbound_packets(1)[0]
