@@ -1,8 +1,9 @@
 # Types of the C extension tio_core._ckernels (built from csrc/). Every function has a
-# pure-Python twin with the same signature: kernels/_pykernels.py and coalesce/_pycoalesce.py.
+# pure-Python twin with the same signature: kernels/_pykernels.py, coalesce/_pycoalesce.py and
+# kernels/gso_write.py (py_plan_gso_write).
 from collections.abc import Sequence
 
-from tio_core.contract import Buffer, GSOInfo, Packet
+from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.wire import VirtioNetHdr
 
 def checksum(data: Buffer, seed: int = 0) -> int: ...
@@ -17,3 +18,9 @@ def coalesce_plan(
     packets: Sequence[object], tcp: bool, udp: bool, verify: bool, protos: Sequence[object]
 ) -> list[object]: ...
 def coalesce_check_buffers(packets: Sequence[object]) -> None: ...
+
+MAX_GSO_FRAGMENTS: int  # kernels.gso_write.MAX_GSO_FRAGMENTS, the C twin's copy
+
+def plan_gso_write(
+    ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
+) -> VirtioNetHdr | None: ...

@@ -157,14 +157,18 @@ class Fuzz:
         from tio_core.coalesce import _pycoalesce
         from tio_core.contract import GSOInfo, GSOProto, Packet
         from tio_core.kernels import _pykernels
-        from tio_core.kernels.gso_write import assemble_superpacket, plan_gso_write
+        from tio_core.kernels.gso_write import assemble_superpacket, plan_gso_write, py_plan_gso_write
         from tio_core.kernels.native import built_extension
         from tio_core.wire import VirtioNetHdr
 
         self.c, self.pure, self.pycoalesce = built_extension(), _pykernels, _pycoalesce
         assert self.c is not None, "the C kernels are not built"
         self.GSOInfo, self.GSOProto, self.Packet, self.VirtioNetHdr = GSOInfo, GSOProto, Packet, VirtioNetHdr
-        self.assemble, self.plan_gso_write = assemble_superpacket, plan_gso_write
+        self.assemble, self.plan_gso_write, self.py_plan_gso_write = (
+            assemble_superpacket,
+            plan_gso_write,
+            py_plan_gso_write,
+        )
         self.targets: dict[str, Callable[[random.Random], None]] = {
             "checksum": self.checksum,
             "pseudo_header_sum": self.pseudo_header_sum,
@@ -175,6 +179,7 @@ class Fuzz:
             "segment": self.segment,
             "segment_into": self.segment_into,
             "coalesce_plan": self.coalesce_plan,
+            "plan_gso_write": self.plan_gso_write_target,
         }
 
     @staticmethod
@@ -372,6 +377,26 @@ class Fuzz:
             assert Counter(map(_normalize_df_id, resegmented)) == Counter(map(_normalize_df_id, wire)), (
                 "the coalescer's writes resegment into exactly its input"
             )
+
+    # write_gso geometry
+    def plan_gso_write_target(self, rng):
+        """A superpacket cut into write_gso pieces (headers in tight buffers), often bent: C and pure agree."""
+        data, gso = mutated(rng)
+        size, hdr_len, cs = (max(0, min(value, len(data))) for value in gso[:3])
+        ip_hdr, l4_hdr, payload = data[:cs], data[cs:hdr_len], data[hdr_len:]
+        step = size if size > 0 else rng.randint(1, 2000)
+        sizes = [len(payload[i : i + step]) for i in range(0, len(payload), step)]
+        if rng.random() < 0.3 and sizes:  # bend the fragment sizes
+            sizes[rng.randrange(len(sizes))] = rng.choice([0, 1, step - 1, step + 1, rng.randint(0, 3000)])
+        if rng.random() < 0.1:
+            sizes = [rng.randint(1, 9)] * rng.choice([127, 128, 129, 249, 250, 251, 300])
+        payloads = [memoryview(tight(bytes(n))) if rng.random() < 0.2 else bytes(n) for n in sizes]  # only sizes count
+        proto = self.GSOProto.TCP if gso[3] == 1 else self.GSOProto.UDP
+        if rng.random() < 0.1:
+            proto = rng.choice([self.GSOProto.TCP, self.GSOProto.UDP, self.GSOProto.NONE])
+        args = (exact(rng, ip_hdr), exact(rng, l4_hdr), payloads, proto)
+        got_c, got_pure = self.outcome(self.c.plan_gso_write, *args), self.outcome(self.py_plan_gso_write, *args)
+        assert got_c == got_pure, f"C and pure plan_gso_write differ: {got_c!r:.300} vs {got_pure!r:.300}"
 
 
 def _normalize_df_id(pkt: bytes) -> bytes:

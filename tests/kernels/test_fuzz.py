@@ -33,6 +33,7 @@ TARGETS = [
     "segment",
     "segment_into",
     "coalesce_plan",
+    "plan_gso_write",
 ]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 

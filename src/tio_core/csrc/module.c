@@ -93,7 +93,7 @@ static struct PyModuleDef ckernels_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tio_core._ckernels",
     .m_doc = "C packet kernels of tio_core; tio_core.kernels._pykernels and "
-             "tio_core.coalesce._pycoalesce are the twins.",
+             "tio_core.coalesce._pycoalesce (and tio_core.kernels.gso_write) are the twins.",
     .m_size = -1,
 };
 
@@ -105,7 +105,8 @@ PyMODINIT_FUNC PyInit__ckernels(void)
     if (PyModule_AddFunctions(module, tio_checksum_methods) < 0 ||
         PyModule_AddFunctions(module, tio_segment_methods) < 0 ||
         PyModule_AddFunctions(module, tio_coalesce_methods) < 0 ||
-        add_wire_constants(module) < 0 || tio_segment_init(module) < 0) {
+        PyModule_AddFunctions(module, tio_gso_write_methods) < 0 || add_wire_constants(module) < 0 ||
+        tio_segment_init(module) < 0 || tio_gso_write_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

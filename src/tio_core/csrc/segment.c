@@ -272,6 +272,17 @@ static Py_ssize_t superpacket_hdr_len(const long f[TIO_VNET_NFIELDS], const uint
     return hdr_len;
 }
 
+int tio_check_superpacket(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len)
+{
+    const char *name = NULL;
+    int base = vnet_gso_type(f, len, &name);
+    if (base < 0)
+        return -1;
+    if (base == TIO_GSO_NONE)
+        return 0;
+    return superpacket_hdr_len(f, p, len, base, name) < 0 ? -1 : 0;
+}
+
 /* GSOInfo(size, hdr_len, csum_start, proto) as tuple.__new__(GSOInfo, items),
  * which is what GSOInfo._make does, without the named tuple's Python-level __new__. */
 static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int tcp)

@@ -9,10 +9,15 @@
 extern PyMethodDef tio_checksum_methods[];
 extern PyMethodDef tio_segment_methods[];
 extern PyMethodDef tio_coalesce_methods[];
+extern PyMethodDef tio_gso_write_methods[];
 
 /* Imports what the segmentation kernels need from tio_core (MalformedPacket,
  * GSOInfo, GSOProto) and adds their limits; returns 0 or -1 with an error. */
 int tio_segment_init(PyObject *module);
+
+/* Imports what plan_gso_write needs (GSOGeometryError, VirtioNetHdr,
+ * GSOProto) and adds MAX_GSO_FRAGMENTS; runs after tio_segment_init. */
+int tio_gso_write_init(PyObject *module);
 
 /* tio_core.errors.MalformedPacket, imported by tio_segment_init (which runs
  * before any kernel can be called). */
@@ -36,5 +41,10 @@ int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, cons
 /* An int argument as long long via __index__; values beyond long long are
  * clamped so that range checks reject them. 0, or -1 with an error. */
 int tio_as_ll(PyObject *obj, long long *out);
+
+/* What gso_info_from_vnet checks of a packet (the len bytes at p) against its
+ * virtio_net_hdr fields, without building the GSOInfo: 0, or -1 with
+ * MalformedPacket carrying gso_info_from_vnet's message. */
+int tio_check_superpacket(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len);
 
 #endif

@@ -10,15 +10,21 @@ agreement between the pieces, which the kernel does not check but then drops
 or mangles the packets: the IP header's protocol (or IPv6 extension chain)
 leads to ``proto``, its IHL matches len(ip_hdr), the TCP data offset matches
 len(transport_hdr) and a UDP header is 8 bytes.
+
+plan_gso_write runs on every superpacket written, so it is the C version
+(tio_core._ckernels.plan_gso_write) unless tio_core.kernels.native selects
+the pure twins; py_plan_gso_write is the pure twin the differential tests
+hold it to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tio_core import kernels
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
+from tio_core.kernels.native import selected_extension
 from tio_core.wire import (
     CSUM_OFFSET,
     GSO_NONE,
@@ -52,12 +58,13 @@ def check_write_size(data: Buffer, what: str = "write") -> int:
     return size
 
 
-def plan_gso_write(
+def py_plan_gso_write(
     ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
 ) -> VirtioNetHdr | None:
     """Validate a write_gso call; return its virtio_net_hdr, or None for no-op.
 
-    Raises GSOGeometryError naming the first rule broken.
+    Raises GSOGeometryError naming the first rule broken. The pure twin of
+    the C plan_gso_write (same results, exceptions and messages).
     """
     if not payloads:
         return None
@@ -75,6 +82,22 @@ def plan_gso_write(
                     f"write_gso: fragment {index} is {size} bytes; all but the last must be {gso_size}"
                 )
     return _plan(ip_hdr, transport_hdr, proto, version, len(sizes), gso_size, sum(sizes))
+
+
+PlanGSOWrite = Callable[[Buffer, Buffer, Sequence[Buffer], GSOProto], VirtioNetHdr | None]
+
+
+def _select_plan_gso_write() -> PlanGSOWrite:
+    extension = selected_extension()
+    if extension is None:
+        return py_plan_gso_write
+    plan: PlanGSOWrite = extension.plan_gso_write
+    return plan
+
+
+plan_gso_write: PlanGSOWrite = _select_plan_gso_write()
+"""Validate a write_gso call; return its virtio_net_hdr, or None for no-op (GSOGeometryError naming the first rule
+broken). The C version when built and not TIO_PURE, else py_plan_gso_write."""
 
 
 def plan_even_gso_write(
