@@ -224,6 +224,11 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+# Issue 13's targets, as ratios to the figure's baseline (drawn as marks by `tio bench --plot`).
+GBIT_TARGETS = {"pass": 0.95, "seg": 0.85, "fwd1": 0.85}
+NOT_BELOW = 1.0  # tio forward against the example bridge, N workers against one
+
+
 def figures(paths: list[DataPath], results: dict[str, list[Measurement]]) -> list[Figure]:
     by_key = {p.key: p for p in paths}
     gbps = {key: _median([m.gbit_per_s for m in runs]) for key, runs in results.items()}
@@ -233,16 +238,17 @@ def figures(paths: list[DataPath], results: dict[str, list[Measurement]]) -> lis
     for path in paths:
         if path.flows > 1 or not results[path.key]:
             continue
-        out.append(Figure(path.name, gbps[path.key], "Gbit/s", base, gbps.get(BASELINE, 0.0)))
+        target = GBIT_TARGETS.get(path.key)
+        out.append(Figure(path.name, gbps[path.key], "Gbit/s", base, gbps.get(BASELINE, 0.0), target))
         if cpu[path.key]:
             out.append(Figure(f"{path.name}: CPU", cpu[path.key], "s/GB", f"{base}: CPU", cpu.get(BASELINE, 0.0)))
     if results.get("fwd1") and results.get("seg"):  # the product against the same work in the example
         fwd1, seg = by_key["fwd1"], by_key["seg"]
-        out.append(Figure(f"{fwd1.name} (vs the example)", gbps["fwd1"], "Gbit/s", seg.name, gbps["seg"]))
+        out.append(Figure(f"{fwd1.name} (vs the example)", gbps["fwd1"], "Gbit/s", seg.name, gbps["seg"], NOT_BELOW))
     multi = [p for p in paths if p.flows > 1 and results[p.key]]
     if len(multi) == 2:
         one, many = multi
-        out.append(Figure(many.name, gbps[many.key], "Gbit/s", one.name, gbps[one.key]))
+        out.append(Figure(many.name, gbps[many.key], "Gbit/s", one.name, gbps[one.key], NOT_BELOW))
         out.append(Figure(f"{many.name}: CPU", cpu[many.key], "s/GB", f"{one.name}: CPU", cpu[one.key]))
         per_queue = [m.queue_packets for m in results[many.key] if m.queue_packets]
         if per_queue:
