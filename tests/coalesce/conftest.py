@@ -1,8 +1,7 @@
 import pytest
 
+from tests.support.coalesce import RecordingWriter, normalize_df_id
 from tio_core.coalesce import Coalescer
-
-from .helpers import RecordingWriter, normalize_df_id
 
 IMPLEMENTATIONS = ["c", "pure"]
 

@@ -11,10 +11,7 @@ from scapy.layers.inet import IP, TCP, IPOption_NOP, IPOption_RR
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.packet import Raw
 
-from tio_core import kernels
-from tio_core.contract import GSOProto
-
-from .helpers import (
+from tests.support.coalesce import (
     corrupt_l4_checksum,
     fix_l4_checksum,
     normalize_df_id,
@@ -25,6 +22,8 @@ from .helpers import (
     udp4,
     udp6,
 )
+from tio_core import kernels
+from tio_core.contract import GSOProto
 
 
 def test_same_flow_run_becomes_one_write_gso(coalesce):

@@ -5,6 +5,7 @@ import array
 import pytest
 from scapy.layers.inet import ICMP, IP
 
+from tests.support.coalesce import CapsWriter, PlainWriter, RecordingWriter, same_wire, tcp_stream, udp4, udp6
 from tio_core.coalesce import (
     Coalescer,
     CoalescerRefused,
@@ -15,8 +16,6 @@ from tio_core.coalesce import (
     default_implementation,
 )
 from tio_core.errors import OffloadError, QueueClosed, TioError
-
-from .helpers import CapsWriter, PlainWriter, RecordingWriter, same_wire, tcp_stream, udp4, udp6
 
 
 def lanes(co):

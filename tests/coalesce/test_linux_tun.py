@@ -16,10 +16,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
+from tests.support.coalesce import corrupt_l4_checksum
 from tests.support.tun import recv_stream, tcp_handshake
 from tio_core.coalesce import Coalescer
-
-from .helpers import corrupt_l4_checksum
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):

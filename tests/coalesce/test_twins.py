@@ -10,11 +10,10 @@ from scapy.layers.inet import IP, TCP, IPOption_NOP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt
 from scapy.packet import Raw
 
+from tests.support.coalesce import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6
 from tio_core.coalesce import Coalescer, _pycoalesce
 from tio_core.contract import GSOProto
 from tio_core.wire import UDP_GSO_MAX_SEGMENTS_OLD
-
-from .helpers import RecordingWriter, corrupt_l4_checksum, normalize_df_id, tcp4, tcp6, udp4, udp6
 
 _ck = pytest.importorskip("tio_core._ckernels")
 if not hasattr(_ck, "coalesce_plan"):

@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from tests.coalesce.helpers import tcp_stream, udp4
 from tests.forward.sinks import PlainSink, ScriptedSink
+from tests.support.coalesce import tcp_stream, udp4
 from tests.support.packets import superpacket
 from tio_core import kernels
 from tio_core.contract import GSOInfo, GSOProto, Packet, supports_gso

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.coalesce.helpers import RecordingWriter, corrupt_l4_checksum, tcp_stream
+from tests.support.coalesce import RecordingWriter, corrupt_l4_checksum, tcp_stream
 from tio_core.coalesce import Coalescer, Passthrough, TCPCoalescer
 
 IMPLEMENTATIONS = ["c", "pure"]

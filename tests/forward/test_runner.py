@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from tests.coalesce.helpers import udp4
 from tests.forward.sinks import ScriptedSink
+from tests.support.coalesce import udp4
 from tio_core.contract import Capabilities
 from tio_core.errors import ConfigError
 from tio_core.forward.runner import STOP_DEADLINE, RunOptions, run_forward
