@@ -13,15 +13,15 @@
 /* Joined headers up to this size are checked from the stack. */
 #define HEADER_STACK 512
 
-static PyObject *geometry_error, *vnet_hdr_type, *gso_proto_tcp, *gso_proto_udp, *str_name;
+static PyObject *geometry_error, *vnet_hdr_type, *str_name;
 
 /* 1 for TCP, 0 for UDP (compared as the twin does, with ==), -1 with an error. */
 static int proto_is_tcp(PyObject *proto)
 {
-    int equal = PyObject_RichCompareBool(proto, gso_proto_tcp, Py_EQ);
+    int equal = PyObject_RichCompareBool(proto, tio_proto_tcp, Py_EQ);
     if (equal != 0)
         return equal;
-    if ((equal = PyObject_RichCompareBool(proto, gso_proto_udp, Py_EQ)) < 0)
+    if ((equal = PyObject_RichCompareBool(proto, tio_proto_udp, Py_EQ)) < 0)
         return -1;
     if (equal)
         return 0;
@@ -263,27 +263,10 @@ PyMethodDef tio_gso_write_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *import_attr(const char *module_name, const char *name)
-{
-    PyObject *module = PyImport_ImportModule(module_name);
-    if (module == NULL)
-        return NULL;
-    PyObject *attr = PyObject_GetAttrString(module, name);
-    Py_DECREF(module);
-    return attr;
-}
-
 int tio_gso_write_init(PyObject *module)
 {
-    PyObject *gsoproto;
-    if ((geometry_error = import_attr("tio_core.errors", "GSOGeometryError")) == NULL ||
-        (vnet_hdr_type = import_attr("tio_core.wire", "VirtioNetHdr")) == NULL ||
-        (gsoproto = import_attr("tio_core.contract", "GSOProto")) == NULL)
-        return -1;
-    gso_proto_tcp = PyObject_GetAttrString(gsoproto, "TCP");
-    gso_proto_udp = PyObject_GetAttrString(gsoproto, "UDP");
-    Py_DECREF(gsoproto);
-    if (gso_proto_tcp == NULL || gso_proto_udp == NULL)
+    if ((geometry_error = tio_import_attr("tio_core.errors", "GSOGeometryError")) == NULL ||
+        (vnet_hdr_type = tio_import_attr("tio_core.wire", "VirtioNetHdr")) == NULL)
         return -1;
     if (!PyType_Check(vnet_hdr_type) || !PyType_IsSubtype((PyTypeObject *)vnet_hdr_type, &PyTuple_Type) ||
         ((PyTypeObject *)vnet_hdr_type)->tp_dictoffset != 0) {

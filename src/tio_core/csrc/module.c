@@ -81,6 +81,16 @@ static const struct {
 #undef WIRE
 };
 
+PyObject *tio_import_attr(const char *module_name, const char *attr)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL)
+        return NULL;
+    PyObject *value = PyObject_GetAttrString(module, attr);
+    Py_DECREF(module);
+    return value;
+}
+
 static int add_wire_constants(PyObject *module)
 {
     for (size_t i = 0; i < sizeof wire_constants / sizeof wire_constants[0]; i++)

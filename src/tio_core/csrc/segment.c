@@ -10,7 +10,8 @@
 #include "wire.h"
 
 PyObject *tio_MalformedPacket;
-static PyObject *gsoinfo_type, *no_gso, *proto_tcp, *proto_udp, *str_data, *str_gso;
+PyObject *tio_proto_tcp, *tio_proto_udp;
+static PyObject *gsoinfo_type, *no_gso, *str_data, *str_gso;
 /* GSOProto.TCP and GSOProto.UDP as numbers, read from tio_core.contract at init */
 static long proto_tcp_value, proto_udp_value;
 
@@ -287,7 +288,7 @@ int tio_check_superpacket(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_s
  * which is what GSOInfo._make does, without the named tuple's Python-level __new__. */
 static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int tcp)
 {
-    PyObject *items = Py_BuildValue("(lnlO)", size, hdr_len, csum_start, tcp ? proto_tcp : proto_udp);
+    PyObject *items = Py_BuildValue("(lnlO)", size, hdr_len, csum_start, tcp ? tio_proto_tcp : tio_proto_udp);
     if (items == NULL)
         return NULL;
     PyObject *new_args = PyTuple_Pack(1, items);
@@ -615,35 +616,25 @@ PyMethodDef tio_segment_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *import_attr(const char *module_name, const char *attr)
-{
-    PyObject *module = PyImport_ImportModule(module_name);
-    if (module == NULL)
-        return NULL;
-    PyObject *value = PyObject_GetAttrString(module, attr);
-    Py_DECREF(module);
-    return value;
-}
-
 int tio_segment_init(PyObject *module)
 {
     PyObject *gsoproto;
-    if ((tio_MalformedPacket = import_attr("tio_core.errors", "MalformedPacket")) == NULL ||
-        (gsoinfo_type = import_attr("tio_core.contract", "GSOInfo")) == NULL ||
-        (no_gso = import_attr("tio_core.contract", "NO_GSO")) == NULL ||
-        (gsoproto = import_attr("tio_core.contract", "GSOProto")) == NULL)
+    if ((tio_MalformedPacket = tio_import_attr("tio_core.errors", "MalformedPacket")) == NULL ||
+        (gsoinfo_type = tio_import_attr("tio_core.contract", "GSOInfo")) == NULL ||
+        (no_gso = tio_import_attr("tio_core.contract", "NO_GSO")) == NULL ||
+        (gsoproto = tio_import_attr("tio_core.contract", "GSOProto")) == NULL)
         return -1;
     if (!PyType_Check(gsoinfo_type) || !PyType_IsSubtype((PyTypeObject *)gsoinfo_type, &PyTuple_Type)) {
         Py_DECREF(gsoproto);
         PyErr_SetString(PyExc_TypeError, "tio_core.contract.GSOInfo must be a tuple subclass");
         return -1;
     }
-    proto_tcp = PyObject_GetAttrString(gsoproto, "TCP");
-    proto_udp = PyObject_GetAttrString(gsoproto, "UDP");
+    tio_proto_tcp = PyObject_GetAttrString(gsoproto, "TCP");
+    tio_proto_udp = PyObject_GetAttrString(gsoproto, "UDP");
     Py_DECREF(gsoproto);
-    if (proto_tcp == NULL || proto_udp == NULL)
+    if (tio_proto_tcp == NULL || tio_proto_udp == NULL)
         return -1;
-    if ((proto_tcp_value = PyLong_AsLong(proto_tcp)) == -1 || (proto_udp_value = PyLong_AsLong(proto_udp)) == -1)
+    if ((proto_tcp_value = PyLong_AsLong(tio_proto_tcp)) == -1 || (proto_udp_value = PyLong_AsLong(tio_proto_udp)) == -1)
         return -1; /* GSOProto members are ints: an error is set */
     if ((str_data = PyUnicode_InternFromString("data")) == NULL ||
         (str_gso = PyUnicode_InternFromString("gso")) == NULL)

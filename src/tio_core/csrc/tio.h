@@ -23,6 +23,10 @@ int tio_gso_write_init(PyObject *module);
  * before any kernel can be called). */
 extern PyObject *tio_MalformedPacket;
 
+/* tio_core.contract.GSOProto.TCP and .UDP, set by tio_segment_init (which runs
+ * before every other area's init). */
+extern PyObject *tio_proto_tcp, *tio_proto_udp;
+
 /* The six virtio_net_hdr fields in wire order. */
 enum { TIO_VNET_FLAGS, TIO_VNET_GSO_TYPE, TIO_VNET_HDR_LEN, TIO_VNET_GSO_SIZE,
        TIO_VNET_CSUM_START, TIO_VNET_CSUM_OFFSET, TIO_VNET_NFIELDS };
@@ -37,6 +41,10 @@ int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS]);
  * it), or -1 with an error and nothing held. */
 int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS]);
+
+/* module_name.attr, imported when the extension loads (the Python types and
+ * exceptions the kernels return or raise); a new reference, or NULL. */
+PyObject *tio_import_attr(const char *module_name, const char *attr);
 
 /* An int argument as long long via __index__; values beyond long long are
  * clamped so that range checks reject them. 0, or -1 with an error. */
