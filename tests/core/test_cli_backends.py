@@ -42,3 +42,17 @@ def test_backends_lists_installed_and_broken_plugins(tmp_path):
     )
     assert "depth (integer, default 4): queue depth" in result.stdout
     assert "tio-broken:tio_broken_cli (tio-broken): import failed: RuntimeError: no driver" in result.stdout
+
+
+def test_a_benchmark_runner_that_exits_does_not_end_tio_bench(tmp_path):
+    body = (
+        "import sys\nfrom tio_core import BenchmarkDef, hookimpl\n\n"
+        "def run(quick=False):\n    sys.exit(6)\n\n"
+        "@hookimpl\ndef tio_register_benchmarks():\n    return [BenchmarkDef('quits', 'calls sys.exit', run)]\n"
+    )
+    make_dist(tmp_path, "tio-quits", "tio_quits_cli", body, impl=False)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("TIO_PLUGINS", None)
+    result = run_tio("bench", "--only", "quits", "--quiet", env=env)
+    assert result.returncode == 1, f"a failing benchmark is a runtime error of tio bench, not its exit: {result}"
+    assert "benchmark 'quits' failed: SystemExit: 6" in result.stderr + result.stdout, result
