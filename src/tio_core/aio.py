@@ -90,20 +90,13 @@ MODES = ("auto", "fd", "thread")
 # it was closed without going through the wrapper.
 CLOSED_CHECK_SECONDS = 0.2
 
-# Raised by a backend's non-blocking call to say "nothing ready, try later".
-_WOULD_BLOCK = BlockingIOError
-
-
 # --------------------------------------------------------------------------
 # What the backend offers
 
 
-def _fileno(queue: Queue) -> int | None:
-    fileno = getattr(queue, "fileno", None)
-    if not callable(fileno):
-        return None
+def _fileno(queue: NonBlockingReader) -> int | None:
     try:
-        fd = fileno()
+        fd = queue.fileno()
     except (OSError, ValueError, NotImplementedError, QueueClosed):
         return None
     return fd if isinstance(fd, int) and fd >= 0 else None
@@ -214,8 +207,9 @@ class AsyncQueue:
         if mode not in MODES:
             raise ConfigError(f"AsyncQueue mode must be one of {', '.join(MODES)}; got {mode!r}")
         self._queue = queue
-        self._fd = _fileno(queue) if isinstance(queue, NonBlockingReader) else None
-        self._read_nowait = queue.read_nowait if isinstance(queue, NonBlockingReader) else None
+        reader = queue if isinstance(queue, NonBlockingReader) else None
+        self._fd = _fileno(reader) if reader is not None else None
+        self._read_nowait = reader.read_nowait if reader is not None else None
         fd_capable = self._fd is not None
         if mode == "fd" and not fd_capable:
             raise ConfigError(
@@ -346,7 +340,7 @@ class AsyncQueue:
             self._check_open()
             try:
                 batch = read_nowait()
-            except _WOULD_BLOCK:
+            except BlockingIOError:  # the contract's "nothing ready, try later"
                 batch = None
             if batch:
                 return batch
