@@ -179,6 +179,27 @@ int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, cons
     return -1;
 }
 
+int tio_finish_checksum(const long f[TIO_VNET_NFIELDS], uint8_t *p, Py_ssize_t len)
+{
+    if (!(f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM))
+        return 0;
+    Py_ssize_t start = f[TIO_VNET_CSUM_START], offset = f[TIO_VNET_CSUM_OFFSET];
+    Py_ssize_t field = start + offset;
+    if (field + 2 > len) {
+        PyErr_Format(tio_MalformedPacket,
+                     "checksum field at csum_start %zd + csum_offset %zd lies outside the %zd-byte packet", start,
+                     offset, len);
+        return -1;
+    }
+    uint64_t partial = tio_get16(p + field);
+    tio_put16(p + field, 0);
+    uint16_t value = (uint16_t)~tio_csum_fold(tio_csum_add(partial, p + start, (size_t)(len - start)));
+    if (value == 0 && offset == TIO_UDP_CSUM_OFFSET) /* UDP: 0 would mean "no checksum" */
+        value = 0xFFFF;
+    tio_put16(p + field, value);
+    return 0;
+}
+
 static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -188,29 +209,11 @@ static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj) ||
         tio_packet_and_vnet(pkt_obj, hdr_obj, 1, "finish_checksum", &pkt, f) < 0)
         return NULL;
-    PyObject *result = NULL;
-    if (f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM) {
-        Py_ssize_t start = f[TIO_VNET_CSUM_START], offset = f[TIO_VNET_CSUM_OFFSET];
-        Py_ssize_t field = start + offset;
-        if (field + 2 > pkt.len) {
-            PyErr_Format(tio_MalformedPacket,
-                         "checksum field at csum_start %zd + csum_offset %zd lies outside the %zd-byte packet", start,
-                         offset, pkt.len);
-            goto done;
-        }
-        uint8_t *p = pkt.buf;
-        uint64_t partial = tio_get16(p + field);
-        tio_put16(p + field, 0);
-        uint16_t value = (uint16_t)~tio_csum_fold(tio_csum_add(partial, p + start, (size_t)(pkt.len - start)));
-        if (value == 0 && offset == TIO_UDP_CSUM_OFFSET) /* UDP: 0 would mean "no checksum" */
-            value = 0xFFFF;
-        tio_put16(p + field, value);
-    }
-    result = Py_None;
-    Py_INCREF(result);
-done:
+    int status = tio_finish_checksum(f, pkt.buf, pkt.len);
     PyBuffer_Release(&pkt);
-    return result;
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 PyMethodDef tio_checksum_methods[] = {

@@ -103,7 +103,8 @@ static struct PyModuleDef ckernels_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tio_core._ckernels",
     .m_doc = "C packet kernels of tio_core; tio_core.kernels._pykernels and "
-             "tio_core.coalesce._pycoalesce (and tio_core.kernels.gso_write) are the twins.",
+             "tio_core.coalesce._pycoalesce (and tio_core.kernels.gso_write, "
+             "tio_core.kernels.readloop) are the twins.",
     .m_size = -1,
 };
 
@@ -115,8 +116,9 @@ PyMODINIT_FUNC PyInit__ckernels(void)
     if (PyModule_AddFunctions(module, tio_checksum_methods) < 0 ||
         PyModule_AddFunctions(module, tio_segment_methods) < 0 ||
         PyModule_AddFunctions(module, tio_coalesce_methods) < 0 ||
-        PyModule_AddFunctions(module, tio_gso_write_methods) < 0 || add_wire_constants(module) < 0 ||
-        tio_segment_init(module) < 0 || tio_gso_write_init(module) < 0) {
+        PyModule_AddFunctions(module, tio_gso_write_methods) < 0 ||
+        PyModule_AddFunctions(module, tio_readloop_methods) < 0 || add_wire_constants(module) < 0 ||
+        tio_segment_init(module) < 0 || tio_gso_write_init(module) < 0 || tio_readloop_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -300,6 +300,20 @@ static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int
     return info;
 }
 
+PyObject *tio_gso_info(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len)
+{
+    const char *name = NULL;
+    int base = vnet_gso_type(f, len, &name);
+    if (base < 0)
+        return NULL;
+    if (base == TIO_GSO_NONE)
+        return Py_NewRef(no_gso);
+    Py_ssize_t hdr_len = superpacket_hdr_len(f, p, len, base, name);
+    if (hdr_len < 0)
+        return NULL;
+    return new_gsoinfo(f[TIO_VNET_GSO_SIZE], hdr_len, f[TIO_VNET_CSUM_START], base != TIO_GSO_UDP_L4);
+}
+
 static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -309,17 +323,7 @@ static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj) ||
         tio_packet_and_vnet(pkt_obj, hdr_obj, 0, "gso_info_from_vnet", &pkt, f) < 0)
         return NULL;
-    PyObject *result = NULL;
-    const char *name = NULL;
-    int base;
-    Py_ssize_t hdr_len;
-    if ((base = vnet_gso_type(f, pkt.len, &name)) < 0)
-        goto done;
-    if (base == TIO_GSO_NONE)
-        result = Py_NewRef(no_gso);
-    else if ((hdr_len = superpacket_hdr_len(f, pkt.buf, pkt.len, base, name)) >= 0)
-        result = new_gsoinfo(f[TIO_VNET_GSO_SIZE], hdr_len, f[TIO_VNET_CSUM_START], base != TIO_GSO_UDP_L4);
-done:
+    PyObject *result = tio_gso_info(f, pkt.buf, pkt.len);
     PyBuffer_Release(&pkt);
     return result;
 }

@@ -10,6 +10,7 @@ extern PyMethodDef tio_checksum_methods[];
 extern PyMethodDef tio_segment_methods[];
 extern PyMethodDef tio_coalesce_methods[];
 extern PyMethodDef tio_gso_write_methods[];
+extern PyMethodDef tio_readloop_methods[];
 
 /* Imports what the segmentation kernels need from tio_core (MalformedPacket,
  * GSOInfo, GSOProto) and adds their limits; returns 0 or -1 with an error. */
@@ -18,6 +19,9 @@ int tio_segment_init(PyObject *module);
 /* Imports what plan_gso_write needs (GSOGeometryError, VirtioNetHdr,
  * GSOProto) and adds MAX_GSO_FRAGMENTS; runs after tio_segment_init. */
 int tio_gso_write_init(PyObject *module);
+
+/* Imports what read_batch needs (Packet, NO_GSO); runs after tio_segment_init. */
+int tio_readloop_init(PyObject *module);
 
 /* tio_core.errors.MalformedPacket, imported by tio_segment_init (which runs
  * before any kernel can be called). */
@@ -54,5 +58,13 @@ int tio_as_ll(PyObject *obj, long long *out);
  * virtio_net_hdr fields, without building the GSOInfo: 0, or -1 with
  * MalformedPacket carrying gso_info_from_vnet's message. */
 int tio_check_superpacket(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len);
+
+/* finish_checksum on the len bytes at p (writable) with these header fields:
+ * completes a NEEDS_CSUM checksum in place; 0, or -1 with MalformedPacket. */
+int tio_finish_checksum(const long f[TIO_VNET_NFIELDS], uint8_t *p, Py_ssize_t len);
+
+/* gso_info_from_vnet on the len bytes at p with these header fields: a new
+ * reference to the GSOInfo (NO_GSO for GSO_NONE), or NULL with MalformedPacket. */
+PyObject *tio_gso_info(const long f[TIO_VNET_NFIELDS], const uint8_t *p, Py_ssize_t len);
 
 #endif

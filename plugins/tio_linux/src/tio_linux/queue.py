@@ -1,21 +1,20 @@
 """The two queue kinds on a TUN fd: with virtio_net_hdr offloads, and plain.
 
 Both read in batches: one blocking wait, then non-blocking reads until the
-batch cap, the buffer headroom or EAGAIN. Every packet of a batch lands in
-one per-queue buffer; the vnet header goes to a separate small buffer by
-readv, so packet bodies are never copied. Fds are non-blocking and waits
+batch cap, the buffer headroom or EAGAIN (tio_core.kernels.readloop, a C
+loop). Every packet of a batch lands in one per-queue buffer; the vnet
+header goes to a separate small buffer by readv, so packet bodies are never
+copied. Fds are non-blocking and waits
 use poll() on the fd plus the set-wide eventfd, so closing the set wakes
 every blocked reader and writer.
 """
 
 from __future__ import annotations
 
-import abc
 import errno
 import logging
 import os
 import select
-import struct
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -24,12 +23,9 @@ from tio_core import kernels
 from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_even_gso_write, plan_gso_write
+from tio_core.kernels.readloop import DROP_REASONS, NO_DROPS, read_batch
 from tio_core.wire import (
     GSO_NONE,
-    GSO_TCPV4,
-    GSO_TCPV6,
-    GSO_UDP_L4,
-    NEEDS_CSUM,
     PLAIN_HDR_BYTES,
     UDP_GSO_MAX_SEGMENTS,
     UDP_GSO_MAX_SEGMENTS_OLD,
@@ -46,14 +42,11 @@ MAX_BATCH = 64  # packets per read()
 HEADROOM = 65536  # every read gets at least this much room: a TUN read truncates silently
 BUFFER_SIZE = 512 * 1024  # per-queue read buffer
 POLL_BACKSTOP_MS = 200  # a lone Queue.close() (not the set's) is noticed within this
-_SUPERPACKET_TYPES = frozenset((GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4))
-_HDR = struct.Struct("=BBHHHH")
 _POLL_IN = select.POLLIN
 _POLL_FAIL = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
-# Syscall entry points as module attributes so a test can make the kernel
+# The write syscall as a module attribute so a test can make the kernel
 # "reject" a valid GSO write (the EINVAL regression) on a real device.
-readv = os.readv
 writev = os.writev
 
 
@@ -86,6 +79,8 @@ class SetState:
 class TunQueue(Queue):
     """Shared machinery: waiting, closing, error mapping."""
 
+    _vnet = False  # whether the fd carries a virtio_net_hdr before each packet
+
     def __init__(self, fd: int, state: SetState, name: str) -> None:
         self._fd = fd
         self._state = state
@@ -101,11 +96,8 @@ class TunQueue(Queue):
             poller.register(fd, event)
             poller.register(state.wake_fd, select.POLLIN)
         self._buf = bytearray(BUFFER_SIZE)
-        self._view = memoryview(self._buf)
         self._drops: Counter[str] = Counter()
         self._idle = True  # the last drain ended on EAGAIN
-        self._header_iov: tuple[memoryview, ...] = ()  # plain queues: no header
-        self._header_len = 0
 
     def fileno(self) -> int:
         """The TUN fd, readable when packets wait (for loop.add_reader)."""
@@ -174,42 +166,19 @@ class TunQueue(Queue):
 
     def _drain(self) -> list[Packet]:
         """Read what is ready without blocking, each packet after the previous one in the buffer."""
-        fd, view, header, header_len = self._fd, self._view, self._header_iov, self._header_len
-        limit = len(view) - HEADROOM
-        packets: list[Packet] = []
-        offset = 0
-        self._idle = False
-        for _ in range(MAX_BATCH):
-            if offset > limit:
-                break
-            body = view[offset:]
-            try:
-                got = readv(fd, (*header, body))
-            except BlockingIOError:
-                self._idle = True
-                break
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                if packets:
-                    break  # hand these over; the error shows again on the next read
-                raise self._os_error(exc, "read") from None
-            size = got - header_len
-            if size <= 0:
-                self._drops["short_read"] += 1
-                continue
-            if size == len(body):
-                self._drops["truncated"] += 1
-                continue
-            packet = self._accept(view[offset : offset + size])
-            if packet is not None:
-                packets.append(packet)
-                offset += size
+        packets, drops, self._idle, error, malformed = read_batch(self._fd, self._buf, self._vnet, MAX_BATCH, HEADROOM)
+        if drops != NO_DROPS:
+            self._count_drops(drops, malformed)
+        if error is not None:
+            raise self._os_error(error, "read") from None
         return packets
 
-    @abc.abstractmethod
-    def _accept(self, data: memoryview) -> Packet | None:
-        """The packet for bytes just read (None: dropped and counted)."""
+    def _count_drops(self, drops: tuple[int, ...], malformed: tuple[str, ...]) -> None:
+        for reason, count in zip(DROP_REASONS, drops, strict=True):
+            if count:
+                self._drops[reason] += count
+        for message in malformed:
+            log.debug("dropped a malformed packet on %s: %s", self.name, message)
 
     def _write_iov(self, iov: Sequence[Buffer], what: str) -> int:
         while True:
@@ -260,38 +229,10 @@ class TunQueue(Queue):
 class VnetQueue(TunQueue):
     """A queue on an IFF_VNET_HDR fd: superpackets in, superpackets out."""
 
-    def __init__(self, fd: int, state: SetState, name: str) -> None:
-        super().__init__(fd, state, name)
-        self._hdr = bytearray(VIRTIO_NET_HDR_LEN)
-        # readv puts the header here and the body straight into the shared buffer
-        self._header_iov = (memoryview(self._hdr),)
-        self._header_len = VIRTIO_NET_HDR_LEN
+    _vnet = True
 
     def capabilities(self) -> Capabilities:
         return self._state.capabilities()
-
-    def _accept(self, data: memoryview) -> Packet | None:
-        hdr = self._hdr
-        if hdr[0] == 0 and hdr[1] == GSO_NONE:
-            return Packet(data)  # the common case: nothing to finish
-        return self._finish(data, VirtioNetHdr._make(_HDR.unpack(hdr)))
-
-    def _finish(self, data: memoryview, vhdr: VirtioNetHdr) -> Packet | None:
-        """Complete a checksum or validate a superpacket; None (counted) if malformed."""
-        try:
-            if vhdr.base_type == GSO_NONE:
-                if vhdr.flags & NEEDS_CSUM:
-                    kernels.finish_checksum(data, vhdr)
-                return Packet(data)
-            if vhdr.base_type not in _SUPERPACKET_TYPES:
-                self._drops["gso_type"] += 1
-                return None
-            info = kernels.gso_info_from_vnet(vhdr, data)
-        except MalformedPacket as exc:
-            self._drops["malformed"] += 1
-            log.debug("dropped a malformed packet on %s: %s", self.name, exc)
-            return None
-        return Packet(data, info) if info.size else Packet(data)
 
     def write(self, data: Buffer) -> int:
         check_write_size(data)
@@ -383,9 +324,6 @@ class VnetQueue(TunQueue):
 
 class PlainQueue(TunQueue):
     """A queue on a fd without IFF_VNET_HDR: fully checksummed packets only."""
-
-    def _accept(self, data: memoryview) -> Packet | None:
-        return Packet(data)
 
     def write(self, data: Buffer) -> int:
         check_write_size(data)
