@@ -1,6 +1,6 @@
 # Types of the C extension tio_core._ckernels (built from csrc/). Every function has a
 # pure-Python twin with the same signature: kernels/_pykernels.py, coalesce/_pycoalesce.py,
-# kernels/gso_write.py (py_plan_gso_write) and kernels/readloop.py (py_read_batch).
+# kernels/gso_write.py (py_plan_gso_write, py_plan_even_gso_write) and kernels/readloop.py (py_read_batch).
 from collections.abc import Sequence
 
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
@@ -24,6 +24,9 @@ MAX_GSO_FRAGMENTS: int  # kernels.gso_write.MAX_GSO_FRAGMENTS, the C twin's copy
 def plan_gso_write(
     ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
 ) -> VirtioNetHdr | None: ...
+def plan_even_gso_write(
+    ip_hdr: Buffer, transport_hdr: Buffer, payload_bytes: int, gso_size: int, proto: GSOProto
+) -> VirtioNetHdr: ...
 def read_batch(
     fd: int, buffer: bytearray, vnet: bool, max_batch: int, headroom: int
 ) -> tuple[list[Packet], tuple[int, int, int, int], bool, OSError | None, tuple[str, ...]]: ...

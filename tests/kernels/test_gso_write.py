@@ -113,18 +113,23 @@ def test_a_superpacket_may_be_exactly_65535_bytes_counting_its_headers(plan, ip_
         plan_even_gso_write(ip_hdr, l4_hdr, room + 1, 1000, proto)
 
 
-def _selected_planner(pure_env):
+def _selected_kernels(pure_env):
     env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
     if pure_env is not None:
         env[PURE_ENV] = pure_env
-    code = "from tio_core.kernels import gso_write; print(gso_write.plan_gso_write.__module__)"
+    code = (
+        "from tio_core.kernels import gso_write, readloop\n"
+        "for fn in (gso_write.plan_gso_write, gso_write.plan_even_gso_write, readloop.read_batch):\n"
+        "    print(fn.__module__)"
+    )
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
 
 
-def test_plan_gso_write_is_c_when_built_and_the_twin_under_tio_pure():
-    assert _selected_planner("1").strip() == "tio_core.kernels.gso_write", "TIO_PURE=1 selects the pure twin"
-    expected = "tio_core.kernels.gso_write" if built_extension() is None else "tio_core._ckernels"
-    assert _selected_planner(None).strip() == expected, "the C plan_gso_write is used when it is built"
+def test_write_planners_and_read_loop_are_c_when_built_and_the_twins_under_tio_pure():
+    twins = ["tio_core.kernels.gso_write", "tio_core.kernels.gso_write", "tio_core.kernels.readloop"]
+    assert _selected_kernels("1").split() == twins, "TIO_PURE=1 selects the pure twins"
+    expected = twins if built_extension() is None else ["tio_core._ckernels"] * 3
+    assert _selected_kernels(None).split() == expected, "the C planners and read loop are used when built"
 
 
 @pytest.mark.skipif(built_extension() is None, reason="the C extension is not built")

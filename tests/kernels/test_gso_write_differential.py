@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tio_core.contract import GSOProto
-from tio_core.kernels.gso_write import py_plan_gso_write
+from tio_core.kernels.gso_write import py_plan_even_gso_write, py_plan_gso_write
 from tio_core.kernels.native import built_extension
 
 _ckernels = built_extension()
@@ -136,3 +136,44 @@ LONG_HOP_BY_HOP = bytes([6, 255]) + bytes(255 * 8 + 6)  # the longest extension 
 @example((b"", b"", [b"x"], GSOProto.UDP))
 def test_c_and_pure_plan_gso_write_agree(call):
     assert_same(*call)
+
+
+@st.composite
+def even_write_gso_calls(draw):
+    """The pieces of a write_gso with EvenFragments: headers as above, the payload as a size and a fragment size."""
+    ip_hdr, l4_hdr, _, proto = draw(write_gso_calls())
+    payload_bytes = draw(st.one_of(st.integers(1, 66000), st.sampled_from([0, -1, 65535, 65536, 2**70])))
+    gso_size = draw(st.one_of(st.integers(1, 2000), st.sampled_from([0, -5, 65535, 70000, 2**70])))
+    return ip_hdr, l4_hdr, payload_bytes, gso_size, proto
+
+
+@SETTINGS
+@given(even_write_gso_calls())
+@example((V4_TCP, TCP, 44 * 1448, 1448, GSOProto.TCP))
+@example((V6_TCP, TCP_CWR, 43 * 1448 + 100, 1448, GSOProto.TCP))
+@example((V4_TCP, TCP, 251, 1, GSOProto.TCP))  # one fragment above the cap
+@example((V4_TCP, TCP, 65535 - 40, 1000, GSOProto.TCP))  # exactly 65535 bytes
+@example((V4_TCP, TCP, 65536, 1000, GSOProto.TCP))  # a payload larger than any packet
+@example((V4_TCP, TCP, 0, 1000, GSOProto.TCP))
+@example((V4_TCP, TCP, 1000, 0, "not a proto"))  # the sizes are checked before the proto
+@example((V4_TCP, TCP, 1000, 2**70, GSOProto.TCP))  # one fragment: gso_size 0 in the header
+def test_c_and_pure_plan_even_gso_write_agree(call):
+    assert _ckernels is not None
+    got_c = outcome(_ckernels.plan_even_gso_write, *call)
+    got_pure = outcome(py_plan_even_gso_write, *call)
+    assert got_c == got_pure, "the C plan_even_gso_write must match its pure twin: result, exception type and message"
+
+
+@SETTINGS
+@given(write_gso_calls(), st.integers(1, 1500), st.integers(1, 300), st.integers(0, 1499))
+def test_even_plan_is_the_plan_of_the_same_fragments(call, size, count, shorter):
+    """EvenFragments' constant-time check lets through exactly what plan_gso_write does for its slices."""
+    ip_hdr, l4_hdr, _, proto = call
+    payload_bytes = size * count - shorter % size  # the last fragment may be shorter
+    fragments = [ZEROS[i : i + size] for i in range(0, payload_bytes, size)]
+    even = outcome(py_plan_even_gso_write, ip_hdr, l4_hdr, payload_bytes, size, proto)
+    listed = outcome(py_plan_gso_write, ip_hdr, l4_hdr, fragments, proto)
+    if payload_bytes > 65535:  # refused up front, before the headers are looked at
+        assert even[0] == "raised" and listed[0] == "raised"
+    else:
+        assert even == listed, "plan_even_gso_write must agree with plan_gso_write on the same fragments"

@@ -1,7 +1,8 @@
-/* plan_gso_write of tio_core._ckernels: the geometry check every backend runs
- * on each write_gso, twin of tio_core.kernels.gso_write.plan_gso_write with the
- * same results, exceptions and messages (GSOGeometryError, checks in the same
- * order). It runs once per superpacket written, which is why it is in C.
+/* plan_gso_write and plan_even_gso_write of tio_core._ckernels: the geometry
+ * check every backend runs on each write_gso, twins of
+ * tio_core.kernels.gso_write.py_plan_gso_write / py_plan_even_gso_write with
+ * the same results, exceptions and messages (GSOGeometryError, checks in the
+ * same order). They run once per superpacket written, which is why they are in C.
  *
  * Memory safety: every header byte is read only after its buffer's length
  * has been checked to hold it. */
@@ -256,10 +257,56 @@ done:
     return result;
 }
 
+static PyObject *py_plan_even_gso_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "plan_even_gso_write expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    long long payload_ll, gso_size_ll; /* clamped beyond long long: still refused below */
+    if (tio_as_ll(args[2], &payload_ll) < 0 || tio_as_ll(args[3], &gso_size_ll) < 0)
+        return NULL;
+    if (payload_ll <= 0 || gso_size_ll <= 0) {
+        PyErr_Format(geometry_error, "write_gso: payload bytes %S and fragment size %S must be positive", args[2],
+                     args[3]);
+        return NULL;
+    }
+    if (payload_ll > TIO_MAX_IP_PACKET) {
+        PyErr_Format(geometry_error, "write_gso: payload of %S bytes, a superpacket is at most %d", args[2],
+                     TIO_MAX_IP_PACKET);
+        return NULL;
+    }
+    Py_ssize_t payload = (Py_ssize_t)payload_ll;
+    Py_ssize_t gso_size = gso_size_ll > TIO_MAX_IP_PACKET ? TIO_MAX_IP_PACKET + 1 : (Py_ssize_t)gso_size_ll;
+    PyObject *result = NULL, *proto = args[4];
+    Py_buffer ip = {0}, l4 = {0};
+    int tcp, version;
+    if ((tcp = proto_is_tcp(proto)) < 0)
+        goto done;
+    if (PyObject_GetBuffer(args[0], &ip, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (PyObject_GetBuffer(args[1], &l4, PyBUF_SIMPLE) < 0)
+        goto done;
+    if ((version = check_headers(&ip, &l4, proto, tcp)) < 0)
+        goto done;
+    Py_ssize_t count = payload / gso_size + (payload % gso_size != 0);
+    result = plan(ip.len, &l4, tcp, version, count, gso_size, payload);
+done:
+    if (l4.obj != NULL)
+        PyBuffer_Release(&l4);
+    if (ip.obj != NULL)
+        PyBuffer_Release(&ip);
+    return result;
+}
+
 PyMethodDef tio_gso_write_methods[] = {
     {"plan_gso_write", (PyCFunction)(void (*)(void))py_plan_gso_write, METH_FASTCALL,
      "plan_gso_write(ip_hdr, transport_hdr, payloads, proto) -> VirtioNetHdr | None\n"
      "C twin of tio_core.kernels.gso_write.plan_gso_write."},
+    {"plan_even_gso_write", (PyCFunction)(void (*)(void))py_plan_even_gso_write, METH_FASTCALL,
+     "plan_even_gso_write(ip_hdr, transport_hdr, payload_bytes, gso_size, proto) -> VirtioNetHdr\n"
+     "C twin of tio_core.kernels.gso_write.py_plan_even_gso_write."},
     {NULL, NULL, 0, NULL},
 };
 

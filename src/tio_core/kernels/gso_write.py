@@ -11,15 +11,16 @@ or mangles the packets: the IP header's protocol (or IPv6 extension chain)
 leads to ``proto``, its IHL matches len(ip_hdr), the TCP data offset matches
 len(transport_hdr) and a UDP header is 8 bytes.
 
-plan_gso_write runs on every superpacket written, so it is the C version
-(tio_core._ckernels.plan_gso_write) unless tio_core.kernels.native selects
-the pure twins; py_plan_gso_write is the pure twin the differential tests
-hold it to.
+plan_gso_write and plan_even_gso_write run on every superpacket written, so
+they are the C versions (tio_core._ckernels) unless tio_core.kernels.native
+selects the pure twins; py_plan_gso_write and py_plan_even_gso_write are the
+pure twins the differential tests hold them to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import index
 
 from tio_core import kernels
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
@@ -100,16 +101,41 @@ plan_gso_write: PlanGSOWrite = _select_plan_gso_write()
 broken). The C version when built and not TIO_PURE, else py_plan_gso_write."""
 
 
-def plan_even_gso_write(
+def py_plan_even_gso_write(
     ip_hdr: Buffer, transport_hdr: Buffer, payload_bytes: int, gso_size: int, proto: GSOProto
 ) -> VirtioNetHdr:
     """plan_gso_write for ``payload_bytes`` cut in ``gso_size`` fragments (the last may be shorter).
 
     The same checks in constant time, for a payload that is one contiguous
-    span (tio_linux's EvenFragments); both sizes must be positive.
+    span (tio_linux's EvenFragments), after the sizes' own: both positive, the
+    payload no larger than an IP packet. The pure twin of the C
+    plan_even_gso_write (same results, exceptions and messages).
     """
+    payload_bytes, gso_size = index(payload_bytes), index(gso_size)
+    if payload_bytes <= 0 or gso_size <= 0:
+        raise GSOGeometryError(
+            f"write_gso: payload bytes {payload_bytes} and fragment size {gso_size} must be positive"
+        )
+    if payload_bytes > MAX_IP_PACKET:
+        raise GSOGeometryError(f"write_gso: payload of {payload_bytes} bytes, a superpacket is at most {MAX_IP_PACKET}")
     version = _check_headers(ip_hdr, transport_hdr, proto)
     return _plan(ip_hdr, transport_hdr, proto, version, -(-payload_bytes // gso_size), gso_size, payload_bytes)
+
+
+PlanEvenGSOWrite = Callable[[Buffer, Buffer, int, int, GSOProto], VirtioNetHdr]
+
+
+def _select_plan_even_gso_write() -> PlanEvenGSOWrite:
+    extension = selected_extension()
+    if extension is None:
+        return py_plan_even_gso_write
+    plan: PlanEvenGSOWrite = extension.plan_even_gso_write
+    return plan
+
+
+plan_even_gso_write: PlanEvenGSOWrite = _select_plan_even_gso_write()
+"""plan_gso_write for one contiguous payload span (see py_plan_even_gso_write): the C version when built and not
+TIO_PURE, else py_plan_even_gso_write."""
 
 
 def _check_headers(ip_hdr: Buffer, transport_hdr: Buffer, proto: GSOProto) -> int:
