@@ -26,11 +26,11 @@ from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, p
 from tio_core.kernels.readloop import DROP_REASONS, NO_DROPS, read_batch
 from tio_core.wire import (
     GSO_NONE,
+    GSO_UDP_L4,
     PLAIN_HDR_BYTES,
     UDP_GSO_MAX_SEGMENTS,
     UDP_GSO_MAX_SEGMENTS_OLD,
     VIRTIO_NET_HDR_LEN,
-    VirtioNetHdr,
 )
 from tio_linux.errors import DeviceError, InterfaceDownError
 from tio_linux.fragments import EvenFragments
@@ -258,29 +258,32 @@ class VnetQueue(TunQueue):
 
     def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None:
         self._check_open()  # a closed queue says so, whatever the pieces
-        vhdr: VirtioNetHdr | None
         if type(payloads) is EvenFragments:
             # one contiguous span: validated in constant time, written as one iovec
-            vhdr = plan_even_gso_write(ip_hdr, transport_hdr, payloads.span.nbytes, payloads.size, proto)
-            body: Sequence[Buffer] = (payloads.span,)
+            span = payloads.span
+            vhdr = plan_even_gso_write(ip_hdr, transport_hdr, span.nbytes, payloads.size, proto)
+            iov: tuple[Buffer, ...] = (vhdr.pack(), ip_hdr, transport_hdr, span)
         else:
-            vhdr = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
-            if vhdr is None:
+            planned = plan_gso_write(ip_hdr, transport_hdr, payloads, proto)
+            if planned is None:
                 return
-            body = payloads
-        segmented = vhdr.gso_type != GSO_NONE
+            vhdr = planned
+            iov = (vhdr.pack(), ip_hdr, transport_hdr, *payloads)
+        gso_type = vhdr.gso_type  # the planner checked proto: GSO_UDP_L4 is a UDP write
         state = self._state
-        if segmented and (state.gso_disabled or (proto == GSOProto.UDP and len(payloads) > state.udp_max_segments)):
+        if gso_type != GSO_NONE and (
+            state.gso_disabled or (gso_type == GSO_UDP_L4 and len(payloads) > state.udp_max_segments)
+        ):
             self._write_segments(ip_hdr, transport_hdr, payloads, proto)
             return
         try:
-            self._write_iov((vhdr.pack(), ip_hdr, transport_hdr, *body), "write_gso")
+            self._write_iov(iov, "write_gso")
         except MalformedPacket:
-            if not segmented:
+            if gso_type == GSO_NONE:
                 raise
             # plan_gso_write let only writes through that the kernel takes, so
             # EINVAL means a kernel that differs: deliver this one as segments.
-            if proto == GSOProto.UDP and len(payloads) > UDP_GSO_MAX_SEGMENTS_OLD:
+            if gso_type == GSO_UDP_L4 and len(payloads) > UDP_GSO_MAX_SEGMENTS_OLD:
                 self._lower_udp_limit()  # an older kernel's UDP segment limit
             else:
                 self._disable_gso()  # the 5.x / 6.1 stable regression that refuses valid GSO writes
