@@ -288,10 +288,9 @@ def _wait_until_blocked_in_open(proc: subprocess.Popen, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None and time.monotonic() < deadline, "tio never blocked opening the FIFO"
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{proc.pid}/syscall") as status:
-                if status.read().split()[0] == str(SYS_OPENAT):
-                    return
+        with contextlib.suppress(OSError), open(f"/proc/{proc.pid}/syscall") as status:
+            if status.read().split()[0] == str(SYS_OPENAT):
+                return
         time.sleep(0.05)
 
 
