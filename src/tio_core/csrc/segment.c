@@ -555,22 +555,45 @@ static PyObject *py_segmented_size(PyObject *self, PyObject *packet)
     return PyLong_FromSsize_t(plan.total);
 }
 
-static PyObject *py_segment(PyObject *self, PyObject *packet)
+/* Whether segments of plan.total bytes can go into out: it does not hold the packet's own bytes and is large
+ * enough once grown; 0 with an error otherwise. */
+static int usable_output(const plan_t *plan, PyObject *out)
 {
-    (void)self;
+    const char *start = PyByteArray_AS_STRING(out);
+    if ((const char *)plan->p < start + PyByteArray_GET_SIZE(out) && start < (const char *)plan->p + plan->len) {
+        PyErr_SetString(PyExc_ValueError, "segment_into: the packet's bytes live in the output buffer");
+        return 0;
+    }
+    return PyByteArray_GET_SIZE(out) >= plan->total || PyByteArray_Resize(out, plan->total) == 0;
+}
+
+/* segment() and segment_into(): the segments of packet in out (a bytearray), or in a fresh bytearray when out
+ * is NULL; a plain packet is its own one segment and leaves out untouched. */
+static PyObject *segment_packet(PyObject *packet, PyObject *out)
+{
     plan_t plan;
     PyObject *plain = NULL;
     int kind = plan_packet(packet, &plan, &plain);
     if (kind <= 0)
         return kind < 0 ? NULL : plain_result(plain);
     PyObject *views = NULL;
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, plan.total);
-    if (out != NULL) {
+    if (out == NULL) {
+        PyObject *fresh = PyByteArray_FromStringAndSize(NULL, plan.total);
+        if (fresh != NULL) {
+            views = segment_to(&plan, fresh);
+            Py_DECREF(fresh); /* the views keep it alive */
+        }
+    } else if (usable_output(&plan, out)) {
         views = segment_to(&plan, out);
-        Py_DECREF(out); /* the views keep it alive */
     }
     PyBuffer_Release(&plan.buf);
     return views;
+}
+
+static PyObject *py_segment(PyObject *self, PyObject *packet)
+{
+    (void)self;
+    return segment_packet(packet, NULL);
 }
 
 static PyObject *py_segment_into(PyObject *self, PyObject *args)
@@ -587,23 +610,7 @@ static PyObject *py_segment_into(PyObject *self, PyObject *args)
         }
         return NULL;
     }
-    plan_t plan;
-    PyObject *plain = NULL;
-    int kind = plan_packet(packet, &plan, &plain);
-    if (kind <= 0)
-        return kind < 0 ? NULL : plain_result(plain);
-    PyObject *views = NULL;
-    const char *start = PyByteArray_AS_STRING(out);
-    if ((const char *)plan.p < start + PyByteArray_GET_SIZE(out) && start < (const char *)plan.p + plan.len) {
-        PyErr_SetString(PyExc_ValueError, "segment_into: the packet's bytes live in the output buffer");
-        goto done;
-    }
-    if (PyByteArray_GET_SIZE(out) < plan.total && PyByteArray_Resize(out, plan.total) < 0)
-        goto done;
-    views = segment_to(&plan, out);
-done:
-    PyBuffer_Release(&plan.buf);
-    return views;
+    return segment_packet(packet, out);
 }
 
 PyMethodDef tio_segment_methods[] = {
