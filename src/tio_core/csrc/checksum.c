@@ -166,13 +166,18 @@ done:
     return result;
 }
 
-int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+int tio_packet_and_vnet(PyObject *args, const char *format, int packet_flags, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS])
 {
+    PyObject *first, *second;
+    if (!PyArg_ParseTuple(args, format, &first, &second))
+        return -1;
+    PyObject *pkt_obj = packet_flags & TIO_PACKET_FIRST ? first : second;
+    PyObject *hdr_obj = packet_flags & TIO_PACKET_FIRST ? second : first;
     if (PyObject_GetBuffer(pkt_obj, pkt, PyBUF_SIMPLE) < 0)
         return -1;
-    if (writable && pkt->readonly)
-        PyErr_Format(PyExc_TypeError, "%s needs a writable buffer", caller);
+    if (packet_flags & TIO_PACKET_WRITABLE && pkt->readonly)
+        PyErr_Format(PyExc_TypeError, "%s needs a writable buffer", strchr(format, ':') + 1);
     else if (tio_vnet_fields(hdr_obj, fields) == 0)
         return 0;
     PyBuffer_Release(pkt);
@@ -182,11 +187,9 @@ int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, cons
 static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *pkt_obj, *hdr_obj;
     Py_buffer pkt;
     long f[TIO_VNET_NFIELDS];
-    if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj) ||
-        tio_packet_and_vnet(pkt_obj, hdr_obj, 1, "finish_checksum", &pkt, f) < 0)
+    if (tio_packet_and_vnet(args, "OO:finish_checksum", TIO_PACKET_FIRST | TIO_PACKET_WRITABLE, &pkt, f) < 0)
         return NULL;
     PyObject *result = NULL;
     if (f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM) {

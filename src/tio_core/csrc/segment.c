@@ -303,11 +303,9 @@ static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int
 static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *hdr_obj, *pkt_obj;
     Py_buffer pkt;
     long f[TIO_VNET_NFIELDS];
-    if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj) ||
-        tio_packet_and_vnet(pkt_obj, hdr_obj, 0, "gso_info_from_vnet", &pkt, f) < 0)
+    if (tio_packet_and_vnet(args, "OO:gso_info_from_vnet", 0, &pkt, f) < 0) /* (hdr, pkt), read only */
         return NULL;
     PyObject *result = NULL;
     const char *name = NULL;

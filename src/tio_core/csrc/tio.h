@@ -35,11 +35,16 @@ enum { TIO_VNET_FLAGS, TIO_VNET_GSO_TYPE, TIO_VNET_HDR_LEN, TIO_VNET_GSO_SIZE,
  * each against its u8/u16 range; 0, or -1 with TypeError / MalformedPacket. */
 int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS]);
 
-/* The common start of a kernel taking (packet bytes, VirtioNetHdr): the
- * packet's buffer into *pkt (writable when asked, else TypeError naming
- * `caller`) and the header's fields into fields[]. 0 with *pkt held (release
- * it), or -1 with an error and nothing held. */
-int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+/* How a kernel takes its packet (flags for tio_packet_and_vnet): as the first
+ * of its two arguments (else the second), and whether it writes to it. */
+enum { TIO_PACKET_FIRST = 1, TIO_PACKET_WRITABLE = 2 };
+
+/* The common start of a kernel taking a packet and a VirtioNetHdr: parses
+ * args by format ("OO:kernel_name"), then the packet's buffer into *pkt
+ * (TypeError naming the kernel when it must be writable and is not) and the
+ * header's fields into fields[]. 0 with *pkt held (release it), or -1 with an
+ * error and nothing held. */
+int tio_packet_and_vnet(PyObject *args, const char *format, int packet_flags, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS]);
 
 /* module_name.attr, imported when the extension loads (the Python types and
