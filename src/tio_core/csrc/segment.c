@@ -37,16 +37,24 @@ static void malformed_numbers(const char *format, PyObject *a, PyObject *b)
     Py_XDECREF(nb);
 }
 
-/* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 on error. */
-static int ip_version(const uint8_t *p, Py_ssize_t len)
+int tio_ip_version_checked(const uint8_t *p, Py_ssize_t len, PyObject *error, const char *bad_version,
+                           Py_ssize_t *min_hdr)
 {
     int version = len ? tio_ip_version(p) : 0;
     if (version != 4 && version != 6) {
-        PyErr_Format(tio_MalformedPacket, "IP version %d is neither 4 nor 6", version);
+        PyErr_Format(error, bad_version, version);
         return -1;
     }
-    Py_ssize_t min_len = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
-    if (len < min_len) {
+    *min_hdr = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
+    return version;
+}
+
+/* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 with MalformedPacket. */
+static int ip_version(const uint8_t *p, Py_ssize_t len)
+{
+    Py_ssize_t min_len;
+    int version = tio_ip_version_checked(p, len, tio_MalformedPacket, "IP version %d is neither 4 nor 6", &min_len);
+    if (version > 0 && len < min_len) {
         PyErr_Format(tio_MalformedPacket, "packet of %zd bytes is shorter than an IPv%d header (%zd bytes)", len,
                      version, min_len);
         return -1;

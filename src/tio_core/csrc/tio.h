@@ -55,6 +55,13 @@ PyObject *tio_import_attr(const char *module_name, const char *attr);
  * clamped so that range checks reject them. 0, or -1 with an error. */
 int tio_as_ll(PyObject *obj, long long *out);
 
+/* The IP version of the len-byte header at p when it is 4 or 6, with *min_hdr
+ * set to that version's fixed header length (the caller words a short
+ * header); otherwise -1 with `error` raised by the format bad_version, which
+ * takes the version found (0 for no bytes) as its one %d. */
+int tio_ip_version_checked(const uint8_t *p, Py_ssize_t len, PyObject *error, const char *bad_version,
+                           Py_ssize_t *min_hdr);
+
 /* What gso_info_from_vnet checks of a packet (the len bytes at p) against its
  * virtio_net_hdr fields, without building the GSOInfo: 0, or -1 with
  * MalformedPacket carrying gso_info_from_vnet's message. */
