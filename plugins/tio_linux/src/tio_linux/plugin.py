@@ -44,7 +44,14 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             "Gbit/s and CPU s/GB",
             "tio_linux.bench:run",
             needs_root=True,
-        )
+        ),
+        BenchmarkDef(
+            "aio",
+            "asyncio against the plain loop on a TUN: writes (inline write_nowait vs a writer thread), read+write; "
+            "packets/s",
+            "tio_linux.aio_bench:run",
+            needs_root=True,
+        ),
     ]
 
 
