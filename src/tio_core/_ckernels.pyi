@@ -24,3 +24,6 @@ MAX_GSO_FRAGMENTS: int  # kernels.gso_write.MAX_GSO_FRAGMENTS, the C twin's copy
 def plan_gso_write(
     ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
 ) -> VirtioNetHdr | None: ...
+def write_many(
+    fd: int, packets: Sequence[Buffer], header: Buffer, start: int, max_size: int
+) -> tuple[int, int, int, int]: ...

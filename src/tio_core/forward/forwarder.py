@@ -23,7 +23,18 @@ from typing import Protocol
 
 from tio_core import kernels
 from tio_core.coalesce import TRUST_OWN, Coalescer, Passthrough
-from tio_core.contract import Buffer, Capabilities, CapsProvider, GSOProto, GSOWriter, Packet, Queue, supports_gso
+from tio_core.contract import (
+    BatchWriter,
+    Buffer,
+    Capabilities,
+    CapsProvider,
+    GSOProto,
+    GSOWriter,
+    Packet,
+    Queue,
+    WriteBatch,
+    supports_gso,
+)
 from tio_core.errors import GSOGeometryError, MalformedPacket, QueueClosed, TioError
 from tio_core.forward.stats import ForwardStats
 
@@ -96,6 +107,7 @@ class CountingWriter:
         self.queue = queue
         self._stats = stats
         self._write = queue.write
+        self._write_many = queue.write_many if isinstance(queue, BatchWriter) else None
 
     def write(self, data: Buffer) -> int:
         try:
@@ -110,6 +122,35 @@ class CountingWriter:
         stats.packets_written += 1
         stats.bytes_written += len(data)
         return written
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch:
+        """write() of each packet: in one call when the sink is a BatchWriter (its C loop), else one by one.
+
+        Counted exactly as write() counts: what failed is a drop (by reason)
+        and is not reported in the result; a sink closed under the batch
+        raises QueueClosed after what was written before it is counted.
+        """
+        if self._write_many is None:
+            before = self._stats.packets_written, self._stats.bytes_written
+            for data in packets:
+                self.write(data)
+            return WriteBatch(self._stats.packets_written - before[0], self._stats.bytes_written - before[1])
+        try:
+            batch = self._write_many(packets)
+        except QueueClosed:
+            raise
+        except (TioError, TypeError, ValueError, BufferError) as exc:  # a packet that is no buffer: none written
+            self._stats.drops[drop_reason(exc)] += len(packets)
+            return WriteBatch(0, 0)
+        stats = self._stats
+        stats.verbatim_writes += batch.written
+        stats.packets_written += batch.written
+        stats.bytes_written += batch.bytes_written
+        for _index, exc in batch.failed:
+            stats.drops[drop_reason(exc)] += 1
+        if batch.closed is not None:
+            raise batch.closed
+        return WriteBatch(batch.written, batch.bytes_written)
 
 
 class CountingGSOWriter(CountingWriter):
