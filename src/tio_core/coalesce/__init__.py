@@ -326,19 +326,17 @@ class Passthrough(Coalescer):
             return
         self._staged = []
         self._staged_untrusted = False
+        first_error: Exception | None = None
         if self._write_many is not None:
             first_error = self._write_run(staged, None)
-            if first_error is not None:
-                raise first_error
-            return
-        write = self._write
-        first_error: Exception | None = None
-        for packet in staged:
-            try:
-                write(packet)
-            except Exception as exc:
-                if first_error is None:
-                    first_error = exc
+        else:
+            write = self._write
+            for packet in staged:
+                try:
+                    write(packet)
+                except Exception as exc:
+                    if first_error is None:
+                        first_error = exc
         if first_error is not None:
             raise first_error
 

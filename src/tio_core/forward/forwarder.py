@@ -146,8 +146,8 @@ class CountingWriter:
         stats.verbatim_writes += batch.written
         stats.packets_written += batch.written
         stats.bytes_written += batch.bytes_written
-        for _index, exc in batch.failed:
-            stats.drops[drop_reason(exc)] += 1
+        for _index, error in batch.failed:
+            stats.drops[drop_reason(error)] += 1
         if batch.closed is not None:
             raise batch.closed
         return WriteBatch(batch.written, batch.bytes_written)

@@ -28,7 +28,7 @@ import os
 import stat
 import struct
 import warnings
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from tio_pcap import linktypes
 from tio_pcap.errors import CaptureFormatError, TruncatedCaptureWarning
@@ -295,7 +295,7 @@ class CaptureReader:
         iface = _Interface(linktype, decode, snaplen, NS if nano else 1_000_000, 0)
         self.linktype = linktype
         self._iface = iface
-        self._byteorder = "little" if order == "<" else "big"
+        self._byteorder: Literal["little", "big"] = "little" if order == "<" else "big"
         self._rec_lengths = struct.Struct(order + "8xII")  # captured and wire length
         self._rec_stamp = struct.Struct(order + "II")  # seconds and fraction
         self._pos = PCAP_FILE_HDR
