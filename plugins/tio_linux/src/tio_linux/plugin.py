@@ -44,7 +44,13 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             "Gbit/s and CPU s/GB",
             "tio_linux.bench:run",
             needs_root=True,
-        )
+        ),
+        BenchmarkDef(
+            "replay",
+            "tio replay of the demo capture into a TUN beside tcpreplay --topspeed onto a veth; packets/s",
+            "tio_linux.replay_bench:run",
+            needs_root=True,
+        ),
     ]
 
 
