@@ -267,23 +267,31 @@ class Coalescer:
         if first_error is not None:
             raise first_error
 
-    def _flush_runs(self, plan: list[object]) -> Exception | None:
-        """Write a plan whose runs of verbatim packets go out through write_many; the first error."""
+    def _flush_runs(self, plan: list[Any]) -> Exception | None:
+        """Write a plan whose runs of verbatim packets go out through write_many; the first error.
+
+        The merged items (tuples, for write_gso) are found by list.index over
+        the items' types, so the Python loop runs per merged item, not per packet.
+        """
         write_gso = self._write_gso
         first_error: Exception | None = None
-        run_start = 0
-        for index, item in enumerate(plan):
-            if type(item) is tuple:
-                if index > run_start:
-                    first_error = self._write_run(plan[run_start:index], first_error)
-                run_start = index + 1
+        kinds = list(map(type, plan))
+        end = len(plan)
+        start = 0
+        while start < end:
+            try:
+                merged = kinds.index(tuple, start)
+            except ValueError:
+                merged = end
+            if merged > start:
+                first_error = self._write_run(plan[start:merged] if start or merged < end else plan, first_error)
+            if merged < end:
                 try:
-                    write_gso(*item)
+                    write_gso(*plan[merged])
                 except Exception as exc:
                     if first_error is None:
                         first_error = exc
-        if run_start < len(plan):
-            first_error = self._write_run(plan[run_start:] if run_start else plan, first_error)
+            start = merged + 1
         return first_error
 
     def _write_run(self, run: list[object], first_error: Exception | None) -> Exception | None:

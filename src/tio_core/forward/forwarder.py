@@ -55,6 +55,8 @@ DROP_INTERRUPTED = "interrupted"
 DROP_SINK_CLOSED = "sink closed"
 
 _data_of = itemgetter(0)  # Packet.data, without the attribute lookup
+_gso_of = itemgetter(1)  # Packet.gso
+_size_of = itemgetter(0)  # GSOInfo.size: 0 for a plain packet
 
 
 def drop_reason(exc: BaseException) -> str:
@@ -347,8 +349,13 @@ class Forwarder:
             stats.last_packet_at = time.monotonic()
 
     def _forward(self, batch: list[Packet]) -> None:
-        stats = self.stats
         lane = self._lane
+        if not any(map(_size_of, map(_gso_of, batch))):
+            # no superpacket (a replay, a TUN without offloads): the whole batch is one run, staged in C
+            lane.add_many(list(map(_data_of, batch)))
+            lane.flush()
+            return
+        stats = self.stats
         scratch = self._scratch
         segment_into = kernels.segment_into
         plain: list[memoryview] = []  # a run of plain packets, staged together

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import shutil
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -72,6 +73,35 @@ class CaptureFacts(NamedTuple):
     above_mtu: int  # of which longer than the MTU: what tcpreplay fails on a veth at that MTU
 
 
+Record = tuple[int, int, int, int, int]  # seconds, fraction, captured length, wire length, data offset
+
+
+def _raw_records(source: Path) -> tuple[struct.Struct, tuple[int, ...], struct.Struct, list[Record], bytes]:
+    """(file header struct, its fields, record struct, [(seconds, fraction, caplen, wirelen, offset)], data)
+    of a classic pcap of raw IP packets; BenchError for anything else or a cut file."""
+    data = source.read_bytes()
+    order = PCAP_MAGICS.get(data[:4])
+    if order is None or len(data) < 24:
+        raise BenchError(f"{source}: not a classic pcap capture (tcpreplay's side converts only those)")
+    file_header, record = struct.Struct(order + FILE_HEADER), struct.Struct(order + RECORD_HEADER)
+    fields: tuple[int, ...] = file_header.unpack_from(data)
+    if fields[6] & 0xFFFF not in RAW_LINKTYPES:
+        raise BenchError(f"{source}: link type {fields[6] & 0xFFFF} is not raw IP")
+    records: list[Record] = []
+    pos = 24
+    while pos < len(data):
+        if pos + 16 > len(data):
+            raise BenchError(f"{source}: cut record header at byte {pos}")
+        seconds, fraction, caplen, wirelen = record.unpack_from(data, pos)
+        if pos + 16 + caplen > len(data):
+            raise BenchError(f"{source}: cut record at byte {pos}")
+        if not caplen or data[pos + 16] >> 4 not in ETHERTYPES:
+            raise BenchError(f"{source}: record at byte {pos} is not an IPv4 or IPv6 packet")
+        records.append((seconds, fraction, caplen, wirelen, pos + 16))
+        pos += 16 + caplen
+    return file_header, fields, record, records, data
+
+
 def to_ethernet(source: Path, target: Path, mtu: int = MTU) -> CaptureFacts:
     """Write ``source``, a classic pcap of raw IP packets, to ``target`` as Ethernet frames.
 
@@ -80,33 +110,33 @@ def to_ethernet(source: Path, target: Path, mtu: int = MTU) -> CaptureFacts:
     lengths grow by 14. Anything else (pcapng, another link type, a record
     that is not IPv4/IPv6, a cut file) raises BenchError.
     """
-    data = source.read_bytes()
-    order = PCAP_MAGICS.get(data[:4])
-    if order is None or len(data) < 24:
-        raise BenchError(f"{source}: not a classic pcap capture (tcpreplay's side converts only those)")
-    file_header, record = struct.Struct(order + FILE_HEADER), struct.Struct(order + RECORD_HEADER)
-    magic, major, minor, zone, sigfigs, snaplen, linktype = file_header.unpack_from(data)
-    if linktype & 0xFFFF not in RAW_LINKTYPES:
-        raise BenchError(f"{source}: link type {linktype & 0xFFFF} is not raw IP")
+    file_header, fields, record, records, data = _raw_records(source)
+    magic, major, minor, zone, sigfigs, snaplen, _linktype = fields
     out = bytearray(file_header.pack(magic, major, minor, zone, sigfigs, snaplen + 14, LINKTYPE_ETHERNET))
-    pos, packets, above = 24, 0, 0
-    while pos < len(data):
-        if pos + 16 > len(data):
-            raise BenchError(f"{source}: cut record header at byte {pos}")
-        seconds, fraction, caplen, wirelen = record.unpack_from(data, pos)
-        packet = data[pos + 16 : pos + 16 + caplen]
-        if len(packet) < caplen:
-            raise BenchError(f"{source}: cut record at byte {pos}")
-        ethertype = ETHERTYPES.get(packet[0] >> 4) if packet else None
-        if ethertype is None:
-            raise BenchError(f"{source}: record at byte {pos} is not an IPv4 or IPv6 packet")
+    above = 0
+    for seconds, fraction, caplen, wirelen, start in records:
+        packet = data[start : start + caplen]
         out += record.pack(seconds, fraction, caplen + 14, wirelen + 14)
-        out += ETHER_DST + ETHER_SRC + ethertype + packet
-        packets += 1
+        out += ETHER_DST + ETHER_SRC + ETHERTYPES[packet[0] >> 4] + packet
         above += caplen > mtu
-        pos += 16 + caplen
     target.write_bytes(out)
-    return CaptureFacts(packets, above)
+    return CaptureFacts(len(records), above)
+
+
+def within_mtu(source: Path, target: Path, mtu: int = MTU) -> int:
+    """Write the records of ``source`` (raw IP) whose packet fits the MTU to ``target``; returns how many.
+
+    The packets tcpreplay delivers at that MTU: tio replaying them is the like-for-like rate.
+    """
+    file_header, fields, _record, records, data = _raw_records(source)
+    out = bytearray(file_header.pack(*fields))
+    kept = 0
+    for _seconds, _fraction, caplen, _wirelen, start in records:
+        if caplen <= mtu:
+            out += data[start - 16 : start + caplen]
+            kept += 1
+    target.write_bytes(out)
+    return kept
 
 
 # -- tcpreplay's report ------------------------------------------------------------------------
@@ -117,6 +147,11 @@ class TcpreplayRun(NamedTuple):
     failed: int
     bytes_sent: int
     seconds: float
+    cpu_seconds: float = 0.0  # the tcpreplay process's user+system time (set by measure_tcpreplay)
+
+    @property
+    def cpu_us_per_packet(self) -> float:
+        return self.cpu_seconds * 1e6 / self.successful if self.successful else 0.0
 
     @property
     def packets_per_s(self) -> float:
@@ -149,6 +184,14 @@ class TioRun:
     gbit_per_s: float
     packets_written: int
     dropped: int
+    cpu_seconds: float  # the tio process's user+system time
+    startup_cpu_seconds: float = 0.0  # of which start-up and teardown (a one-packet run's CPU), set by run()
+
+    @property
+    def cpu_us_per_packet(self) -> float:
+        """CPU per packet replayed, start-up and teardown left out."""
+        busy = max(0.0, self.cpu_seconds - self.startup_cpu_seconds)
+        return busy * 1e6 / self.packets_written if self.packets_written else 0.0
 
 
 def _tio() -> str:
@@ -156,7 +199,13 @@ def _tio() -> str:
     return str(beside) if beside.exists() else (shutil.which("tio") or "tio")
 
 
-def _finish(proc: subprocess.Popen, what: str) -> str:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _finish(proc: subprocess.Popen, what: str, cpu_before: float) -> tuple[str, float]:
+    """The process's stdout and its CPU seconds (it is the only child that ends meanwhile)."""
     try:
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -164,19 +213,22 @@ def _finish(proc: subprocess.Popen, what: str) -> str:
         proc.communicate()
         raise BenchError(f"{what} did not finish within {RUN_TIMEOUT_S:.0f} s") from None
     if proc.returncode != 0:
-        raise BenchError(f"{what} exited with {proc.returncode}: {(err or out)[-300:].strip()}")
-    return out
+        raise BenchError(f"{what} exited with {proc.returncode}: {(err or out or '')[-300:].strip()}")
+    return out, _children_cpu() - cpu_before
 
 
-def measure_tio(capture: Path, loops: int) -> TioRun:
-    """tio replay of ``capture`` looped ``loops`` times into a TUN in a fresh namespace."""
+def measure_tio(capture: Path, loops: int, limit: int | None = None) -> TioRun:
+    """tio replay of ``capture`` looped ``loops`` times (at most ``limit`` packets) into a TUN in a fresh namespace."""
     from tio_linux.netns import Namespace, unique_ifname
 
     with Namespace("rp") as ns:
         sink = f"linux:name={unique_ifname('rp')},up=true,addresses={LOCAL_CIDR}"
         argv = [_tio(), "replay", str(capture), "--to", sink, "--loop", str(loops), "--json"]
+        if limit is not None:
+            argv += ["--limit", str(limit)]
+        cpu_before = _children_cpu()
         proc = ns.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out = _finish(proc, "tio replay")
+        out, cpu = _finish(proc, "tio replay", cpu_before)
     try:
         summary = json.loads(out)
         return TioRun(
@@ -184,6 +236,7 @@ def measure_tio(capture: Path, loops: int) -> TioRun:
             float(summary["gbit_per_s"]),
             int(summary["packets_written"]),
             int(summary["dropped"]),
+            cpu,
         )
     except (ValueError, KeyError, TypeError):
         raise BenchError(f"tio replay printed no JSON summary: {out[-300:]!r}") from None
@@ -198,8 +251,10 @@ def measure_tcpreplay(ethernet_capture: Path, loops: int) -> TcpreplayRun:
         link.b.ns.run(_set_mac, link.b.ifname, ETHER_DST)
         argv = ["tcpreplay", "--topspeed", "-K", "--loop", str(loops), "-i", link.a.ifname, str(ethernet_capture)]
         # stderr: one warning per failed packet, hundreds of thousands of lines
+        cpu_before = _children_cpu()
         proc = link.a.ns.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        return parse_tcpreplay(_finish(proc, "tcpreplay"))
+        out, cpu = _finish(proc, "tcpreplay", cpu_before)
+        return parse_tcpreplay(out)._replace(cpu_seconds=cpu)
 
 
 def _set_mac(ifname: str, mac: bytes) -> None:
@@ -241,81 +296,126 @@ def run(quick: bool = False) -> list[Figure]:
         print(f"tio_linux replay bench: {no_tcpreplay}", file=sys.stderr)
     loops, rounds = (QUICK_LOOPS, QUICK_ROUNDS) if quick else (FULL_LOOPS, FULL_ROUNDS)
     capture = demo_capture()
-    tio_runs: list[TioRun] = []
-    tcp_runs: list[TcpreplayRun] = []
+    runs = Runs()
     with tempfile.TemporaryDirectory(prefix="tio-replay-bench-") as tmp, terminate_as_interrupt():
-        ethernet = Path(tmp) / "demo-ethernet.pcap"
+        ethernet, small = Path(tmp) / "demo-ethernet.pcap", Path(tmp) / "demo-within-mtu.pcap"
         facts = to_ethernet(capture, ethernet)
+        within_mtu(capture, small)
+        startup: list[TioRun] = []
         for _ in range(rounds):
-            try:
-                tio_runs.append(measure_tio(capture, loops))
-            except BenchError as exc:
-                print(f"tio_linux replay bench: tio replay: {exc}", file=sys.stderr)
-            if no_tcpreplay:
-                continue
-            try:
-                tcp_runs.append(measure_tcpreplay(ethernet, loops))
-            except BenchError as exc:
-                print(f"tio_linux replay bench: tcpreplay: {exc}", file=sys.stderr)
-    _print_ranges(tio_runs, tcp_runs, facts, loops)
-    return figures(tio_runs, tcp_runs, facts, loops)
+            _attempt("tio replay of one packet (start-up CPU)", startup, measure_tio, capture, 1, 1)
+            _attempt("tio replay", runs.tio, measure_tio, capture, loops)
+            _attempt("tio replay (packets within the MTU)", runs.tio_small, measure_tio, small, loops)
+            if not no_tcpreplay:
+                _attempt("tcpreplay", runs.tcpreplay, measure_tcpreplay, ethernet, loops)
+    startup_cpu = _median(r.cpu_seconds for r in startup)
+    for tio in (*runs.tio, *runs.tio_small):
+        tio.startup_cpu_seconds = startup_cpu
+    _print_ranges(runs, facts, loops)
+    return figures(runs, facts, loops)
+
+
+@dataclass
+class Runs:
+    tio: list[TioRun] = field(default_factory=list)
+    tio_small: list[TioRun] = field(default_factory=list)  # the capture's packets within the MTU only
+    tcpreplay: list[TcpreplayRun] = field(default_factory=list)
+
+
+def _attempt(what: str, into: list, measure, *args) -> None:
+    try:
+        into.append(measure(*args))
+    except BenchError as exc:
+        print(f"tio_linux replay bench: {what}: {exc}", file=sys.stderr)
 
 
 TIO_NAME = "tio replay into a TUN"
+TIO_SMALL_NAME = f"tio replay, packets <= MTU {MTU} only"
 TCPREPLAY_NAME = "tcpreplay --topspeed -K onto a veth"
 TARGET = 1.0  # issue 13: at least tcpreplay's packet rate
 
 
-def figures(tio_runs: list[TioRun], tcp_runs: list[TcpreplayRun], facts: CaptureFacts, loops: int) -> list[Figure]:
-    if not tio_runs:
+def _median(values) -> float:
+    values = list(values)
+    return statistics.median(values) if values else 0.0
+
+
+def figures(runs: Runs, facts: CaptureFacts, loops: int) -> list[Figure]:
+    """Packets/s, Gbit/s and CPU per packet of tio beside tcpreplay (medians over rounds)."""
+    if not runs.tio and not runs.tio_small:
         return []
-    tio_pps = statistics.median(r.packets_per_s for r in tio_runs)
-    tio_gbps = statistics.median(r.gbit_per_s for r in tio_runs)
-    tcp_pps = statistics.median(r.packets_per_s for r in tcp_runs) if tcp_runs else 0.0
-    tcp_gbps = statistics.median(r.gbit_per_s for r in tcp_runs) if tcp_runs else 0.0
-    baseline = TCPREPLAY_NAME if tcp_runs else ""
-    out = [
-        Figure(TIO_NAME, tio_pps, "packets/s", baseline, tcp_pps, TARGET if tcp_runs else None),
-        Figure(f"{TIO_NAME}: bytes", tio_gbps, "Gbit/s", f"{baseline}: bytes" if tcp_runs else "", tcp_gbps),
-    ]
-    # The packets above the MTU: tio delivered every one it was given unless it counted drops.
-    worst = min(tio_runs, key=lambda r: r.dropped)
-    delivered_big = max(0, facts.above_mtu * loops - worst.dropped)
-    failed = statistics.median(r.failed for r in tcp_runs) if tcp_runs else 0.0
-    out.append(
-        Figure(
-            f"{TIO_NAME}: packets above MTU {MTU} delivered",
-            delivered_big,
-            "packets",
-            "tcpreplay: packets failed (above the MTU)" if tcp_runs else "",
-            failed,
+    tcp = runs.tcpreplay
+    base = TCPREPLAY_NAME if tcp else ""
+    tcp_pps = _median(r.packets_per_s for r in tcp)
+    tcp_cpu = _median(r.cpu_us_per_packet for r in tcp)
+    out = []
+    for name, tio in ((TIO_NAME, runs.tio), (TIO_SMALL_NAME, runs.tio_small)):
+        if not tio:
+            continue
+        target = TARGET if tcp and tio is runs.tio else None
+        out.append(Figure(name, _median(r.packets_per_s for r in tio), "packets/s", base, tcp_pps, target))
+        out.append(
+            Figure(
+                f"{name}: CPU",
+                _median(r.cpu_us_per_packet for r in tio),
+                "us/packet",
+                f"{base}: CPU" if tcp else "",
+                tcp_cpu,
+            )
         )
-    )
+    if runs.tio:
+        tcp_gbps = _median(r.gbit_per_s for r in tcp)
+        out.append(
+            Figure(
+                f"{TIO_NAME}: bytes",
+                _median(r.gbit_per_s for r in runs.tio),
+                "Gbit/s",
+                base and f"{base}: bytes",
+                tcp_gbps,
+            )
+        )
+        # The packets above the MTU: tio delivered every one it was given unless it counted drops.
+        worst = max(r.dropped for r in runs.tio)
+        delivered_big = max(0, facts.above_mtu * loops - worst)
+        failed = _median(r.failed for r in tcp)
+        out.append(
+            Figure(
+                f"{TIO_NAME}: packets above MTU {MTU} delivered",
+                delivered_big,
+                "packets",
+                "tcpreplay: packets failed (above the MTU)" if tcp else "",
+                failed,
+            )
+        )
     return out
 
 
-def _print_ranges(tio_runs: list[TioRun], tcp_runs: list[TcpreplayRun], facts: CaptureFacts, loops: int) -> None:
+def _print_ranges(runs: Runs, facts: CaptureFacts, loops: int) -> None:
     print(
         f"tio_linux replay bench: demo capture ({facts.packets} packets, {facts.above_mtu} above MTU {MTU}) "
-        f"x {loops} loops; min-max over rounds:",
+        f"x {loops} loops; min-max over rounds (CPU: user+system of the process, tio's start-up left out):",
         file=sys.stderr,
     )
-    if tio_runs:
-        pps = [r.packets_per_s for r in tio_runs]
-        written = " ".join(str(r.packets_written) for r in tio_runs)
-        dropped = " ".join(str(r.dropped) for r in tio_runs)
+    for name, tio in ((TIO_NAME, runs.tio), (TIO_SMALL_NAME, runs.tio_small)):
+        if tio:
+            pps, cpu = [r.packets_per_s for r in tio], [r.cpu_us_per_packet for r in tio]
+            written = " ".join(str(r.packets_written) for r in tio)
+            dropped = " ".join(str(r.dropped) for r in tio)
+            print(
+                f"  {name:<40} {min(pps):8.0f}-{max(pps):<8.0f} packets/s | {min(cpu):.2f}-{max(cpu):.2f} us/packet "
+                f"| written {written} | dropped {dropped}",
+                file=sys.stderr,
+            )
+    if runs.tcpreplay:
+        tcp = runs.tcpreplay
+        pps, cpu = [r.packets_per_s for r in tcp], [r.cpu_us_per_packet for r in tcp]
         print(
-            f"  {TIO_NAME:<40} {min(pps):10.0f}-{max(pps):<10.0f} packets/s | written {written} | dropped {dropped}",
+            f"  {TCPREPLAY_NAME:<40} {min(pps):8.0f}-{max(pps):<8.0f} packets/s | {min(cpu):.2f}-{max(cpu):.2f} "
+            f"us/packet | successful {' '.join(str(r.successful) for r in tcp)} | failed "
+            f"{' '.join(str(r.failed) for r in tcp)}",
             file=sys.stderr,
         )
-    if tcp_runs:
-        pps = [r.packets_per_s for r in tcp_runs]
-        print(
-            f"  {TCPREPLAY_NAME:<40} {min(pps):10.0f}-{max(pps):<10.0f} packets/s | successful "
-            f"{' '.join(str(r.successful) for r in tcp_runs)} | failed {' '.join(str(r.failed) for r in tcp_runs)}",
-            file=sys.stderr,
-        )
-    if tio_runs and tcp_runs:
-        ratios = [t.packets_per_s / c.packets_per_s for t, c in zip(tio_runs, tcp_runs, strict=False) if c.seconds]
-        if ratios:
-            print(f"  per-round ratio tio/tcpreplay: {' '.join(f'{r:.2f}' for r in ratios)}", file=sys.stderr)
+        for name, tio in ((TIO_NAME, runs.tio), (TIO_SMALL_NAME, runs.tio_small)):
+            ratios = [t.packets_per_s / c.packets_per_s for t, c in zip(tio, tcp, strict=False) if c.packets_per_s]
+            if ratios:
+                print(f"  per-round ratio {name} / tcpreplay: {' '.join(f'{r:.2f}' for r in ratios)}", file=sys.stderr)
