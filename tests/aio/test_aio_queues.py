@@ -243,6 +243,27 @@ def test_write_waits_for_writability_on_a_full_socket():
     assert out[-1] == pkt(999, 1000) and len(out) == filled + 1
 
 
+def test_a_write_never_overtakes_one_that_waits_for_writability():
+    """Writes go out in the order they were awaited, also when the later one could go at once."""
+    queue = SocketQueue(sndbuf=4096)
+    aq = AsyncQueue(queue)
+    filled = queue.fill(pkt(0, 1000))
+
+    async def main():
+        first = asyncio.create_task(aq.write(pkt(1, 1000)))
+        await asyncio.sleep(0.05)
+        assert not first.done()  # waiting for room
+        drained = sent(queue)  # room now; the first writer has not run yet
+        second = asyncio.create_task(aq.write(pkt(2, 1000)))
+        await asyncio.gather(first, second)
+        return drained + sent(queue)
+
+    out = run(main())
+    queue.close()
+    assert len(out) == filled + 2
+    assert out[-2:] == [pkt(1, 1000), pkt(2, 1000)], "rule: a later write does not overtake a waiting one"
+
+
 def test_thread_mode_writes_inline_and_hands_a_blocked_write_to_the_writer_thread():
     """A non-blocking write runs on the loop; only one that would block goes to a thread."""
     queue = SocketQueue(sndbuf=4096)

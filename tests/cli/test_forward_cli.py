@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -280,6 +281,48 @@ def test_signal_stops_a_fifo_source_whose_writer_stalled_mid_capture(tmp_path, s
     assert summary["interrupted"] is True
     assert summary["packets_written"] == 128 == len(read_capture(out))
     assert summary["wire_packets_in"] == summary["packets_written"] + summary["dropped"]
+
+
+def _wait_until_blocked_in_open(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Until tio sits in openat() (a FIFO with no writer yet): /proc/PID/syscall names the call."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, "tio never blocked opening the FIFO"
+        with contextlib.suppress(OSError), open(f"/proc/{proc.pid}/syscall") as status:
+            if status.read().split()[0] == str(SYS_OPENAT):
+                return
+        time.sleep(0.05)
+
+
+SYS_OPENAT = 257  # x86-64
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the openat syscall number is x86-64's")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_opening_the_source_ends_cleanly_with_exit_0(tmp_path, signum):
+    fifo = tmp_path / "never-written.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [TIO, "replay", str(fifo), "--to", "fake"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job has SIGINT ignored; tio must see it as a terminal's Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        _wait_until_blocked_in_open(proc)
+        stdout, stderr, took = _stop(proc, signum)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (
+        f"rule: {signum.name} before the run started is a clean stop (exit 0), got {proc.returncode}: {stderr!r}"
+    )
+    assert took < STOP_BOUND
+    assert stderr.strip() == f"tio: interrupted by {signum.name} before anything was read", (
+        f"rule: a stop during start-up says so in one line: {stderr!r}"
+    )
 
 
 # -- process layout on live TUNs (root: tio forward joins two namespaces) ----------------------

@@ -1,14 +1,16 @@
 """main(): parse the command line, run the command, turn every failure into one line and an exit code.
 
-0 ok (a Ctrl-C stop included), 1 runtime error, 2 usage or configuration
-error. No failure prints a Python traceback: an error tio did not foresee
+0 ok (a stop by Ctrl-C or SIGTERM included), 1 runtime error, 2 usage or
+configuration error. No failure prints a Python traceback: an error tio did not foresee
 is reported as one line too (TIO_DEBUG=1 shows its traceback).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from tio_core.cli.output import StdoutFailed, StdoutGone, detach_stdout
@@ -16,6 +18,14 @@ from tio_core.cli.parsing import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, build_parser
 from tio_core.errors import BackendConflict, BackendNotFound, ConfigError, TioError
 
 USAGE_ERRORS = (ConfigError, BackendNotFound, BackendConflict)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run (a run handles it itself): stops the command as Ctrl-C does."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _error(message: str) -> None:
@@ -56,6 +66,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     from tio_core.cli import commands
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args))
     except USAGE_ERRORS as exc:
@@ -64,8 +76,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except TioError as exc:
         _error(str(exc))
         return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as exc:
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        _error(" ".join([f"interrupted by {name}", *getattr(exc, "__notes__", ())]))
         return EXIT_OK
     except (StdoutGone, StdoutFailed):
         raise
@@ -74,3 +87,6 @@ def _run(argv: Sequence[str] | None) -> int:
             raise
         _error(f"unexpected {type(exc).__name__}: {exc} (TIO_DEBUG=1 shows the traceback)")
         return EXIT_RUNTIME
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tio_core.cli import files, plan, summary
@@ -68,6 +69,16 @@ def _close(queue_sets: dict[str, QueueSet]) -> list[str]:
     return errors
 
 
+@contextlib.contextmanager
+def _said_when_interrupted(when: str) -> Iterator[None]:
+    """A Ctrl-C or SIGTERM in this block is reported with ``when`` (opening a FIFO can wait for ever)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        exc.add_note(when)
+        raise
+
+
 def run_plan(run: plan.Plan, args: argparse.Namespace, registry: BackendRegistry) -> int:
     """Open both backends, forward until a stop rule, close them, print the summary."""
     from tio_core.forward.runner import RunOptions, run_forward
@@ -76,12 +87,13 @@ def run_plan(run: plan.Plan, args: argparse.Namespace, registry: BackendRegistry
     options = RunOptions(run.segment, run.coalesce, run.both_ways, run.limit, run.workers, run.duration)
     source_end = plan.with_queues(registry, run.source, run.workers)
     sink_end = plan.with_queues(registry, run.sink, run.workers)
-    source = registry.open_backend(source_end.backend, **source_end.options)
-    try:
-        sink = registry.open_backend(sink_end.backend, **sink_end.options)
-    except BaseException:
-        source.close()
-        raise
+    with _said_when_interrupted("before anything was read"):
+        source = registry.open_backend(source_end.backend, **source_end.options)
+        try:
+            sink = registry.open_backend(sink_end.backend, **sink_end.options)
+        except BaseException:
+            source.close()
+            raise
     live = LiveOutput(args, source)
     result = None
     try:

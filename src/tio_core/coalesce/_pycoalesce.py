@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tio_core.kernels._pykernels import checksum, ipv4_header_checksum, pseudo_header_sum
 from tio_core.wire import (
@@ -92,19 +93,17 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 
 
+@dataclass(slots=True)
 class _Candidate:
     """What the run builder needs to know about a mergeable packet."""
 
-    __slots__ = ("view", "proto", "l4off", "l4hlen", "plen", "seq", "flags")
-
-    def __init__(self, view, proto, l4off, l4hlen, plen, seq, flags):
-        self.view = view
-        self.proto = proto
-        self.l4off = l4off
-        self.l4hlen = l4hlen
-        self.plen = plen
-        self.seq = seq
-        self.flags = flags
+    view: memoryview
+    proto: int
+    l4off: int
+    l4hlen: int
+    plen: int  # payload bytes
+    seq: int  # TCP sequence number (0 for UDP)
+    flags: int  # TCP flags (0 for UDP)
 
 
 class _Run:

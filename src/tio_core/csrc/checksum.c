@@ -166,13 +166,18 @@ done:
     return result;
 }
 
-int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+int tio_packet_and_vnet(PyObject *args, const char *format, int packet_flags, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS])
 {
+    PyObject *first, *second;
+    if (!PyArg_ParseTuple(args, format, &first, &second))
+        return -1;
+    PyObject *pkt_obj = packet_flags & TIO_PACKET_FIRST ? first : second;
+    PyObject *hdr_obj = packet_flags & TIO_PACKET_FIRST ? second : first;
     if (PyObject_GetBuffer(pkt_obj, pkt, PyBUF_SIMPLE) < 0)
         return -1;
-    if (writable && pkt->readonly)
-        PyErr_Format(PyExc_TypeError, "%s needs a writable buffer", caller);
+    if (packet_flags & TIO_PACKET_WRITABLE && pkt->readonly)
+        PyErr_Format(PyExc_TypeError, "%s needs a writable buffer", strchr(format, ':') + 1);
     else if (tio_vnet_fields(hdr_obj, fields) == 0)
         return 0;
     PyBuffer_Release(pkt);
@@ -182,11 +187,9 @@ int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, cons
 static PyObject *py_finish_checksum(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *pkt_obj, *hdr_obj;
     Py_buffer pkt;
     long f[TIO_VNET_NFIELDS];
-    if (!PyArg_ParseTuple(args, "OO:finish_checksum", &pkt_obj, &hdr_obj) ||
-        tio_packet_and_vnet(pkt_obj, hdr_obj, 1, "finish_checksum", &pkt, f) < 0)
+    if (tio_packet_and_vnet(args, "OO:finish_checksum", TIO_PACKET_FIRST | TIO_PACKET_WRITABLE, &pkt, f) < 0)
         return NULL;
     PyObject *result = NULL;
     if (f[TIO_VNET_FLAGS] & TIO_NEEDS_CSUM) {
@@ -253,8 +256,11 @@ static inline uint64_t lanes_total(const tio_u32x8 *v)
     return total;
 }
 
-TIO_MULTIVERSION
-uint64_t tio_csum_native64(const uint8_t *p, size_t n)
+/* The one bulk loop of both entry points below. With copy a compile-time constant in each, the always-inlined
+ * body is specialised twice (the plain sum never touches dst), and each inlined copy is compiled for its
+ * caller's target clone. */
+static inline __attribute__((always_inline)) uint64_t csum_blocks(uint8_t *dst, const uint8_t *src, size_t n,
+                                                                  const int copy)
 {
     const tio_u32x8 low16 = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
     uint64_t total = 0;
@@ -262,10 +268,15 @@ uint64_t tio_csum_native64(const uint8_t *p, size_t n)
     while (iters) {
         size_t block = iters < TIO_BLOCK_ITERS ? iters : TIO_BLOCK_ITERS;
         tio_u32x8 lo = {0}, hi = {0};
-        for (size_t i = 0; i < block; i++, p += 64) {
+        for (size_t i = 0; i < block; i++, src += 64) {
             tio_u32x8 a, b;
-            memcpy(&a, p, 32);
-            memcpy(&b, p + 32, 32);
+            memcpy(&a, src, 32);
+            memcpy(&b, src + 32, 32);
+            if (copy) {
+                memcpy(dst, &a, 32);
+                memcpy(dst + 32, &b, 32);
+                dst += 64;
+            }
             lo += (a & low16) + (b & low16);
             hi += (a >> 16) + (b >> 16);
         }
@@ -276,25 +287,13 @@ uint64_t tio_csum_native64(const uint8_t *p, size_t n)
 }
 
 TIO_MULTIVERSION
+uint64_t tio_csum_native64(const uint8_t *p, size_t n)
+{
+    return csum_blocks(NULL, p, n, 0);
+}
+
+TIO_MULTIVERSION
 uint64_t tio_csum_copy_native64(uint8_t *dst, const uint8_t *src, size_t n)
 {
-    const tio_u32x8 low16 = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
-    uint64_t total = 0;
-    size_t iters = n / 64;
-    while (iters) {
-        size_t block = iters < TIO_BLOCK_ITERS ? iters : TIO_BLOCK_ITERS;
-        tio_u32x8 lo = {0}, hi = {0};
-        for (size_t i = 0; i < block; i++, src += 64, dst += 64) {
-            tio_u32x8 a, b;
-            memcpy(&a, src, 32);
-            memcpy(&b, src + 32, 32);
-            memcpy(dst, &a, 32);
-            memcpy(dst + 32, &b, 32);
-            lo += (a & low16) + (b & low16);
-            hi += (a >> 16) + (b >> 16);
-        }
-        total += lanes_total(&lo) + lanes_total(&hi);
-        iters -= block;
-    }
-    return total;
+    return csum_blocks(dst, src, n, 1);
 }

@@ -25,20 +25,27 @@ static inline uint64_t tio_csum_native_tail(uint64_t native, const uint8_t *p, s
         p += 4;
         n -= 4;
     }
-    if (n >= 2) {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        native += h;
-        p += 2;
-        n -= 2;
-    }
     if (n) {
-        uint8_t tail[2] = {p[0], 0};
-        uint16_t h;
-        memcpy(&h, tail, 2);
-        native += h;
+        /* 1 to 3 bytes, zero-padded to one more word: a whole 16-bit word and
+         * a lone byte padded with zero count as they would alone (65536 == 1
+         * mod 0xFFFF). */
+        uint8_t tail[4] = {p[0], n > 1 ? p[1] : 0, n > 2 ? p[2] : 0, 0};
+        uint32_t w;
+        memcpy(&w, tail, 4);
+        native += w;
     }
     return native;
+}
+
+/* Folds a wide sum to a 16-bit one's-complement sum (not inverted). */
+static inline uint16_t tio_csum_fold(uint64_t acc)
+{
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)acc;
 }
 
 /* Folds a native-endian word sum to 16 bits in big-endian (network) order:
@@ -46,15 +53,11 @@ static inline uint64_t tio_csum_native_tail(uint64_t native, const uint8_t *p, s
  * words and byte-swapping the folded result gives the big-endian sum. */
 static inline uint64_t tio_csum_native_to_be(uint64_t native)
 {
-    native = (native & 0xffffffffu) + (native >> 32);
-    native = (native & 0xffffffffu) + (native >> 32);
-    native = (native & 0xffff) + (native >> 16);
-    native = (native & 0xffff) + (native >> 16);
-    native = (native & 0xffff) + (native >> 16);
+    uint16_t folded = tio_csum_fold(native);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    native = ((native & 0xff) << 8) | (native >> 8);
+    folded = (uint16_t)(folded << 8 | folded >> 8);
 #endif
-    return native;
+    return folded;
 }
 
 /* Adds the bytes of p[0..n) as big-endian 16-bit words to acc. An odd tail
@@ -109,17 +112,6 @@ static inline void tio_put32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
-}
-
-/* Folds a wide sum to a 16-bit one's-complement sum (not inverted). */
-static inline uint16_t tio_csum_fold(uint64_t acc)
-{
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    return (uint16_t)acc;
 }
 
 #endif

@@ -69,14 +69,13 @@ static int check_headers(const Py_buffer *ip, const Py_buffer *l4, PyObject *pro
         short_transport(proto, l4_len, min_l4);
         return -1;
     }
-    int version = ip_len ? tio_ip_version(ip_p) : 0;
-    if (version != 4 && version != 6) {
-        PyErr_Format(geometry_error, "write_gso: IP version must be 4 or 6, got %d", version);
+    Py_ssize_t min_ip;
+    int version = tio_ip_version_checked(ip_p, ip_len, geometry_error, "write_gso: IP version must be 4 or 6, got %d",
+                                         &min_ip);
+    if (version < 0)
         return -1;
-    }
-    int min_ip = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
     if (ip_len < min_ip) {
-        PyErr_Format(geometry_error, "write_gso: IPv%d header is %zd bytes, needs at least %d", version, ip_len,
+        PyErr_Format(geometry_error, "write_gso: IPv%d header is %zd bytes, needs at least %zd", version, ip_len,
                      min_ip);
         return -1;
     }

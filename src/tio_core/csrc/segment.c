@@ -37,16 +37,24 @@ static void malformed_numbers(const char *format, PyObject *a, PyObject *b)
     Py_XDECREF(nb);
 }
 
-/* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 on error. */
-static int ip_version(const uint8_t *p, Py_ssize_t len)
+int tio_ip_version_checked(const uint8_t *p, Py_ssize_t len, PyObject *error, const char *bad_version,
+                           Py_ssize_t *min_hdr)
 {
     int version = len ? tio_ip_version(p) : 0;
     if (version != 4 && version != 6) {
-        PyErr_Format(tio_MalformedPacket, "IP version %d is neither 4 nor 6", version);
+        PyErr_Format(error, bad_version, version);
         return -1;
     }
-    Py_ssize_t min_len = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
-    if (len < min_len) {
+    *min_hdr = version == 4 ? TIO_IPV4_MIN_HDR : TIO_IPV6_HDR;
+    return version;
+}
+
+/* The IP version of p, checked to be 4 or 6 with a complete fixed header; -1 with MalformedPacket. */
+static int ip_version(const uint8_t *p, Py_ssize_t len)
+{
+    Py_ssize_t min_len;
+    int version = tio_ip_version_checked(p, len, tio_MalformedPacket, "IP version %d is neither 4 nor 6", &min_len);
+    if (version > 0 && len < min_len) {
         PyErr_Format(tio_MalformedPacket, "packet of %zd bytes is shorter than an IPv%d header (%zd bytes)", len,
                      version, min_len);
         return -1;
@@ -303,11 +311,9 @@ static PyObject *new_gsoinfo(long size, Py_ssize_t hdr_len, long csum_start, int
 static PyObject *py_gso_info_from_vnet(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *hdr_obj, *pkt_obj;
     Py_buffer pkt;
     long f[TIO_VNET_NFIELDS];
-    if (!PyArg_ParseTuple(args, "OO:gso_info_from_vnet", &hdr_obj, &pkt_obj) ||
-        tio_packet_and_vnet(pkt_obj, hdr_obj, 0, "gso_info_from_vnet", &pkt, f) < 0)
+    if (tio_packet_and_vnet(args, "OO:gso_info_from_vnet", 0, &pkt, f) < 0) /* (hdr, pkt), read only */
         return NULL;
     PyObject *result = NULL;
     const char *name = NULL;
@@ -555,22 +561,45 @@ static PyObject *py_segmented_size(PyObject *self, PyObject *packet)
     return PyLong_FromSsize_t(plan.total);
 }
 
-static PyObject *py_segment(PyObject *self, PyObject *packet)
+/* Whether segments of plan.total bytes can go into out: it does not hold the packet's own bytes and is large
+ * enough once grown; 0 with an error otherwise. */
+static int usable_output(const plan_t *plan, PyObject *out)
 {
-    (void)self;
+    const char *start = PyByteArray_AS_STRING(out);
+    if ((const char *)plan->p < start + PyByteArray_GET_SIZE(out) && start < (const char *)plan->p + plan->len) {
+        PyErr_SetString(PyExc_ValueError, "segment_into: the packet's bytes live in the output buffer");
+        return 0;
+    }
+    return PyByteArray_GET_SIZE(out) >= plan->total || PyByteArray_Resize(out, plan->total) == 0;
+}
+
+/* segment() and segment_into(): the segments of packet in out (a bytearray), or in a fresh bytearray when out
+ * is NULL; a plain packet is its own one segment and leaves out untouched. */
+static PyObject *segment_packet(PyObject *packet, PyObject *out)
+{
     plan_t plan;
     PyObject *plain = NULL;
     int kind = plan_packet(packet, &plan, &plain);
     if (kind <= 0)
         return kind < 0 ? NULL : plain_result(plain);
     PyObject *views = NULL;
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, plan.total);
-    if (out != NULL) {
+    if (out == NULL) {
+        PyObject *fresh = PyByteArray_FromStringAndSize(NULL, plan.total);
+        if (fresh != NULL) {
+            views = segment_to(&plan, fresh);
+            Py_DECREF(fresh); /* the views keep it alive */
+        }
+    } else if (usable_output(&plan, out)) {
         views = segment_to(&plan, out);
-        Py_DECREF(out); /* the views keep it alive */
     }
     PyBuffer_Release(&plan.buf);
     return views;
+}
+
+static PyObject *py_segment(PyObject *self, PyObject *packet)
+{
+    (void)self;
+    return segment_packet(packet, NULL);
 }
 
 static PyObject *py_segment_into(PyObject *self, PyObject *args)
@@ -587,23 +616,7 @@ static PyObject *py_segment_into(PyObject *self, PyObject *args)
         }
         return NULL;
     }
-    plan_t plan;
-    PyObject *plain = NULL;
-    int kind = plan_packet(packet, &plan, &plain);
-    if (kind <= 0)
-        return kind < 0 ? NULL : plain_result(plain);
-    PyObject *views = NULL;
-    const char *start = PyByteArray_AS_STRING(out);
-    if ((const char *)plan.p < start + PyByteArray_GET_SIZE(out) && start < (const char *)plan.p + plan.len) {
-        PyErr_SetString(PyExc_ValueError, "segment_into: the packet's bytes live in the output buffer");
-        goto done;
-    }
-    if (PyByteArray_GET_SIZE(out) < plan.total && PyByteArray_Resize(out, plan.total) < 0)
-        goto done;
-    views = segment_to(&plan, out);
-done:
-    PyBuffer_Release(&plan.buf);
-    return views;
+    return segment_packet(packet, out);
 }
 
 PyMethodDef tio_segment_methods[] = {

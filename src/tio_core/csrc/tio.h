@@ -36,11 +36,16 @@ enum { TIO_VNET_FLAGS, TIO_VNET_GSO_TYPE, TIO_VNET_HDR_LEN, TIO_VNET_GSO_SIZE,
  * each against its u8/u16 range; 0, or -1 with TypeError / MalformedPacket. */
 int tio_vnet_fields(PyObject *hdr, long fields[TIO_VNET_NFIELDS]);
 
-/* The common start of a kernel taking (packet bytes, VirtioNetHdr): the
- * packet's buffer into *pkt (writable when asked, else TypeError naming
- * `caller`) and the header's fields into fields[]. 0 with *pkt held (release
- * it), or -1 with an error and nothing held. */
-int tio_packet_and_vnet(PyObject *pkt_obj, PyObject *hdr_obj, int writable, const char *caller, Py_buffer *pkt,
+/* How a kernel takes its packet (flags for tio_packet_and_vnet): as the first
+ * of its two arguments (else the second), and whether it writes to it. */
+enum { TIO_PACKET_FIRST = 1, TIO_PACKET_WRITABLE = 2 };
+
+/* The common start of a kernel taking a packet and a VirtioNetHdr: parses
+ * args by format ("OO:kernel_name"), then the packet's buffer into *pkt
+ * (TypeError naming the kernel when it must be writable and is not) and the
+ * header's fields into fields[]. 0 with *pkt held (release it), or -1 with an
+ * error and nothing held. */
+int tio_packet_and_vnet(PyObject *args, const char *format, int packet_flags, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS]);
 
 /* module_name.attr, imported when the extension loads (the Python types and
@@ -50,6 +55,13 @@ PyObject *tio_import_attr(const char *module_name, const char *attr);
 /* An int argument as long long via __index__; values beyond long long are
  * clamped so that range checks reject them. 0, or -1 with an error. */
 int tio_as_ll(PyObject *obj, long long *out);
+
+/* The IP version of the len-byte header at p when it is 4 or 6, with *min_hdr
+ * set to that version's fixed header length (the caller words a short
+ * header); otherwise -1 with `error` raised by the format bad_version, which
+ * takes the version found (0 for no bytes) as its one %d. */
+int tio_ip_version_checked(const uint8_t *p, Py_ssize_t len, PyObject *error, const char *bad_version,
+                           Py_ssize_t *min_hdr);
 
 /* What gso_info_from_vnet checks of a packet (the len bytes at p) against its
  * virtio_net_hdr fields, without building the GSOInfo: 0, or -1 with

@@ -354,11 +354,9 @@ def run_forward(
     halt = _Stop()
     started = time.monotonic()
     halt.deadline = None if options.duration is None else started + options.duration
+    run = _Run(specs, options, budget, halt, on_progress, stop)
     with _signals_stop(halt):
-        if processes:
-            result = _supervise_processes(specs, options, budget, halt, on_progress, stop)
-        else:
-            result = _supervise_threads(specs, options, budget, halt, on_progress, stop)
+        result = _supervise_processes(run) if processes else _supervise_threads(run)
     result.elapsed = time.monotonic() - started
     result.stop_signal = halt.signal
     result.interrupted = result.interrupted or halt.signal is not None
@@ -368,86 +366,83 @@ def run_forward(
     return result
 
 
-def _should_stop(halt: _Stop, stop: Any) -> bool:
-    """True when a signal or the caller asked the run to stop (an interrupt)."""
-    if stop is not None and stop.is_set():
-        halt.request()
-    return halt.flag.is_set()
+@dataclass
+class _Run:
+    """What both supervisors work from: the units to start and when to stop and report."""
+
+    specs: list[_UnitSpec]
+    options: RunOptions
+    budget: PacketBudget | None
+    halt: _Stop
+    on_progress: Callable[[ForwardStats], None] | None
+    stop: Any  # the caller's threading.Event / StopFlag, or None
+    next_progress: float = field(default_factory=lambda: time.monotonic() + PROGRESS_SECONDS)
+
+    def watch(self, units_done: Callable[[], bool]) -> bool:
+        """Call ``units_done`` (one supervision tick) until it says so or the duration is over;
+        True when a signal or the caller stopped the run first (an interrupt)."""
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                self.halt.request()
+            if self.halt.flag.is_set():
+                return True
+            if units_done() or (self.halt.deadline is not None and time.monotonic() >= self.halt.deadline):
+                return False
+
+    def report(self, forward_counts: Callable[[], list[ForwardStats]]) -> None:
+        """Call on_progress with the forward units' merged counts, every PROGRESS_SECONDS."""
+        if self.on_progress is not None and time.monotonic() >= self.next_progress:
+            self.on_progress(_merged(forward_counts()))
+            self.next_progress += PROGRESS_SECONDS
 
 
-def _duration_over(halt: _Stop) -> bool:
-    return halt.deadline is not None and time.monotonic() >= halt.deadline
-
-
-def _supervise_threads(
-    specs: list[_UnitSpec],
-    options: RunOptions,
-    budget: PacketBudget | None,
-    halt: _Stop,
-    on_progress: Callable[[ForwardStats], None] | None,
-    stop: Any,
-) -> RunResult:
+def _supervise_threads(run: _Run) -> RunResult:
     wake = threading.Event()
-    units = [_ThreadUnit(spec, options, halt.flag, budget, wake) for spec in specs]
+    units = [_ThreadUnit(spec, run.options, run.halt.flag, run.budget, wake) for spec in run.specs]
     for unit in units:
         unit.start()
-    interrupted = False
-    next_progress = time.monotonic() + PROGRESS_SECONDS
-    while True:
-        if _should_stop(halt, stop):
-            interrupted = True
-            break
-        if any(u.error for u in units) or all(u.finished for u in units if u.spec.direction == FORWARD):
-            break
-        if _duration_over(halt):
-            break
+    forward = [u for u in units if u.spec.direction == FORWARD]
+
+    def units_done() -> bool:
+        if any(u.error for u in units) or all(u.finished for u in forward):
+            return True
         wake.wait(_TICK)
         wake.clear()
-        if on_progress is not None and time.monotonic() >= next_progress:
-            on_progress(_merged([u.snapshot() for u in units if u.spec.direction == FORWARD]))
-            next_progress += PROGRESS_SECONDS
-    halt.flag.set()
+        run.report(lambda: [u.snapshot() for u in forward])
+        return False
+
+    interrupted = run.watch(units_done)
+    run.halt.flag.set()
     deadline = time.monotonic() + STOP_GRACE
     outcomes = [(u.spec, u.collect(deadline)) for u in units]
-    return _result(outcomes, options, interrupted, [], "threads")
+    return _result(outcomes, run.options, interrupted, [], "threads")
 
 
-def _supervise_processes(
-    specs: list[_UnitSpec],
-    options: RunOptions,
-    budget: PacketBudget | None,
-    halt: _Stop,
-    on_progress: Callable[[ForwardStats], None] | None,
-    stop: Any,
-) -> RunResult:
+def _supervise_processes(run: _Run) -> RunResult:
     units: list[_ProcessUnit] = []
     try:
-        for spec in specs:
-            units.append(_ProcessUnit(spec, options, budget))
+        for spec in run.specs:
+            units.append(_ProcessUnit(spec, run.options, run.budget))
     except BaseException:
         for unit in units:
             unit.signal(signal.SIGKILL)
             unit.reap(0.2)
         raise
-    interrupted = False
-    next_progress = time.monotonic() + PROGRESS_SECONDS
-    while True:
-        if _should_stop(halt, stop):
-            interrupted = True
-            break
+    forward = [u for u in units if u.spec.direction == FORWARD]
+
+    def units_done() -> bool:
         live = [u.conn for u in units if not u.over]
         if live:
             multiprocessing.connection.wait(live, _TICK)
         for unit in units:
             if not unit.over:
                 unit.receive()
-        if any(u.died or (u.outcome and u.outcome.error) for u in units):
-            break
-        if all(u.over for u in units if u.spec.direction == FORWARD) or _duration_over(halt):
-            break
-        if on_progress is not None and time.monotonic() >= next_progress:
-            on_progress(_merged([u.last.copy() for u in units if u.spec.direction == FORWARD]))
-            next_progress += PROGRESS_SECONDS
+        if any(u.died or (u.outcome and u.outcome.error) for u in units) or all(u.over for u in forward):
+            return True
+        run.report(lambda: [u.last.copy() for u in forward])
+        return False
+
+    interrupted = run.watch(units_done)
     # Stop the rest; each answers within STOP_GRACE, stragglers are killed at the deadline.
     deadline = time.monotonic() + STOP_DEADLINE
     for unit in units:
@@ -474,7 +469,7 @@ def _supervise_processes(
             lost.settle(DROP_WORKER_LOST)
             outcomes.append((unit.spec, _Outcome(_with_queue(lost, unit.spec.index))))
             errors.append(f"{unit.died}; its counts are those it last reported")
-    return _result(outcomes, options, interrupted, errors, "processes")
+    return _result(outcomes, run.options, interrupted, errors, "processes")
 
 
 def _merged(parts: list[ForwardStats]) -> ForwardStats:

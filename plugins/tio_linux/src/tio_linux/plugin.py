@@ -46,6 +46,13 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             needs_root=True,
         ),
         BenchmarkDef(
+            "aio",
+            "asyncio against the plain loop on a TUN: writes (inline write_nowait vs a writer thread), read+write; "
+            "packets/s",
+            "tio_linux.aio_bench:run",
+            needs_root=True,
+        ),
+        BenchmarkDef(
             "replay",
             "tio replay of the demo capture into a TUN beside tcpreplay --topspeed onto a veth; packets/s",
             "tio_linux.replay_bench:run",
