@@ -163,16 +163,26 @@ class TcpreplayRun(NamedTuple):
 
 
 _ACTUAL = re.compile(r"Actual: (\d+) packets \((\d+) bytes\) sent in ([\d.]+) seconds")
+_RATED = re.compile(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps")
 _COUNTER = re.compile(r"^\s*(Successful|Failed) packets:\s+(\d+)", re.MULTILINE)
 
 
 def parse_tcpreplay(stdout: str) -> TcpreplayRun:
-    """What tcpreplay (4.x) reported on stdout: its 'Actual:' line and the device statistics."""
+    """What tcpreplay (4.x) reported on stdout: its 'Actual:' and 'Rated:' lines and the device statistics.
+
+    The send time comes from the rated packet rate when there is one: the
+    'Actual:' line rounds runs longer than a second to 10 ms.
+    """
     actual = _ACTUAL.search(stdout)
     counters = {kind: int(value) for kind, value in _COUNTER.findall(stdout)}
     if actual is None or "Successful" not in counters:
         raise BenchError(f"tcpreplay printed no statistics: {stdout[-300:]!r}")
-    return TcpreplayRun(counters["Successful"], counters.get("Failed", 0), int(actual[2]), float(actual[3]))
+    successful = counters["Successful"]
+    seconds = float(actual[3])
+    rated = _RATED.search(stdout)
+    if rated is not None and float(rated[1]) > 0 and successful == int(actual[1]):
+        seconds = successful / float(rated[1])
+    return TcpreplayRun(successful, counters.get("Failed", 0), int(actual[2]), seconds)
 
 
 # -- the two paths -----------------------------------------------------------------------------
