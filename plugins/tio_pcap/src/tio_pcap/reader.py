@@ -250,14 +250,16 @@ class CaptureReader:
         self._mv.release()  # the views handed out keep the buffer exported if any is alive
         chunk = self._buf
         if len(chunk) >= size and _unexported(chunk):
+            view = memoryview(chunk)
             if tail and pos:
-                chunk[:tail] = memoryview(chunk)[pos:end]  # only a cut record's start moves
+                view[:tail] = view[pos:end]  # only a cut record's start moves (a memmove: they may overlap)
         else:
             fresh = bytearray(max(size, self.chunk_size + MAX_PACKET_BLOCK))
             fresh[:tail] = memoryview(chunk)[pos:end]
             chunk = self._chunk = fresh
+            view = memoryview(chunk)
         self._buf = chunk
-        self._mv = view = memoryview(chunk)
+        self._mv = view
         self._base += pos
         self._pos = 0
         self._end = self._read_into(view, tail, need)
