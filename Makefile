@@ -40,8 +40,9 @@ lint: $(VENV)/.kernels
 test: lint sysdeps
 	$(PY) -m pytest
 
-# The tun benchmark (iperf3 through TUN forwarders in network namespaces) needs root and iperf3:
-# installed here with apt-get when possible; otherwise what is missing is said and the rest still runs.
+# The tun benchmark (iperf3 through TUN forwarders in network namespaces) needs root and iperf3, the
+# replay benchmark tcpreplay (without it only tio replay is measured): installed here with apt-get when
+# possible; otherwise what is missing is said and the rest still runs.
 bench: $(VENV)/.kernels
 	@if ! command -v iperf3 >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -51,6 +52,16 @@ bench: $(VENV)/.kernels
 		else \
 			echo "note: iperf3 is missing and cannot be installed here (needs root and apt-get):" \
 				"the tun benchmark will not be measured; install iperf3 and run make bench as root"; \
+		fi; \
+	fi
+	@if ! command -v tcpreplay >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing tcpreplay for the replay benchmark (apt-get)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpreplay) >/dev/null 2>&1 \
+				|| echo "note: apt-get could not install tcpreplay: the replay benchmark measures tio alone"; \
+		else \
+			echo "note: tcpreplay is missing and cannot be installed here (needs root and apt-get):" \
+				"the replay benchmark measures tio alone; install tcpreplay and run make bench as root"; \
 		fi; \
 	fi
 	@[ "$$(id -u)" = 0 ] || echo "note: not root: the tun benchmark (network namespaces, TUN devices) is skipped"

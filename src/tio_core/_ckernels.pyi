@@ -1,6 +1,7 @@
 # Types of the C extension tio_core._ckernels (built from csrc/). Every function has a
 # pure-Python twin with the same signature: kernels/_pykernels.py, coalesce/_pycoalesce.py,
-# kernels/gso_write.py (py_plan_gso_write, py_plan_even_gso_write) and kernels/readloop.py (py_read_batch).
+# kernels/gso_write.py (py_plan_gso_write, py_plan_even_gso_write), kernels/readloop.py (py_read_batch)
+# and kernels/write_many.py.
 from collections.abc import Sequence
 
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
@@ -30,3 +31,6 @@ def plan_even_gso_write(
 def read_batch(
     fd: int, buffer: bytearray, vnet: bool, max_batch: int, headroom: int
 ) -> tuple[list[Packet], tuple[int, int, int, int], bool, OSError | None, tuple[str, ...]]: ...
+def write_many(
+    fd: int, packets: Sequence[Buffer], header: Buffer, start: int, max_size: int
+) -> tuple[int, int, int, int]: ...

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from tio_core.errors import TioError
+from tio_core.errors import QueueClosed, TioError
 
 Buffer = bytes | bytearray | memoryview  # any bytes-like packet data a writer accepts
 
@@ -186,6 +186,37 @@ class GSOWriter(Protocol):
     def write_gso(self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto) -> None: ...
 
 
+class WriteBatch(NamedTuple):
+    """What BatchWriter.write_many did with a batch: every packet is written, failed, or after closed.
+
+    written, bytes_written: the packets written (and their IP bytes), in order.
+    failed: (index, error) of each packet not written, in order; the error is
+        the one write() of that packet alone would have raised.
+    closed: the QueueClosed that ended the batch early, or None; the packets
+        from index written + len(failed) on were not attempted.
+    """
+
+    written: int
+    bytes_written: int
+    failed: tuple[tuple[int, Exception], ...] = ()
+    closed: QueueClosed | None = None
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """Implemented by queues that write a run of plain packets in one call (one loop in C, one lock).
+
+    write_many(packets) writes each packet as write() would, in order, waiting
+    as write() waits; instead of raising, it reports: a packet write() would
+    refuse is listed in ``failed`` and the batch goes on, and a queue closed
+    under the batch ends it with ``closed`` set. A packet that is not a
+    C-contiguous buffer raises (TypeError/BufferError/ValueError) with nothing
+    written. So every packet handed over is written or reported.
+    """
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch: ...
+
+
 @runtime_checkable
 class NonBlockingReader(Protocol):
     """Implemented by queues an event loop can drive without a thread (``tio_core.aio``'s fd mode).
@@ -255,6 +286,7 @@ def supports_gso(writer: object, want: GSOProto) -> tuple[GSOWriter | None, bool
 
 
 __all__ = [
+    "BatchWriter",
     "Buffer",
     "Capabilities",
     "CapsProvider",
@@ -270,6 +302,7 @@ __all__ = [
     "Queue",
     "QueueSet",
     "TioError",
+    "WriteBatch",
     "queue_capabilities",
     "supports_gso",
 ]

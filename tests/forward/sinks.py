@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tio_core.contract import Buffer, Capabilities, GSOProto, Packet, Queue
-from tio_core.errors import QueueClosed
+from tio_core.contract import Buffer, Capabilities, GSOProto, Packet, Queue, WriteBatch
+from tio_core.errors import QueueClosed, TioError
 from tio_fake.backend import FakeCapsQueue
 
 TSO_USO = Capabilities(tso=True, uso=True)
@@ -71,3 +71,33 @@ class PlainSink(Queue):
 
     def close(self) -> None:
         pass
+
+
+class BatchSink(ScriptedSink):
+    """A ScriptedSink that is a contract.BatchWriter, as the linux queues are.
+
+    write_many writes each packet through write() (so the same faults fire
+    at the same call numbers) and reports instead of raising, as the
+    contract says: refused packets in ``failed``, a closed sink in ``closed``.
+    ``batches`` records the length of each write_many call.
+    """
+
+    def __init__(self, faults: dict[int, BaseException] | None = None, caps: Capabilities = TSO_USO):
+        super().__init__(faults, caps)
+        self.batches: list[int] = []
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch:
+        self.batches.append(len(packets))
+        written = total = 0
+        failed: list[tuple[int, Exception]] = []
+        for index, data in enumerate(packets):
+            try:
+                self.write(data)
+            except QueueClosed as exc:
+                return WriteBatch(written, total, tuple(failed), exc)
+            except (OSError, TioError, ValueError) as exc:
+                failed.append((index, exc))
+                continue
+            written += 1
+            total += len(data)
+        return WriteBatch(written, total, tuple(failed))

@@ -169,9 +169,12 @@ def test_empty_capture_ends_at_once_even_when_looping_forever(tmp_path):
     assert got == [] and stats.packets_read == 0
 
 
-def test_large_capture_streams_in_bounded_memory(tmp_path):
+def test_large_capture_streams_in_bounded_memory(tmp_path, monkeypatch):
     import tracemalloc
 
+    from tio_pcap import reader
+
+    monkeypatch.setattr(reader, "WHOLE_FILE_LIMIT", 1 << 20)  # the capture is larger: it streams
     packets = ip_packets(64)
     frames = packets * 600  # ~3 MB, several reader chunks
     path = write_pcap(tmp_path / "big.pcap", frames)
@@ -222,7 +225,15 @@ def test_records_straddling_read_chunks(tmp_path, kind):
         )
     for chunk in (4096, 5000, 1 << 20):
         views: list = []
-        with CaptureReader(path, chunk_size=chunk) as reader:
+        with CaptureReader(path, chunk_size=chunk, whole_file_limit=0) as reader:
             while reader.read_batch(rng.randint(1, 50), views):
                 pass
         assert [bytes(v) for v in views] == packets, chunk
+        # the same when each batch's views are dropped before the next read (the chunk is then reused)
+        got: list[bytes] = []
+        with CaptureReader(path, chunk_size=chunk, whole_file_limit=0) as reader:
+            while reader.read_batch(rng.randint(1, 50), views := []):
+                got.extend(bytes(v) for v in views)
+                for view in views:
+                    view.release()
+        assert got == packets, chunk

@@ -29,14 +29,17 @@ Public API
     ``supports_gso(writer, proto)`` says no (use ``for_queue`` for a
     fallback instead of an exception).
 ``Passthrough(writer)``
-    Writes every packet as is, in order, one ``write`` each.
+    Writes every packet as is, in order, one ``write`` each (one
+    ``write_many`` for all of them when the writer is a BatchWriter).
 ``add(packet, trust=None)`` / ``add_many(packets, trust=None)``
     Stage wire IP packets (any C-contiguous bytes-like object). They are
     *borrowed*: keep them alive and unmodified until ``flush()`` returns.
     A non-buffer raises ``PacketTypeError`` and nothing from that call is
     staged. ``trust`` None means the coalescer's own.
 ``flush()``
-    Emits everything staged through ``writer.write`` / ``writer.write_gso``.
+    Emits everything staged through ``writer.write`` / ``writer.write_gso``;
+    a writer that is a ``contract.BatchWriter`` gets each run of verbatim
+    packets between two merged ones in one ``write_many`` call.
     Every write is attempted even when one fails; then the first error is
     raised (a failed write_gso is not retried as single packets: a backend
     that must survive kernels refusing GSO does that itself). Staged packets
@@ -96,7 +99,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tio_core.coalesce import _pycoalesce
-from tio_core.contract import GSOProto, supports_gso
+from tio_core.contract import BatchWriter, GSOProto, supports_gso
 from tio_core.errors import CoalescerRefused, PacketTypeError
 from tio_core.kernels.native import built_extension, pure_forced
 
@@ -181,6 +184,8 @@ class Coalescer:
         self._write = write
         # only lanes whose writer has write_gso are enabled, so a plan never asks a writer without one
         self._write_gso: Callable[..., None] = getattr(writer, "write_gso", _no_write_gso)
+        # runs of verbatim packets go out in one call when the writer can take them so (contract.BatchWriter)
+        self._write_many: Callable[..., Any] | None = writer.write_many if isinstance(writer, BatchWriter) else None
         self._staged: list[object] = []
         self._staged_untrusted = False  # some staged packet was added with trust "verify"
 
@@ -247,17 +252,60 @@ class Coalescer:
         plan = self._plan(staged, self.tcp, self.udp, verify, _PROTOS)
         write, write_gso = self._write, self._write_gso
         first_error: Exception | None = None
-        for item in plan:
-            try:
-                if type(item) is tuple:
-                    write_gso(*item)
-                else:
-                    write(item)
-            except Exception as exc:  # keep writing the rest; report the first
-                if first_error is None:
-                    first_error = exc
+        if self._write_many is not None:
+            first_error = self._flush_runs(plan)
+        else:
+            for item in plan:
+                try:
+                    if type(item) is tuple:
+                        write_gso(*item)
+                    else:
+                        write(item)
+                except Exception as exc:  # keep writing the rest; report the first
+                    if first_error is None:
+                        first_error = exc
         if first_error is not None:
             raise first_error
+
+    def _flush_runs(self, plan: list[Any]) -> Exception | None:
+        """Write a plan whose runs of verbatim packets go out through write_many; the first error.
+
+        The merged items (tuples, for write_gso) are found by list.index over
+        the items' types, so the Python loop runs per merged item, not per packet.
+        """
+        write_gso = self._write_gso
+        first_error: Exception | None = None
+        kinds = list(map(type, plan))
+        end = len(plan)
+        start = 0
+        while start < end:
+            try:
+                merged = kinds.index(tuple, start)
+            except ValueError:
+                merged = end
+            if merged > start:
+                first_error = self._write_run(plan[start:merged] if start or merged < end else plan, first_error)
+            if merged < end:
+                try:
+                    write_gso(*plan[merged])
+                except Exception as exc:
+                    if first_error is None:
+                        first_error = exc
+            start = merged + 1
+        return first_error
+
+    def _write_run(self, run: list[object], first_error: Exception | None) -> Exception | None:
+        """write_many(run); the first error so far (the run's first failure when there was none)."""
+        assert self._write_many is not None
+        try:
+            batch = self._write_many(run)
+        except Exception as exc:
+            return first_error or exc
+        if first_error is None:
+            if batch.failed:
+                return batch.failed[0][1]
+            return batch.closed
+        return first_error
 
 
 class TCPCoalescer(Coalescer):
@@ -286,14 +334,17 @@ class Passthrough(Coalescer):
             return
         self._staged = []
         self._staged_untrusted = False
-        write = self._write
         first_error: Exception | None = None
-        for packet in staged:
-            try:
-                write(packet)
-            except Exception as exc:
-                if first_error is None:
-                    first_error = exc
+        if self._write_many is not None:
+            first_error = self._write_run(staged, None)
+        else:
+            write = self._write
+            for packet in staged:
+                try:
+                    write(packet)
+                except Exception as exc:
+                    if first_error is None:
+                        first_error = exc
         if first_error is not None:
             raise first_error
 

@@ -117,7 +117,8 @@ PyMODINIT_FUNC PyInit__ckernels(void)
         PyModule_AddFunctions(module, tio_segment_methods) < 0 ||
         PyModule_AddFunctions(module, tio_coalesce_methods) < 0 ||
         PyModule_AddFunctions(module, tio_gso_write_methods) < 0 ||
-        PyModule_AddFunctions(module, tio_readloop_methods) < 0 || add_wire_constants(module) < 0 ||
+        PyModule_AddFunctions(module, tio_readloop_methods) < 0 ||
+        PyModule_AddFunctions(module, tio_writeloop_methods) < 0 || add_wire_constants(module) < 0 ||
         tio_segment_init(module) < 0 || tio_gso_write_init(module) < 0 || tio_readloop_init(module) < 0) {
         Py_DECREF(module);
         return NULL;

@@ -11,6 +11,7 @@ extern PyMethodDef tio_segment_methods[];
 extern PyMethodDef tio_coalesce_methods[];
 extern PyMethodDef tio_gso_write_methods[];
 extern PyMethodDef tio_readloop_methods[];
+extern PyMethodDef tio_writeloop_methods[];
 
 /* Imports what the segmentation kernels need from tio_core (MalformedPacket,
  * GSOInfo, GSOProto) and adds their limits; returns 0 or -1 with an error. */

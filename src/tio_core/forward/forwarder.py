@@ -23,7 +23,18 @@ from typing import Protocol
 
 from tio_core import kernels
 from tio_core.coalesce import TRUST_OWN, Coalescer, Passthrough
-from tio_core.contract import Buffer, Capabilities, CapsProvider, GSOProto, GSOWriter, Packet, Queue, supports_gso
+from tio_core.contract import (
+    BatchWriter,
+    Buffer,
+    Capabilities,
+    CapsProvider,
+    GSOProto,
+    GSOWriter,
+    Packet,
+    Queue,
+    WriteBatch,
+    supports_gso,
+)
 from tio_core.errors import GSOGeometryError, MalformedPacket, QueueClosed, TioError
 from tio_core.forward.stats import ForwardStats
 
@@ -44,6 +55,8 @@ DROP_INTERRUPTED = "interrupted"
 DROP_SINK_CLOSED = "sink closed"
 
 _data_of = itemgetter(0)  # Packet.data, without the attribute lookup
+_gso_of = itemgetter(1)  # Packet.gso
+_size_of = itemgetter(0)  # GSOInfo.size: 0 for a plain packet
 
 
 def drop_reason(exc: BaseException) -> str:
@@ -96,6 +109,7 @@ class CountingWriter:
         self.queue = queue
         self._stats = stats
         self._write = queue.write
+        self._write_many = queue.write_many if isinstance(queue, BatchWriter) else None
 
     def write(self, data: Buffer) -> int:
         try:
@@ -110,6 +124,35 @@ class CountingWriter:
         stats.packets_written += 1
         stats.bytes_written += len(data)
         return written
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch:
+        """write() of each packet: in one call when the sink is a BatchWriter (its C loop), else one by one.
+
+        Counted exactly as write() counts: what failed is a drop (by reason)
+        and is not reported in the result; a sink closed under the batch
+        raises QueueClosed after what was written before it is counted.
+        """
+        if self._write_many is None:
+            before = self._stats.packets_written, self._stats.bytes_written
+            for data in packets:
+                self.write(data)
+            return WriteBatch(self._stats.packets_written - before[0], self._stats.bytes_written - before[1])
+        try:
+            batch = self._write_many(packets)
+        except QueueClosed:
+            raise
+        except (TioError, TypeError, ValueError, BufferError) as exc:  # a packet that is no buffer: none written
+            self._stats.drops[drop_reason(exc)] += len(packets)
+            return WriteBatch(0, 0)
+        stats = self._stats
+        stats.verbatim_writes += batch.written
+        stats.packets_written += batch.written
+        stats.bytes_written += batch.bytes_written
+        for _index, error in batch.failed:
+            stats.drops[drop_reason(error)] += 1
+        if batch.closed is not None:
+            raise batch.closed
+        return WriteBatch(batch.written, batch.bytes_written)
 
 
 class CountingGSOWriter(CountingWriter):
@@ -306,8 +349,13 @@ class Forwarder:
             stats.last_packet_at = time.monotonic()
 
     def _forward(self, batch: list[Packet]) -> None:
-        stats = self.stats
         lane = self._lane
+        if not any(map(_size_of, map(_gso_of, batch))):
+            # no superpacket (a replay, a TUN without offloads): the whole batch is one run, staged in C
+            lane.add_many(list(map(_data_of, batch)))
+            lane.flush()
+            return
+        stats = self.stats
         scratch = self._scratch
         segment_into = kernels.segment_into
         plain: list[memoryview] = []  # a run of plain packets, staged together

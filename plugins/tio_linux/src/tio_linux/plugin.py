@@ -52,6 +52,12 @@ def tio_register_benchmarks() -> list[BenchmarkDef]:
             "tio_linux.aio_bench:run",
             needs_root=True,
         ),
+        BenchmarkDef(
+            "replay",
+            "tio replay of the demo capture into a TUN beside tcpreplay --topspeed onto a veth; packets/s",
+            "tio_linux.replay_bench:run",
+            needs_root=True,
+        ),
     ]
 
 

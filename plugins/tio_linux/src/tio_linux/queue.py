@@ -20,13 +20,15 @@ from collections import Counter
 from collections.abc import Sequence
 
 from tio_core import kernels
-from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue
+from tio_core.contract import NO_CAPABILITIES, Buffer, Capabilities, GSOProto, Packet, Queue, WriteBatch
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.kernels.gso_write import assemble_superpacket, check_write_size, plan_even_gso_write, plan_gso_write
 from tio_core.kernels.readloop import DROP_REASONS, NO_DROPS, read_batch
+from tio_core.kernels.write_many import write_many as write_loop
 from tio_core.wire import (
     GSO_NONE,
     GSO_UDP_L4,
+    MAX_IP_PACKET,
     PLAIN_HDR_BYTES,
     UDP_GSO_MAX_SEGMENTS,
     UDP_GSO_MAX_SEGMENTS_OLD,
@@ -200,11 +202,49 @@ class TunQueue(Queue):
                 except BlockingIOError:
                     raise
                 except OSError as exc:
-                    if exc.errno == errno.EINVAL:
-                        raise MalformedPacket(
-                            f"{what} on {self.name}: the kernel rejected the packet (EINVAL)"
-                        ) from None
-                    raise self._os_error(exc, what) from None
+                    raise self._write_error(exc, what) from None
+
+    def _write_error(self, exc: OSError, what: str) -> BaseException:
+        """What a failed write raises: MalformedPacket for EINVAL (the kernel refused the packet), else _os_error."""
+        if exc.errno == errno.EINVAL:
+            return MalformedPacket(f"{what} on {self.name}: the kernel rejected the packet (EINVAL)")
+        return self._os_error(exc, what)
+
+    def _write_many(self, packets: Sequence[Buffer], header: Buffer) -> WriteBatch:
+        """BatchWriter.write_many for both queue kinds: each packet after ``header``, one writev each.
+
+        The loop runs in C (tio_core.kernels.write_many) under the write lock,
+        stopping at a packet it cannot write: EAGAIN waits as write() does,
+        and a refused packet is reported with the error write() would raise.
+        """
+        written = total = start = 0
+        failed: list[tuple[int, Exception]] = []
+        count = len(packets)
+        try:
+            while start < count:
+                with self._write_lock:
+                    self._check_open()
+                    stop, done, size, error = write_loop(self._fd, packets, header, start, MAX_IP_PACKET)
+                written += done
+                total += size
+                if not error:
+                    break
+                start = stop
+                if error == errno.EAGAIN:
+                    self._wait(self._poll_out)
+                    continue
+                start += 1
+                if error < 0:  # empty or too long: what write() raises
+                    failed.append((stop, _size_error(packets[stop])))
+                    continue
+                problem = self._write_error(OSError(error, os.strerror(error)), "write")
+                if isinstance(problem, QueueClosed):
+                    raise problem
+                assert isinstance(problem, Exception)
+                failed.append((stop, problem))
+        except QueueClosed as exc:
+            return WriteBatch(written, total, tuple(failed), exc)
+        return WriteBatch(written, total, tuple(failed))
 
     def _check_writable_now(self) -> None:
         """BlockingIOError unless the fd polls writable right now (QueueClosed once closed)."""
@@ -242,6 +282,10 @@ class VnetQueue(TunQueue):
         """write() that raises BlockingIOError instead of waiting (tio_core.contract.NonBlockingWriter)."""
         check_write_size(data)
         return self._write_iov_now((PLAIN_HDR_BYTES, data), "write") - VIRTIO_NET_HDR_LEN
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch:
+        """write() of each packet, in one C loop (tio_core.contract.BatchWriter)."""
+        return self._write_many(packets, PLAIN_HDR_BYTES)
 
     def write_gso_nowait(
         self, ip_hdr: Buffer, transport_hdr: Buffer, payloads: Sequence[Buffer], proto: GSOProto
@@ -336,6 +380,19 @@ class PlainQueue(TunQueue):
         """write() that raises BlockingIOError instead of waiting (tio_core.contract.NonBlockingWriter)."""
         check_write_size(data)
         return self._write_iov_now((data,), "write")
+
+    def write_many(self, packets: Sequence[Buffer]) -> WriteBatch:
+        """write() of each packet, in one C loop (tio_core.contract.BatchWriter)."""
+        return self._write_many(packets, b"")
+
+
+def _size_error(data: Buffer) -> Exception:
+    """The MalformedPacket write() raises for a packet the write loop refused by its size."""
+    try:
+        check_write_size(data)
+    except MalformedPacket as exc:
+        return exc
+    return MalformedPacket(f"write: packet of {len(data)} bytes refused by the write loop")
 
 
 __all__ = ["PlainQueue", "SetState", "TunQueue", "VnetQueue"]

@@ -30,10 +30,11 @@ AF_INET = 2
 AF_INET6 = frozenset((10, 23, 24, 28, 30))  # Linux, Windows, BSDs, FreeBSD, Darwin
 
 Span = tuple[int, int] | None
-Decoder = Callable[[bytes, int, int], Span]
+Chunk = bytes | bytearray  # what the reader parses: a whole capture or its reused chunk
+Decoder = Callable[[Chunk, int, int], Span]
 
 
-def ip_span(buf: bytes, start: int, end: int) -> Span:
+def ip_span(buf: Chunk, start: int, end: int) -> Span:
     """The IP packet at buf[start:end] with any link padding cut off, or None if not IP."""
     if end - start < 1:
         return None
@@ -55,7 +56,7 @@ def ip_span(buf: bytes, start: int, end: int) -> Span:
     return None
 
 
-def _ip_of_ethertype(buf: bytes, ethertype: int, start: int, end: int) -> Span:
+def _ip_of_ethertype(buf: Chunk, ethertype: int, start: int, end: int) -> Span:
     if ethertype in (ETH_P_IP, ETH_P_IPV6):
         span = ip_span(buf, start, end)
         wanted = 4 if ethertype == ETH_P_IP else 6
@@ -64,20 +65,20 @@ def _ip_of_ethertype(buf: bytes, ethertype: int, start: int, end: int) -> Span:
     return None
 
 
-def decode_raw(buf: bytes, start: int, end: int) -> Span:
+def decode_raw(buf: Chunk, start: int, end: int) -> Span:
     """RAW (101): the record is an IPv4 or IPv6 packet, as is."""
     if end > start and (buf[start] >> 4) in (4, 6):
         return start, end
     return None
 
 
-def decode_ipv4(buf: bytes, start: int, end: int) -> Span:
+def decode_ipv4(buf: Chunk, start: int, end: int) -> Span:
     if end > start and buf[start] >> 4 == 4:
         return start, end
     return None
 
 
-def decode_ipv6(buf: bytes, start: int, end: int) -> Span:
+def decode_ipv6(buf: Chunk, start: int, end: int) -> Span:
     if end > start and buf[start] >> 4 == 6:
         return start, end
     return None
@@ -91,7 +92,7 @@ _SLL = struct.Struct("!14xHBxHH")
 _SLL2 = struct.Struct("!H18xBxHH")
 
 
-def _framed_ip(buf: bytes, start: int, end: int, fields: tuple[int, int, int, int], ip: int) -> Span:
+def _framed_ip(buf: Chunk, start: int, end: int, fields: tuple[int, int, int, int], ip: int) -> Span:
     """The IP packet at ip, given the fields unpacked above; padding cut off."""
     ethertype, first, len4, len6 = fields
     size = end - ip
@@ -103,7 +104,7 @@ def _framed_ip(buf: bytes, start: int, end: int, fields: tuple[int, int, int, in
     return None
 
 
-def decode_ethernet(buf: bytes, start: int, end: int) -> Span:
+def decode_ethernet(buf: Chunk, start: int, end: int) -> Span:
     """EN10MB (1): 14-byte Ethernet header, then any number of 802.1Q/QinQ tags."""
     if end - start >= 34:
         fields = _ETHERNET.unpack_from(buf, start)
@@ -125,21 +126,21 @@ def decode_ethernet(buf: bytes, start: int, end: int) -> Span:
 FRAMING: dict[int, tuple[struct.Struct, int]] = {}
 
 
-def decode_sll(buf: bytes, start: int, end: int) -> Span:
+def decode_sll(buf: Chunk, start: int, end: int) -> Span:
     """LINUX_SLL (113): 16-byte cooked header, protocol at offset 14."""
     if end - start < 36:
         return None  # too short for a header and an IPv4 packet
     return _framed_ip(buf, start, end, _SLL.unpack_from(buf, start), start + 16)
 
 
-def decode_sll2(buf: bytes, start: int, end: int) -> Span:
+def decode_sll2(buf: Chunk, start: int, end: int) -> Span:
     """LINUX_SLL2 (276): 20-byte cooked header, protocol at offset 0."""
     if end - start < 40:
         return None
     return _framed_ip(buf, start, end, _SLL2.unpack_from(buf, start), start + 20)
 
 
-def decode_null(buf: bytes, start: int, end: int) -> Span:
+def decode_null(buf: Chunk, start: int, end: int) -> Span:
     """NULL (0, family in the writer's byte order) and LOOP (108, network order).
 
     Both byte orders are accepted for both, since writers disagree in

@@ -8,23 +8,33 @@ reader pulls the file in large chunks and parses records with one
 struct.unpack_from each, slicing packets out of the chunk as memoryviews
 without copying.
 
+Copies: a regular file of at most WHOLE_FILE_LIMIT bytes is read once, in
+one readinto, and rewind() (loop=N) starts over in memory without reading it
+again. Anything else streams through one reusable bytearray: readinto fills
+it, and only the unparsed tail of a record cut by the chunk's end moves to
+the front. A chunk is written again only when no view of it is alive (a
+bytearray refuses a resize while it is exported): views stay valid for as
+long as they are referenced, as with an immutable chunk.
+
 Memory stays bounded whatever the file says: a chunk is at most CHUNK_SIZE
-plus one record, and no record or block may claim more than the limits
-below before anything is allocated for it.
+plus one block, a whole file at most WHOLE_FILE_LIMIT, and no record or block
+may claim more than the limits below before anything is allocated for it.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from tio_pcap import linktypes
 from tio_pcap.errors import CaptureFormatError, TruncatedCaptureWarning
 
 CHUNK_SIZE = 1 << 20
+WHOLE_FILE_LIMIT = 64 << 20  # a regular file up to this size is read once and replayed from memory
 MAX_CAPLEN = 256 * 1024  # the largest record we accept (libpcap's own ceiling)
 MAX_PACKET_BLOCK = 28 + MAX_CAPLEN + 4 + 64 * 1024  # EPB header, data, trailer, options
 MAX_OTHER_BLOCK = 1 << 20  # SHB, IDB, NRB, ...: generous, still bounded
@@ -52,6 +62,16 @@ OPT_IF_TSRESOL = 9
 OPT_IF_TSOFFSET = 14
 NS = 1_000_000_000
 IP_FIRST_BYTE = bytes(1 if byte >> 4 in (4, 6) else 0 for byte in range(256))  # version nibble 4 or 6
+
+
+def _unexported(chunk: bytearray) -> bool:
+    """No view of chunk is alive: a resize, which a bytearray refuses while it is exported, succeeds."""
+    try:
+        chunk.append(0)
+    except BufferError:
+        return False
+    del chunk[-1]
+    return True
 
 
 class _Interface:
@@ -103,10 +123,12 @@ class _Interface:
 class CaptureReader:
     """Reads a pcap or pcapng capture and yields its IP packets in file order.
 
-    read_batch() appends packet views (memoryviews into an immutable chunk, so
-    they stay valid as long as they are referenced) and, when asked,
-    timestamps in nanoseconds. Frames carrying no IP packet and records cut
-    short by the snap length are skipped and counted.
+    read_batch() appends packet views (memoryviews into a chunk that is never
+    written while one of them is alive, so they stay valid as long as they are
+    referenced) and, when asked, timestamps in nanoseconds. Frames carrying no
+    IP packet and records cut short by the snap length are skipped and counted.
+    whole_file_limit: a regular file up to this size (default WHOLE_FILE_LIMIT)
+    is read once and rewound in memory; 0 always streams.
     """
 
     def __init__(
@@ -116,6 +138,7 @@ class CaptureReader:
         strict: bool = True,
         name: str | None = None,
         chunk_size: int = CHUNK_SIZE,
+        whole_file_limit: int | None = None,
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
             self.name = name or os.fspath(source)
@@ -128,6 +151,10 @@ class CaptureReader:
             self._file = source
         self.strict = strict
         self.chunk_size = max(chunk_size, 4096)
+        self.whole_file_limit = WHOLE_FILE_LIMIT if whole_file_limit is None else whole_file_limit
+        self._chunk = bytearray()  # the streaming buffer, reused while no view of it is alive
+        self._whole: bytearray | None = None  # the whole capture, once read in one go (never written again)
+        self._first_start = True
         self.skipped_non_ip = 0
         self.skipped_truncated = 0
         self.format = ""
@@ -140,11 +167,16 @@ class CaptureReader:
 
     # -- buffer management ------------------------------------------------
     def _start(self) -> None:
-        self._buf = b""
-        self._mv = memoryview(self._buf)
         self._pos = 0
         self._base = 0  # file offset of _buf[0]
-        self._eof = False
+        if self._whole is not None:  # a rewind: start over in memory
+            self._buf, self._end, self._eof = self._whole, len(self._whole), True
+        else:
+            self._buf, self._end, self._eof = self._chunk, 0, False
+            if self._first_start:
+                self._first_start = False
+                self._read_whole()
+        self._mv = memoryview(self._buf)
         self._ifaces: list[_Interface] = []
         self._done = False
         self._failure: CaptureFormatError | None = None
@@ -160,27 +192,78 @@ class CaptureReader:
         else:
             raise CaptureFormatError(self.name, 0, f"bad magic {magic.hex()}: not a pcap or pcapng capture")
 
+    def _read_whole(self) -> None:
+        """Read a small regular file in one go, so that rewinding never reads it again.
+
+        Only a file read from its start (rewind() starts there too); a file
+        that grows while it is read is streamed on from what was read.
+        """
+        try:
+            if self._file.tell() != 0:
+                return
+            info = os.fstat(self._file.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return
+        size = info.st_size
+        if not stat.S_ISREG(info.st_mode) or not 0 < size <= self.whole_file_limit:
+            return
+        whole = bytearray(size)
+        have = self._read_into(memoryview(whole), 0, size)
+        extra = self._file.read(1) if have == size else b""
+        if have < size:
+            del whole[have:]  # the file shrank meanwhile
+        if extra:  # it grew: keep what was read and stream the rest
+            self._chunk = whole + extra
+            self._buf, self._end = self._chunk, len(self._chunk)
+            return
+        self._whole = whole
+        self._buf, self._end, self._eof = whole, have, True
+
+    def _read_into(self, view: memoryview, have: int, need: int) -> int:
+        """Read into view from have on until need bytes are there or the file ends; returns the bytes there."""
+        readinto = getattr(self._file, "readinto", None)
+        while have < need:
+            if readinto is not None:
+                got = readinto(view[have:])
+            else:  # a stream without readinto: one copy more
+                data = self._file.read(len(view) - have)
+                got = len(data)
+                view[have : have + got] = data
+            if not got:
+                self._eof = True
+                break
+            have += got
+        return have
+
     def _avail(self) -> int:
-        return len(self._buf) - self._pos
+        return self._end - self._pos
 
     def _fill(self, need: int) -> bool:
         """Make need bytes available at _pos; False if the file ends first."""
-        if len(self._buf) - self._pos >= need:
+        pos, end = self._pos, self._end
+        if end - pos >= need:
             return True
-        parts = [self._buf[self._pos :]]
-        have = len(parts[0])
-        while have < need and not self._eof:
-            data = self._file.read(max(self.chunk_size, need - have))
-            if not data:
-                self._eof = True
-                break
-            parts.append(data)
-            have += len(data)
-        self._base += self._pos
-        self._buf = b"".join(parts)
-        self._mv = memoryview(self._buf)
+        if self._eof:
+            return False
+        tail = end - pos
+        size = max(need, tail + self.chunk_size)
+        self._mv.release()  # the views handed out keep the buffer exported if any is alive
+        chunk = self._buf
+        if len(chunk) >= size and _unexported(chunk):
+            view = memoryview(chunk)
+            if tail and pos:
+                view[:tail] = view[pos:end]  # only a cut record's start moves (a memmove: they may overlap)
+        else:
+            fresh = bytearray(max(size, self.chunk_size + MAX_PACKET_BLOCK))
+            fresh[:tail] = memoryview(chunk)[pos:end]
+            chunk = self._chunk = fresh
+            view = memoryview(chunk)
+        self._buf = chunk
+        self._mv = view
+        self._base += pos
         self._pos = 0
-        return have >= need
+        self._end = self._read_into(view, tail, need)
+        return self._end >= need
 
     def _truncated(self, what: str, need: int) -> bool:
         """The file ends inside a record: raise (strict) or warn and stop."""
@@ -214,6 +297,7 @@ class CaptureReader:
         iface = _Interface(linktype, decode, snaplen, NS if nano else 1_000_000, 0)
         self.linktype = linktype
         self._iface = iface
+        self._byteorder: Literal["little", "big"] = "little" if order == "<" else "big"
         self._rec_lengths = struct.Struct(order + "8xII")  # captured and wire length
         self._rec_stamp = struct.Struct(order + "II")  # seconds and fraction
         self._pos = PCAP_FILE_HDR
@@ -237,9 +321,27 @@ class CaptureReader:
             got, used = self._pcap_records(max_records, views, stamps, offsets)
             count += got
             max_records -= used
+            if max_records > 0 and count and self._cut_by_chunk(PCAP_REC_HDR, 8, PCAP_REC_HDR):
+                break  # read the next chunk in the next call, when these views are likely dropped
             if max_records > 0 and not self._buffer_record():
                 break
         return count
+
+    def _cut_by_chunk(self, header: int, length_at: int, extra: int) -> bool:
+        """The record (block) at _pos runs past the chunk's end and more of the file is to come.
+
+        header: its header's size; its length field (a u32, plus extra bytes)
+        lies at length_at. Then a batch that holds packets returns before the
+        next chunk is read: once the caller drops those views, the chunk is
+        reused instead of a new one being allocated.
+        """
+        if self._eof:
+            return False
+        avail = self._end - self._pos
+        if avail < header:
+            return True
+        length = int.from_bytes(self._buf[self._pos + length_at : self._pos + length_at + 4], self._byteorder)
+        return extra + length > avail
 
     def _buffer_record(self) -> bool:
         """Make the record at _pos lie wholly in the chunk; False at the end of the capture."""
@@ -277,7 +379,7 @@ class CaptureReader:
         stamp = self._rec_stamp.unpack_from
         append = views.append
         is_ip = IP_FIRST_BYTE
-        buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
+        buf, mv, pos, end = self._buf, self._mv, self._pos, self._end
         count = skipped_non_ip = skipped_truncated = used = 0
         try:
             for used in range(max_records):  # noqa: B007 - used is read after the loop
@@ -373,6 +475,7 @@ class CaptureReader:
         else:
             raise self._error(pos, f"bad pcapng byte-order magic {bytes(bom).hex()}")
         self._order = order
+        self._byteorder = "little" if order == "<" else "big"
         self._u32 = struct.Struct(order + "I")
         self._block_hdr = struct.Struct(order + "II")
         self._u32x5 = struct.Struct(order + "IIIII")
@@ -452,6 +555,8 @@ class CaptureReader:
             got, used = self._pcapng_blocks(max_records, views, stamps, offsets)
             count += got
             max_records -= used
+            if max_records > 0 and count and self._cut_by_chunk(BLOCK_HDR, 4, 0):
+                break  # as in _batch_pcap
             while max_records > 0:  # the blocks the hot loop leaves, as many as come in a row
                 count += self._general_block(views, stamps, offsets)
                 max_records -= 1
@@ -463,7 +568,7 @@ class CaptureReader:
 
     def _at_epb(self) -> bool:
         """Whether the chunk shows an Enhanced Packet Block at _pos (one for the hot loop, most likely)."""
-        return len(self._buf) - self._pos >= EPB_HDR and self._u32.unpack_from(self._buf, self._pos)[0] == BLOCK_EPB
+        return self._end - self._pos >= EPB_HDR and self._u32.unpack_from(self._buf, self._pos)[0] == BLOCK_EPB
 
     def _pcapng_blocks(
         self, max_records: int, views: list[memoryview], stamps: list[int] | None, offsets: list[int] | None
@@ -478,7 +583,7 @@ class CaptureReader:
         count = skipped_non_ip = skipped_truncated = used = 0
         is_ip = IP_FIRST_BYTE
         append = views.append
-        buf, mv, pos, end = self._buf, self._mv, self._pos, len(self._buf)
+        buf, mv, pos, end = self._buf, self._mv, self._pos, self._end
         epb, u32 = self._epb7.unpack_from, self._u32.unpack_from
         ifaces, n_ifaces = self._ifaces, len(self._ifaces)
         # What the loop needs of the current interface, in locals: set when the first
@@ -655,6 +760,8 @@ class CaptureReader:
         file offset of each one's record); returns how many, 0 at the end."""
         if self._failure is not None:
             raise self._failure  # the capture is broken there; never re-read what came before
+        if self._closed:
+            raise ValueError(f"{self.name}: the capture reader is closed")
         if max_packets <= 0:
             return 0
         try:
@@ -678,16 +785,20 @@ class CaptureReader:
             return False
 
     def rewind(self) -> None:
-        """Start over from the first record (for loop=N)."""
-        try:
-            self._file.seek(0)
-        except (OSError, ValueError, io.UnsupportedOperation) as exc:
-            raise CaptureFormatError(self.name, 0, f"cannot rewind the capture to replay it again: {exc}") from exc
+        """Start over from the first record (for loop=N); a capture read whole is not read again."""
+        if self._closed:
+            raise CaptureFormatError(self.name, 0, "cannot rewind the capture to replay it again: it is closed")
+        if self._whole is None:
+            try:
+                self._file.seek(0)
+            except (OSError, ValueError, io.UnsupportedOperation) as exc:
+                raise CaptureFormatError(self.name, 0, f"cannot rewind the capture to replay it again: {exc}") from exc
         self._start()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._whole = None  # views still alive keep what they need
             self._file.close()
 
     def __enter__(self) -> CaptureReader:
