@@ -1,12 +1,12 @@
 """The two queue kinds on a TUN fd: with virtio_net_hdr offloads, and plain.
 
 Both read in batches: one blocking wait, then non-blocking reads until the
-batch cap, the buffer headroom or EAGAIN (tio_core.kernels.readloop, a C
-loop). Every packet of a batch lands in one per-queue buffer; the vnet
-header goes to a separate small buffer by readv, so packet bodies are never
-copied. Fds are non-blocking and waits
-use poll() on the fd plus the set-wide eventfd, so closing the set wakes
-every blocked reader and writer.
+batch cap, the buffer headroom or EAGAIN, in one C loop per batch
+(tio_core.kernels.readloop). Every packet of a batch lands in one per-queue
+buffer; the vnet header goes to a separate small buffer by readv, so packet
+bodies are never copied. Fds are non-blocking and waits use poll() on the fd
+plus the set-wide eventfd, so closing the set wakes every blocked reader and
+writer.
 """
 
 from __future__ import annotations
