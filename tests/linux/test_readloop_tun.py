@@ -12,6 +12,7 @@ and errors on socket pairs and pipes.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import socket
@@ -23,6 +24,7 @@ from tio_core.contract import GSOProto
 from tio_core.errors import QueueClosed
 from tio_core.kernels.native import built_extension
 from tio_core.kernels.readloop import NO_DROPS, py_read_batch
+from tio_core.wire import GSO_NONE, NEEDS_CSUM, VirtioNetHdr
 from tio_linux import queue as queue_module
 from tio_linux.netns import UDP_SEGMENT
 
@@ -108,3 +110,28 @@ def test_reading_a_removed_device_is_ebadfd_and_the_queue_says_removed(open_in_n
     monkeypatch.setattr(queue_module, "read_batch", read)
     with pytest.raises(QueueClosed, match="was removed"):
         queue.read_nowait()
+
+
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+def test_the_queue_counts_drops_and_logs_why_a_packet_was_malformed(monkeypatch, caplog, implementation):
+    """VnetQueue on a SOCK_SEQPACKET pair with either read loop: counters and the debug log as before the C loop."""
+    monkeypatch.setattr(queue_module, "read_batch", IMPLEMENTATIONS[implementation])
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    state = queue_module.SetState(0, 0)
+    queue = queue_module.VnetQueue(ours.detach(), state, "seqpacket")
+    try:
+        good = bytes([0x45]) + bytes(19)
+        theirs.send(b"\x00" * 3)
+        theirs.send(VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, 60000, 6).pack() + good)
+        theirs.send(VirtioNetHdr(NEEDS_CSUM, 9, 0, 0, 0, 0).pack() + good)
+        theirs.send(VirtioNetHdr().pack() + good)
+        with caplog.at_level(logging.DEBUG, logger="tio_linux"):
+            assert [bytes(p.data) for p in queue.read()] == [good]
+        assert queue.drop_counts() == {"short_read": 1, "malformed": 1, "gso_type": 1}
+        (record,) = [r for r in caplog.records if "malformed" in r.getMessage()]
+        assert "seqpacket" in record.getMessage() and "lies outside the 20-byte packet" in record.getMessage()
+    finally:
+        queue.close()
+        state.release()
+        theirs.close()
