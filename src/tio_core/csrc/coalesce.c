@@ -274,16 +274,8 @@ static PyObject *payload_view(PyObject *obj, Py_ssize_t start, Py_ssize_t len)
     PyObject *view = PyMemoryView_FromObject(obj);
     if (view == NULL)
         return NULL;
-    Py_buffer *b = PyMemoryView_GET_BUFFER(view);
-    if (is_byte_view(view) && b->len >= start + len) {
-        /* A fresh view that nobody else has seen yet can be narrowed in place,
-         * exactly as memoryview slicing does (1-D, stride 1, so it stays
-         * contiguous), saving one object per payload. */
-        b->buf = (char *)b->buf + start;
-        b->len = len;
-        b->shape[0] = len;
-        return view;
-    }
+    if (is_byte_view(view) && PyMemoryView_GET_BUFFER(view)->len >= start + len)
+        return tio_narrowed_view(view, start, len); /* fresh: saves one object per payload */
     Py_DECREF(view);
     view = byte_view(obj); /* another item format: cast to bytes, then slice */
     if (view == NULL)

@@ -217,13 +217,34 @@ static PyObject *plan(Py_ssize_t ip_len, const Py_buffer *l4, int tcp, int versi
     return new_vnet_hdr(f);
 }
 
+/* The twin's _check_headers on the call's ip_hdr and transport_hdr (args[0]
+ * and args[1], taken into *ip and *l4) and proto (*tcp: whether it is TCP):
+ * the IP version, or -1 with an error. Release *ip and *l4 with
+ * release_headers either way. */
+static int take_headers(PyObject *const *args, PyObject *proto, Py_buffer *ip, Py_buffer *l4, int *tcp)
+{
+    if ((*tcp = proto_is_tcp(proto)) < 0 || PyObject_GetBuffer(args[0], ip, PyBUF_SIMPLE) < 0 ||
+        PyObject_GetBuffer(args[1], l4, PyBUF_SIMPLE) < 0)
+        return -1;
+    return check_headers(ip, l4, proto, *tcp);
+}
+
+static void release_headers(Py_buffer *ip, Py_buffer *l4)
+{
+    if (l4->obj != NULL)
+        PyBuffer_Release(l4);
+    if (ip->obj != NULL)
+        PyBuffer_Release(ip);
+}
+
+PyDoc_STRVAR(plan_gso_write_doc, "plan_gso_write(ip_hdr, transport_hdr, payloads, proto) -> VirtioNetHdr | None\n"
+                                  "C twin of tio_core.kernels.gso_write.plan_gso_write.");
+
 static PyObject *py_plan_gso_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "plan_gso_write expected 4 arguments, got %zd", nargs);
+    if (tio_check_nargs("plan_gso_write", nargs, 4) < 0)
         return NULL;
-    }
     PyObject *payloads = PySequence_Fast(args[2], "plan_gso_write: payloads must be a sequence");
     if (payloads == NULL)
         return NULL;
@@ -232,37 +253,26 @@ static PyObject *py_plan_gso_write(PyObject *self, PyObject *const *args, Py_ssi
         Py_DECREF(payloads);
         Py_RETURN_NONE;
     }
-    PyObject *result = NULL, *proto = args[3];
+    PyObject *result = NULL;
     Py_buffer ip = {0}, l4 = {0};
-    int tcp, version;
+    int tcp, version = take_headers(args, args[3], &ip, &l4, &tcp);
     Py_ssize_t gso_size = 0, payload;
-    if ((tcp = proto_is_tcp(proto)) < 0)
-        goto done;
-    if (PyObject_GetBuffer(args[0], &ip, PyBUF_SIMPLE) < 0)
-        goto done;
-    if (PyObject_GetBuffer(args[1], &l4, PyBUF_SIMPLE) < 0)
-        goto done;
-    if ((version = check_headers(&ip, &l4, proto, tcp)) < 0)
-        goto done;
-    if ((payload = payload_bytes(PySequence_Fast_ITEMS(payloads), count, &gso_size)) < 0)
-        goto done;
-    result = plan(ip.len, &l4, tcp, version, count, gso_size, payload);
-done:
-    if (l4.obj != NULL)
-        PyBuffer_Release(&l4);
-    if (ip.obj != NULL)
-        PyBuffer_Release(&ip);
+    if (version >= 0 && (payload = payload_bytes(PySequence_Fast_ITEMS(payloads), count, &gso_size)) >= 0)
+        result = plan(ip.len, &l4, tcp, version, count, gso_size, payload);
+    release_headers(&ip, &l4);
     Py_DECREF(payloads);
     return result;
 }
 
+PyDoc_STRVAR(plan_even_gso_write_doc,
+             "plan_even_gso_write(ip_hdr, transport_hdr, payload_bytes, gso_size, proto) -> VirtioNetHdr\n"
+             "C twin of tio_core.kernels.gso_write.py_plan_even_gso_write.");
+
 static PyObject *py_plan_even_gso_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "plan_even_gso_write expected 5 arguments, got %zd", nargs);
+    if (tio_check_nargs("plan_even_gso_write", nargs, 5) < 0)
         return NULL;
-    }
     long long payload_ll, gso_size_ll; /* clamped beyond long long: still refused below */
     if (tio_as_ll(args[2], &payload_ll) < 0 || tio_as_ll(args[3], &gso_size_ll) < 0)
         return NULL;
@@ -278,47 +288,26 @@ static PyObject *py_plan_even_gso_write(PyObject *self, PyObject *const *args, P
     }
     Py_ssize_t payload = (Py_ssize_t)payload_ll;
     Py_ssize_t gso_size = gso_size_ll > TIO_MAX_IP_PACKET ? TIO_MAX_IP_PACKET + 1 : (Py_ssize_t)gso_size_ll;
-    PyObject *result = NULL, *proto = args[4];
+    PyObject *result = NULL;
     Py_buffer ip = {0}, l4 = {0};
-    int tcp, version;
-    if ((tcp = proto_is_tcp(proto)) < 0)
-        goto done;
-    if (PyObject_GetBuffer(args[0], &ip, PyBUF_SIMPLE) < 0)
-        goto done;
-    if (PyObject_GetBuffer(args[1], &l4, PyBUF_SIMPLE) < 0)
-        goto done;
-    if ((version = check_headers(&ip, &l4, proto, tcp)) < 0)
-        goto done;
-    Py_ssize_t count = payload / gso_size + (payload % gso_size != 0);
-    result = plan(ip.len, &l4, tcp, version, count, gso_size, payload);
-done:
-    if (l4.obj != NULL)
-        PyBuffer_Release(&l4);
-    if (ip.obj != NULL)
-        PyBuffer_Release(&ip);
+    int tcp, version = take_headers(args, args[4], &ip, &l4, &tcp);
+    if (version >= 0)
+        result = plan(ip.len, &l4, tcp, version, payload / gso_size + (payload % gso_size != 0), gso_size, payload);
+    release_headers(&ip, &l4);
     return result;
 }
 
 PyMethodDef tio_gso_write_methods[] = {
-    {"plan_gso_write", (PyCFunction)(void (*)(void))py_plan_gso_write, METH_FASTCALL,
-     "plan_gso_write(ip_hdr, transport_hdr, payloads, proto) -> VirtioNetHdr | None\n"
-     "C twin of tio_core.kernels.gso_write.plan_gso_write."},
-    {"plan_even_gso_write", (PyCFunction)(void (*)(void))py_plan_even_gso_write, METH_FASTCALL,
-     "plan_even_gso_write(ip_hdr, transport_hdr, payload_bytes, gso_size, proto) -> VirtioNetHdr\n"
-     "C twin of tio_core.kernels.gso_write.py_plan_even_gso_write."},
+    TIO_FASTCALL(plan_gso_write),
+    TIO_FASTCALL(plan_even_gso_write),
     {NULL, NULL, 0, NULL},
 };
 
 int tio_gso_write_init(PyObject *module)
 {
     if ((geometry_error = tio_import_attr("tio_core.errors", "GSOGeometryError")) == NULL ||
-        (vnet_hdr_type = tio_import_attr("tio_core.wire", "VirtioNetHdr")) == NULL)
+        (vnet_hdr_type = tio_import_tuple_type("tio_core.wire", "VirtioNetHdr")) == NULL)
         return -1;
-    if (!PyType_Check(vnet_hdr_type) || !PyType_IsSubtype((PyTypeObject *)vnet_hdr_type, &PyTuple_Type) ||
-        ((PyTypeObject *)vnet_hdr_type)->tp_dictoffset != 0) {
-        PyErr_SetString(PyExc_TypeError, "tio_core.wire.VirtioNetHdr must be a tuple subclass without __dict__");
-        return -1;
-    }
     if ((str_name = PyUnicode_InternFromString("name")) == NULL)
         return -1;
     return PyModule_AddIntConstant(module, "MAX_GSO_FRAGMENTS", MAX_GSO_FRAGMENTS);

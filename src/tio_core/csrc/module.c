@@ -91,6 +91,20 @@ PyObject *tio_import_attr(const char *module_name, const char *attr)
     return value;
 }
 
+PyObject *tio_import_tuple_type(const char *module_name, const char *attr)
+{
+    PyObject *type = tio_import_attr(module_name, attr);
+    if (type == NULL)
+        return NULL;
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) ||
+        ((PyTypeObject *)type)->tp_dictoffset != 0) {
+        PyErr_Format(PyExc_TypeError, "%s.%s must be a tuple subclass without __dict__", module_name, attr);
+        Py_DECREF(type);
+        return NULL;
+    }
+    return type;
+}
+
 static int add_wire_constants(PyObject *module)
 {
     for (size_t i = 0; i < sizeof wire_constants / sizeof wire_constants[0]; i++)

@@ -15,7 +15,6 @@
 #include "wire.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -44,13 +43,7 @@ static PyObject *new_packet(PyObject *data, PyObject *gso)
 static PyObject *slice_of(PyObject *base, Py_ssize_t offset, Py_ssize_t len)
 {
     PyObject *view = PyMemoryView_FromObject(base);
-    if (view == NULL)
-        return NULL;
-    Py_buffer *vb = PyMemoryView_GET_BUFFER(view);
-    vb->buf = (char *)vb->buf + offset;
-    vb->len = len;
-    vb->shape[0] = len;
-    return view;
+    return view != NULL ? tio_narrowed_view(view, offset, len) : NULL;
 }
 
 /* Appends str(the pending MalformedPacket) to *messages (created when first needed) and clears it; -1 if the
@@ -141,21 +134,16 @@ static Py_ssize_t read_one(int fd, uint8_t *hdr, int vnet, uint8_t *body, Py_ssi
     }
 }
 
+PyDoc_STRVAR(read_batch_doc,
+             "read_batch(fd, buffer, vnet, max_batch, headroom) -> (packets, drops, idle, error, malformed)\n"
+             "C twin of tio_core.kernels.readloop.py_read_batch.");
+
 static PyObject *py_read_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "read_batch expected 5 arguments, got %zd", nargs);
+    int fd;
+    if (tio_check_nargs("read_batch", nargs, 5) < 0 || tio_fd_arg(args[0], "read_batch", &fd) < 0)
         return NULL;
-    }
-    long fd_value = PyLong_AsLong(args[0]);
-    if (fd_value == -1 && PyErr_Occurred())
-        return NULL;
-    if (fd_value < INT_MIN || fd_value > INT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "read_batch: fd is out of range");
-        return NULL;
-    }
-    const int fd = (int)fd_value;
     PyObject *buffer = args[1];
     if (!PyByteArray_Check(buffer)) {
         PyErr_Format(PyExc_TypeError, "read_batch needs a bytearray, got %s", Py_TYPE(buffer)->tp_name);
@@ -164,11 +152,8 @@ static PyObject *py_read_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     int vnet = PyObject_IsTrue(args[2]);
     if (vnet < 0)
         return NULL;
-    Py_ssize_t max_batch = PyNumber_AsSsize_t(args[3], PyExc_OverflowError);
-    if (max_batch == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t headroom = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
-    if (headroom == -1 && PyErr_Occurred())
+    Py_ssize_t max_batch, headroom;
+    if (tio_ssize_arg(args[3], &max_batch) < 0 || tio_ssize_arg(args[4], &headroom) < 0)
         return NULL;
     if (headroom < 1) {
         PyErr_Format(PyExc_ValueError, "read_batch: headroom must be positive, got %zd", headroom);
@@ -251,22 +236,15 @@ fail:
 }
 
 PyMethodDef tio_readloop_methods[] = {
-    {"read_batch", (PyCFunction)(void (*)(void))py_read_batch, METH_FASTCALL,
-     "read_batch(fd, buffer, vnet, max_batch, headroom) -> (packets, drops, idle, error, malformed)\n"
-     "C twin of tio_core.kernels.readloop.py_read_batch."},
+    TIO_FASTCALL(read_batch),
     {NULL, NULL, 0, NULL},
 };
 
 int tio_readloop_init(PyObject *module)
 {
     (void)module;
-    if ((packet_type = tio_import_attr("tio_core.contract", "Packet")) == NULL ||
+    if ((packet_type = tio_import_tuple_type("tio_core.contract", "Packet")) == NULL ||
         (no_gso = tio_import_attr("tio_core.contract", "NO_GSO")) == NULL)
         return -1;
-    if (!PyType_Check(packet_type) || !PyType_IsSubtype((PyTypeObject *)packet_type, &PyTuple_Type) ||
-        ((PyTypeObject *)packet_type)->tp_dictoffset != 0) {
-        PyErr_SetString(PyExc_TypeError, "tio_core.contract.Packet must be a tuple subclass without __dict__");
-        return -1;
-    }
     return 0;
 }

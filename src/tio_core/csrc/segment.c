@@ -514,11 +514,7 @@ static PyObject *segment_views(PyObject *exporter, const Py_ssize_t *offsets, Py
             Py_CLEAR(list);
             goto done;
         }
-        Py_buffer *vb = PyMemoryView_GET_BUFFER(view);
-        vb->buf = (char *)vb->buf + offsets[i];
-        vb->len = offsets[i + 1] - offsets[i];
-        vb->shape[0] = vb->len;
-        PyList_SET_ITEM(list, i, view);
+        PyList_SET_ITEM(list, i, tio_narrowed_view(view, offsets[i], offsets[i + 1] - offsets[i]));
     }
 done:
     Py_DECREF(base);

@@ -52,9 +52,43 @@ enum { TIO_PACKET_FIRST = 1, TIO_PACKET_WRITABLE = 2 };
 int tio_packet_and_vnet(PyObject *args, const char *format, int packet_flags, Py_buffer *pkt,
                         long fields[TIO_VNET_NFIELDS]);
 
+/* The method table entry of the METH_FASTCALL kernel py_<name>, whose
+ * docstring is <name>_doc (PyDoc_STRVAR beside the function). */
+#define TIO_FASTCALL(name) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, name##_doc}
+
 /* module_name.attr, imported when the extension loads (the Python types and
  * exceptions the kernels return or raise); a new reference, or NULL. */
 PyObject *tio_import_attr(const char *module_name, const char *attr);
+
+/* tio_import_attr for a type the kernels fill with tp_alloc and
+ * PyTuple_SET_ITEM: it must be a tuple subclass without __dict__ (else
+ * TypeError naming it). A new reference, or NULL. */
+PyObject *tio_import_tuple_type(const char *module_name, const char *attr);
+
+/* Whether a METH_FASTCALL kernel got `expected` arguments: 0, or -1 with
+ * TypeError "<kernel> expected N arguments, got M". */
+int tio_check_nargs(const char *kernel, Py_ssize_t nargs, Py_ssize_t expected);
+
+/* A file descriptor argument (an int that fits a C int) into *fd: 0, or -1
+ * with TypeError or OverflowError "<kernel>: fd is out of range". */
+int tio_fd_arg(PyObject *obj, const char *kernel, int *fd);
+
+/* A size or count argument via __index__ into *out: 0, or -1 with TypeError
+ * or OverflowError (beyond Py_ssize_t). */
+int tio_ssize_arg(PyObject *obj, Py_ssize_t *out);
+
+/* A memoryview that nobody else has seen yet (1-D unsigned bytes, stride 1,
+ * holding offset + len bytes) narrowed in place to [offset, offset + len),
+ * exactly as slicing would (it stays contiguous), without the slice objects.
+ * Returns view. */
+static inline PyObject *tio_narrowed_view(PyObject *view, Py_ssize_t offset, Py_ssize_t len)
+{
+    Py_buffer *b = PyMemoryView_GET_BUFFER(view);
+    b->buf = (char *)b->buf + offset;
+    b->len = len;
+    b->shape[0] = len;
+    return view;
+}
 
 /* An int argument as long long via __index__; values beyond long long are
  * clamped so that range checks reject them. 0, or -1 with an error. */

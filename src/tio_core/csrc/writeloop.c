@@ -8,7 +8,6 @@
  * packet it cannot write and says why, so the caller (which maps errnos to
  * its own errors, waits on EAGAIN and counts drops) resumes after it. */
 #include <errno.h>
-#include <limits.h>
 #include <sys/uio.h>
 
 #include "tio.h"
@@ -16,27 +15,16 @@
 /* Batches up to this many packets hold their buffers on the stack. */
 #define STACK_BUFFERS 64
 
-/* write_many(fd, packets, header, start, max_size) -> (stop, written, bytes, error) */
+PyDoc_STRVAR(write_many_doc, "write_many(fd, packets, header, start, max_size) -> (stop, written, bytes, error)\n"
+                              "C twin of tio_core.kernels.write_many.py_write_many.");
+
 static PyObject *py_write_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "write_many expected 5 arguments, got %zd", nargs);
-        return NULL;
-    }
-    long fd_long = PyLong_AsLong(args[0]);
-    if (fd_long == -1 && PyErr_Occurred())
-        return NULL;
-    if (fd_long < INT_MIN || fd_long > INT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "write_many: fd is out of range");
-        return NULL;
-    }
-    int fd = (int)fd_long;
-    Py_ssize_t start = PyNumber_AsSsize_t(args[3], PyExc_OverflowError);
-    if (start == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t max_size = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
-    if (max_size == -1 && PyErr_Occurred())
+    int fd;
+    Py_ssize_t start, max_size;
+    if (tio_check_nargs("write_many", nargs, 5) < 0 || tio_fd_arg(args[0], "write_many", &fd) < 0 ||
+        tio_ssize_arg(args[3], &start) < 0 || tio_ssize_arg(args[4], &max_size) < 0)
         return NULL;
     PyObject *seq = PySequence_Fast(args[1], "write_many: packets must be a sequence");
     if (seq == NULL)
@@ -109,8 +97,6 @@ done:
 }
 
 PyMethodDef tio_writeloop_methods[] = {
-    {"write_many", (PyCFunction)(void (*)(void))py_write_many, METH_FASTCALL,
-     "write_many(fd, packets, header, start, max_size) -> (stop, written, bytes, error)\n"
-     "C twin of tio_core.kernels.write_many.py_write_many."},
+    TIO_FASTCALL(write_many),
     {NULL, NULL, 0, NULL},
 };
