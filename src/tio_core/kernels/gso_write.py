@@ -25,7 +25,7 @@ from operator import index
 from tio_core import kernels
 from tio_core.contract import Buffer, GSOInfo, GSOProto, Packet
 from tio_core.errors import GSOGeometryError, MalformedPacket
-from tio_core.kernels.native import selected_extension
+from tio_core.kernels import native
 from tio_core.wire import (
     CSUM_OFFSET,
     GSO_NONE,
@@ -87,16 +87,7 @@ def py_plan_gso_write(
 
 PlanGSOWrite = Callable[[Buffer, Buffer, Sequence[Buffer], GSOProto], VirtioNetHdr | None]
 
-
-def _select_plan_gso_write() -> PlanGSOWrite:
-    extension = selected_extension()
-    if extension is None:
-        return py_plan_gso_write
-    plan: PlanGSOWrite = extension.plan_gso_write
-    return plan
-
-
-plan_gso_write: PlanGSOWrite = _select_plan_gso_write()
+plan_gso_write: PlanGSOWrite = native.select("plan_gso_write", py_plan_gso_write)
 """Validate a write_gso call; return its virtio_net_hdr, or None for no-op (GSOGeometryError naming the first rule
 broken). The C version when built and not TIO_PURE, else py_plan_gso_write."""
 
@@ -124,16 +115,7 @@ def py_plan_even_gso_write(
 
 PlanEvenGSOWrite = Callable[[Buffer, Buffer, int, int, GSOProto], VirtioNetHdr]
 
-
-def _select_plan_even_gso_write() -> PlanEvenGSOWrite:
-    extension = selected_extension()
-    if extension is None:
-        return py_plan_even_gso_write
-    plan: PlanEvenGSOWrite = extension.plan_even_gso_write
-    return plan
-
-
-plan_even_gso_write: PlanEvenGSOWrite = _select_plan_even_gso_write()
+plan_even_gso_write: PlanEvenGSOWrite = native.select("plan_even_gso_write", py_plan_even_gso_write)
 """plan_gso_write for one contiguous payload span (see py_plan_even_gso_write): the C version when built and not
 TIO_PURE, else py_plan_even_gso_write."""
 

@@ -9,7 +9,11 @@ here instead of importing the extension itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
+
+Kernel = TypeVar("Kernel", bound=Callable[..., object])
 
 PURE_ENV = "TIO_PURE"  # set to anything but "" or "0" to force the pure-Python twins
 
@@ -30,3 +34,12 @@ def pure_forced() -> bool:
 def selected_extension() -> ModuleType | None:
     """The C extension if it is built and TIO_PURE does not force the twins, else None."""
     return None if pure_forced() else built_extension()
+
+
+def select(name: str, twin: Kernel) -> Kernel:
+    """The C extension's kernel ``name`` if the extension is selected, else its pure twin (same signature)."""
+    extension = selected_extension()
+    if extension is None:
+        return twin
+    kernel: Kernel = getattr(extension, name)
+    return kernel

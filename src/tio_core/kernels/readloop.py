@@ -30,8 +30,7 @@ from collections.abc import Callable
 
 from tio_core.contract import NO_GSO, Packet
 from tio_core.errors import MalformedPacket
-from tio_core.kernels import _pykernels
-from tio_core.kernels.native import selected_extension
+from tio_core.kernels import _pykernels, native
 from tio_core.wire import GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VIRTIO_NET_HDR_LEN, VirtioNetHdr
 
 DROP_REASONS = ("short_read", "truncated", "gso_type", "malformed")
@@ -111,16 +110,7 @@ def _finish(data: memoryview, vhdr: VirtioNetHdr) -> Packet | None:
 
 ReadBatchFunction = Callable[[int, bytearray, bool, int, int], ReadBatch]
 
-
-def _select_read_batch() -> ReadBatchFunction:
-    extension = selected_extension()
-    if extension is None:
-        return py_read_batch
-    read: ReadBatchFunction = extension.read_batch
-    return read
-
-
-read_batch: ReadBatchFunction = _select_read_batch()
+read_batch: ReadBatchFunction = native.select("read_batch", py_read_batch)
 """One batch of reads (see the module docstring): the C version when built and not TIO_PURE, else py_read_batch."""
 
 __all__ = ["DROP_REASONS", "NO_DROPS", "ReadBatch", "py_read_batch", "read_batch"]

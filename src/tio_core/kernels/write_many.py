@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from tio_core.contract import Buffer
-from tio_core.kernels.native import selected_extension
+from tio_core.kernels import native
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # a C int, the fd's type
 
@@ -74,15 +74,7 @@ def _c_buffer(data: Buffer) -> memoryview:
     return view
 
 
-def _select() -> WriteMany:
-    extension = selected_extension()
-    if extension is None:
-        return py_write_many
-    loop: WriteMany = extension.write_many
-    return loop
-
-
-write_many: WriteMany = _select()
+write_many: WriteMany = native.select("write_many", py_write_many)
 """The C version when built and not TIO_PURE, else py_write_many."""
 
 __all__ = ["WriteMany", "py_write_many", "write_many"]
