@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 
 import pytest
-from scapy.layers.inet import IP, UDP
 
 from tests.support.packets import udp_gso
+from tests.support.tun import LISTEN_PORT, LOCAL, PEER, PEER_PORT, datagram_to_listener, udp_listener_queue
 from tio_core.aio import AsyncQueue
 from tio_core.contract import GSOProto, NonBlockingGSOWriter, NonBlockingWriter
 from tio_core.errors import QueueClosed
@@ -23,27 +22,17 @@ from tio_linux.netns import why_unavailable
 SKIP_REASON = why_unavailable()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
-LOCAL, PEER = "198.18.0.1", "198.18.0.2"
-
 
 @pytest.fixture(params=[True, False], ids=["vnet", "plain"])
 def linked(request, open_in_ns):
-    ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=request.param)
-    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOCAL, 5000))
-    sock.settimeout(5)
-    yield qset.queues()[0], sock
-    sock.close()
-
-
-def datagram(payload: bytes) -> bytes:
-    return bytes(IP(src=PEER, dst=LOCAL) / UDP(sport=6000, dport=5000) / payload)
+    with udp_listener_queue(open_in_ns, offloads=request.param) as pair:
+        yield pair
 
 
 def test_write_nowait_delivers_like_write(linked):
     queue, sock = linked
     assert isinstance(queue, NonBlockingWriter), "rule: the linux queue offers a non-blocking write"
-    packet = datagram(b"inline")
+    packet = datagram_to_listener(b"inline")
     assert queue.write_nowait(packet) == len(packet)
     assert sock.recv(2000) == b"inline"
 
@@ -54,7 +43,7 @@ def test_write_gso_nowait_delivers_like_write_gso(linked):
         pytest.skip("a plain queue has no write_gso")
     assert isinstance(queue, NonBlockingGSOWriter)
     payloads = [os.urandom(1000) for _ in range(5)] + [os.urandom(10)]
-    queue.write_gso_nowait(*udp_gso(PEER, LOCAL, 6000, 5000, payloads), payloads, GSOProto.UDP)
+    queue.write_gso_nowait(*udp_gso(PEER, LOCAL, PEER_PORT, LISTEN_PORT, payloads), payloads, GSOProto.UDP)
     assert [sock.recv(2000) for _ in payloads] == payloads
 
 
@@ -62,10 +51,12 @@ def test_nowait_writes_on_a_closed_queue_raise_queue_closed(linked):
     queue, _ = linked
     queue.close()
     with pytest.raises(QueueClosed):
-        queue.write_nowait(datagram(b"late"))
+        queue.write_nowait(datagram_to_listener(b"late"))
     if hasattr(queue, "write_gso_nowait"):
         with pytest.raises(QueueClosed):
-            queue.write_gso_nowait(*udp_gso(PEER, LOCAL, 6000, 5000, [b"x" * 100]), [b"x" * 100], GSOProto.UDP)
+            queue.write_gso_nowait(
+                *udp_gso(PEER, LOCAL, PEER_PORT, LISTEN_PORT, [b"x" * 100]), [b"x" * 100], GSOProto.UDP
+            )
 
 
 def test_aio_writes_inline_without_a_writer_thread(linked):
@@ -74,7 +65,7 @@ def test_aio_writes_inline_without_a_writer_thread(linked):
     async def main():
         aq = AsyncQueue(queue)
         for i in range(20):
-            await aq.write(datagram(b"aio %d" % i))
+            await aq.write(datagram_to_listener(b"aio %d" % i))
         return aq
 
     aq = asyncio.run(main())

@@ -7,11 +7,9 @@ written or reported with the error write() would have raised.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from scapy.layers.inet import IP, UDP
 
+from tests.support.tun import datagram_to_listener, udp_listener_queue
 from tio_core.contract import BatchWriter, WriteBatch
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.wire import MAX_IP_PACKET
@@ -20,21 +18,11 @@ from tio_linux.netns import why_unavailable
 SKIP_REASON = why_unavailable()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
-LOCAL, PEER = "198.18.0.1", "198.18.0.2"
-
 
 @pytest.fixture(params=[True, False], ids=["vnet", "plain"])
 def linked(request, open_in_ns):
-    ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=request.param)
-    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOCAL, 5000))
-    sock.settimeout(5)
-    yield qset.queues()[0], sock
-    sock.close()
-
-
-def datagram(payload: bytes) -> bytes:
-    return bytes(IP(src=PEER, dst=LOCAL) / UDP(sport=6000, dport=5000) / payload)
+    with udp_listener_queue(open_in_ns, offloads=request.param) as pair:
+        yield pair
 
 
 def _raised_by_write(queue, data) -> Exception:
@@ -47,7 +35,7 @@ def test_write_many_delivers_every_packet_in_order(linked):
     queue, sock = linked
     assert isinstance(queue, BatchWriter), "rule: the linux queues write a batch in one call"
     payloads = [f"packet {n}".encode() * (1 + n) for n in range(40)]
-    packets = [datagram(p) for p in payloads]
+    packets = [datagram_to_listener(p) for p in payloads]
     batch = queue.write_many(packets)
     assert batch == WriteBatch(40, sum(map(len, packets)), (), None)
     assert [sock.recv(4000) for _ in payloads] == payloads
@@ -56,7 +44,7 @@ def test_write_many_delivers_every_packet_in_order(linked):
 def test_refused_packets_are_reported_with_the_error_write_raises_and_the_rest_go_out(linked):
     queue, sock = linked
     not_ip = bytes(40)  # version nibble 0: the TUN refuses it with EINVAL
-    packets = [datagram(b"first"), b"", not_ip, bytes(MAX_IP_PACKET + 1), datagram(b"last")]
+    packets = [datagram_to_listener(b"first"), b"", not_ip, bytes(MAX_IP_PACKET + 1), datagram_to_listener(b"last")]
     batch = queue.write_many(packets)
     assert batch.written == 2 and batch.closed is None
     assert batch.bytes_written == len(packets[0]) + len(packets[4])
@@ -70,5 +58,5 @@ def test_refused_packets_are_reported_with_the_error_write_raises_and_the_rest_g
 def test_a_closed_queue_reports_closed_with_nothing_written(linked):
     queue, _ = linked
     queue.close()
-    batch = queue.write_many([datagram(b"late")])
+    batch = queue.write_many([datagram_to_listener(b"late")])
     assert batch.written == 0 and batch.failed == () and isinstance(batch.closed, QueueClosed)
