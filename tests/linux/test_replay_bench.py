@@ -27,18 +27,30 @@ from tio_pcap.reader import read_packets
 
 DEMO = replay_bench.demo_capture()
 
-# What tcpreplay 4.4.3 printed on stdout for the demo capture looped 200 times onto a veth at MTU 1500.
-TCPREPLAY_SAMPLE = """\
-Actual: 67200 packets (12609000 bytes) sent in 0.415851 seconds
-Rated: 30320956.3 Bps, 242.56 Mbps, 161596.34 pps
-Flows: 7 flows, 16.83 fps, 224 unique flow packets, 208 unique non-flow packets
-Statistics for network device: vq7030
-\tSuccessful packets:        67200
-\tFailed packets:            19200
-\tTruncated packets:         0
-\tRetried packets (ENOBUFS): 0
-\tRetried packets (EAGAIN):  0
-"""
+
+def tcpreplay_stdout(loops: int, seconds: str, rated: str, fps: str, device: str) -> str:
+    """What tcpreplay 4.4.3 prints on stdout for the demo capture looped onto a veth at MTU 1500.
+
+    Each loop sends the capture's 336 packets within the MTU (63045 bytes) and fails its 96 larger ones; the
+    time, rates and device are what one run measured.
+    """
+    statistics = {
+        "Successful packets:": 336 * loops,
+        "Failed packets:": 96 * loops,
+        "Truncated packets:": 0,
+        "Retried packets (ENOBUFS):": 0,
+        "Retried packets (EAGAIN):": 0,
+    }
+    return (
+        f"Actual: {336 * loops} packets ({63045 * loops} bytes) sent in {seconds} seconds\n"
+        f"Rated: {rated}\n"
+        f"Flows: 7 flows, {fps} fps, 224 unique flow packets, 208 unique non-flow packets\n"
+        f"Statistics for network device: {device}\n"
+    ) + "".join(f"\t{name:<27}{value}\n" for name, value in statistics.items())
+
+
+# What tcpreplay printed for the demo capture looped 200 times.
+TCPREPLAY_SAMPLE = tcpreplay_stdout(200, "0.415851", "30320956.3 Bps, 242.56 Mbps, 161596.34 pps", "16.83", "vq7030")
 
 
 def _scapy_frame(packet: bytes) -> bytes:
@@ -102,17 +114,7 @@ def test_what_cannot_be_converted_is_refused_with_the_reason(tmp_path, make, pro
 
 
 # The same for 2000 loops: beyond a second, the 'Actual:' line rounds the time to 10 ms.
-TCPREPLAY_LONG_SAMPLE = """\
-Actual: 672000 packets (126090000 bytes) sent in 1.78 seconds
-Rated: 70528378.3 Bps, 564.22 Mbps, 375882.86 pps
-Flows: 7 flows, 3.91 fps, 224 unique flow packets, 208 unique non-flow packets
-Statistics for network device: ta5966x2
-\tSuccessful packets:        672000
-\tFailed packets:            192000
-\tTruncated packets:         0
-\tRetried packets (ENOBUFS): 0
-\tRetried packets (EAGAIN):  0
-"""
+TCPREPLAY_LONG_SAMPLE = tcpreplay_stdout(2000, "1.78", "70528378.3 Bps, 564.22 Mbps, 375882.86 pps", "3.91", "ta5966x2")
 
 
 def test_tcpreplays_report_is_read_from_its_statistics():
