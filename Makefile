@@ -40,30 +40,26 @@ lint: $(VENV)/.kernels
 test: lint sysdeps
 	$(PY) -m pytest
 
+# A tool a benchmark needs, installed with apt-get when missing and possible (root, apt-get); otherwise what is
+# missing is said and the rest still runs. $(call bench_tool,TOOL,BENCHMARK,WITHOUT IT)
+define bench_tool
+	@if ! command -v $(1) >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing $(1) for the $(2) (apt-get)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1)) >/dev/null 2>&1 \
+				|| echo "note: apt-get could not install $(1): $(3)"; \
+		else \
+			echo "note: $(1) is missing and cannot be installed here (needs root and apt-get):" \
+				"$(3); install $(1) and run make bench as root"; \
+		fi; \
+	fi
+endef
+
 # The tun benchmark (iperf3 through TUN forwarders in network namespaces) needs root and iperf3, the
-# replay benchmark tcpreplay (without it only tio replay is measured): installed here with apt-get when
-# possible; otherwise what is missing is said and the rest still runs.
+# replay benchmark tcpreplay (without it only tio replay is measured).
 bench: $(VENV)/.kernels
-	@if ! command -v iperf3 >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing iperf3 for the tun benchmark (apt-get)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3) >/dev/null 2>&1 \
-				|| echo "note: apt-get could not install iperf3: the tun benchmark will not be measured"; \
-		else \
-			echo "note: iperf3 is missing and cannot be installed here (needs root and apt-get):" \
-				"the tun benchmark will not be measured; install iperf3 and run make bench as root"; \
-		fi; \
-	fi
-	@if ! command -v tcpreplay >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing tcpreplay for the replay benchmark (apt-get)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpreplay) >/dev/null 2>&1 \
-				|| echo "note: apt-get could not install tcpreplay: the replay benchmark measures tio alone"; \
-		else \
-			echo "note: tcpreplay is missing and cannot be installed here (needs root and apt-get):" \
-				"the replay benchmark measures tio alone; install tcpreplay and run make bench as root"; \
-		fi; \
-	fi
+	$(call bench_tool,iperf3,tun benchmark,the tun benchmark will not be measured)
+	$(call bench_tool,tcpreplay,replay benchmark,the replay benchmark measures tio alone)
 	@[ "$$(id -u)" = 0 ] || echo "note: not root: the tun benchmark (network namespaces, TUN devices) is skipped"
 	$(VENV)/bin/tio bench
 
