@@ -11,6 +11,7 @@ CI_MAX_EXAMPLES examples.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -64,3 +65,16 @@ def open_in_ns(tio_netns) -> Iterator[Callable[..., tuple[Namespace, object]]]:
     yield opener
     for qset in sets:
         qset.close()
+
+
+@pytest.fixture(params=[True, False], ids=["vnet", "plain"])
+def udp_listener_queue(request, open_in_ns) -> Iterator[tuple[object, socket.socket]]:
+    """(queue, socket), once with offloads (vnet) and once without (plain): the first queue of an up TUN addressed
+    tests.support.tun.LOCAL and a UDP socket bound to LOCAL:LISTEN_PORT in its namespace (5 s timeout)."""
+    from tests.support.tun import LISTEN_PORT, LOCAL
+
+    ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=request.param)
+    with ns.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOCAL, LISTEN_PORT))
+        sock.settimeout(5)
+        yield qset.queues()[0], sock

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from tests.support.packets import udp_gso
-from tests.support.tun import LISTEN_PORT, LOCAL, PEER, PEER_PORT, datagram_to_listener, udp_listener_queue
+from tests.support.tun import LISTEN_PORT, LOCAL, PEER, PEER_PORT, datagram_to_listener
 from tio_core.aio import AsyncQueue
 from tio_core.contract import GSOProto, NonBlockingGSOWriter, NonBlockingWriter
 from tio_core.errors import QueueClosed
@@ -23,22 +23,16 @@ SKIP_REASON = why_unavailable()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
 
-@pytest.fixture(params=[True, False], ids=["vnet", "plain"])
-def linked(request, open_in_ns):
-    with udp_listener_queue(open_in_ns, offloads=request.param) as pair:
-        yield pair
-
-
-def test_write_nowait_delivers_like_write(linked):
-    queue, sock = linked
+def test_write_nowait_delivers_like_write(udp_listener_queue):
+    queue, sock = udp_listener_queue
     assert isinstance(queue, NonBlockingWriter), "rule: the linux queue offers a non-blocking write"
     packet = datagram_to_listener(b"inline")
     assert queue.write_nowait(packet) == len(packet)
     assert sock.recv(2000) == b"inline"
 
 
-def test_write_gso_nowait_delivers_like_write_gso(linked):
-    queue, sock = linked
+def test_write_gso_nowait_delivers_like_write_gso(udp_listener_queue):
+    queue, sock = udp_listener_queue
     if not hasattr(queue, "write_gso"):
         pytest.skip("a plain queue has no write_gso")
     assert isinstance(queue, NonBlockingGSOWriter)
@@ -47,8 +41,8 @@ def test_write_gso_nowait_delivers_like_write_gso(linked):
     assert [sock.recv(2000) for _ in payloads] == payloads
 
 
-def test_nowait_writes_on_a_closed_queue_raise_queue_closed(linked):
-    queue, _ = linked
+def test_nowait_writes_on_a_closed_queue_raise_queue_closed(udp_listener_queue):
+    queue, _ = udp_listener_queue
     queue.close()
     with pytest.raises(QueueClosed):
         queue.write_nowait(datagram_to_listener(b"late"))
@@ -59,8 +53,8 @@ def test_nowait_writes_on_a_closed_queue_raise_queue_closed(linked):
             )
 
 
-def test_aio_writes_inline_without_a_writer_thread(linked):
-    queue, sock = linked
+def test_aio_writes_inline_without_a_writer_thread(udp_listener_queue):
+    queue, sock = udp_listener_queue
 
     async def main():
         aq = AsyncQueue(queue)

@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.tun import datagram_to_listener, udp_listener_queue
+from tests.support.tun import datagram_to_listener
 from tio_core.contract import BatchWriter, WriteBatch
 from tio_core.errors import MalformedPacket, QueueClosed
 from tio_core.wire import MAX_IP_PACKET
-from tio_linux.netns import why_unavailable
-
-SKIP_REASON = why_unavailable()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
-
-
-@pytest.fixture(params=[True, False], ids=["vnet", "plain"])
-def linked(request, open_in_ns):
-    with udp_listener_queue(open_in_ns, offloads=request.param) as pair:
-        yield pair
 
 
 def _raised_by_write(queue, data) -> Exception:
@@ -31,8 +21,8 @@ def _raised_by_write(queue, data) -> Exception:
     return info.value
 
 
-def test_write_many_delivers_every_packet_in_order(linked):
-    queue, sock = linked
+def test_write_many_delivers_every_packet_in_order(udp_listener_queue):
+    queue, sock = udp_listener_queue
     assert isinstance(queue, BatchWriter), "rule: the linux queues write a batch in one call"
     payloads = [f"packet {n}".encode() * (1 + n) for n in range(40)]
     packets = [datagram_to_listener(p) for p in payloads]
@@ -41,8 +31,8 @@ def test_write_many_delivers_every_packet_in_order(linked):
     assert [sock.recv(4000) for _ in payloads] == payloads
 
 
-def test_refused_packets_are_reported_with_the_error_write_raises_and_the_rest_go_out(linked):
-    queue, sock = linked
+def test_refused_packets_are_reported_with_the_error_write_raises_and_the_rest_go_out(udp_listener_queue):
+    queue, sock = udp_listener_queue
     not_ip = bytes(40)  # version nibble 0: the TUN refuses it with EINVAL
     packets = [datagram_to_listener(b"first"), b"", not_ip, bytes(MAX_IP_PACKET + 1), datagram_to_listener(b"last")]
     batch = queue.write_many(packets)
@@ -55,8 +45,8 @@ def test_refused_packets_are_reported_with_the_error_write_raises_and_the_rest_g
     assert [sock.recv(4000), sock.recv(4000)] == [b"first", b"last"]
 
 
-def test_a_closed_queue_reports_closed_with_nothing_written(linked):
-    queue, _ = linked
+def test_a_closed_queue_reports_closed_with_nothing_written(udp_listener_queue):
+    queue, _ = udp_listener_queue
     queue.close()
     batch = queue.write_many([datagram_to_listener(b"late")])
     assert batch.written == 0 and batch.failed == () and isinstance(batch.closed, QueueClosed)

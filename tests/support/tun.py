@@ -7,28 +7,16 @@ The test stands "behind" the TUN as the peer address: it writes the peer's packe
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
 from tests.support.packets import parse
 
-# A UDP listener behind a TUN: its address in the namespace, the peer's address behind the TUN, and the ports.
+# The UDP listener behind a TUN of the udp_listener_queue fixture (tests/conftest.py): its address in the
+# namespace, the peer's address behind the TUN, and the ports.
 LOCAL, PEER = "198.18.0.1", "198.18.0.2"
 LISTEN_PORT, PEER_PORT = 5000, 6000
-
-
-@contextmanager
-def udp_listener_queue(open_in_ns: Callable[..., tuple], offloads: bool) -> Iterator[tuple[object, socket.socket]]:
-    """(queue, socket): the first queue of an up TUN addressed LOCAL, with or without offloads, and a UDP socket
-    bound to LOCAL:LISTEN_PORT in its namespace (5 s timeout), closed on exit."""
-    ns, qset = open_in_ns(addresses=(f"{LOCAL}/24",), up=True, offloads=offloads)
-    with ns.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((LOCAL, LISTEN_PORT))
-        sock.settimeout(5)
-        yield qset.queues()[0], sock
 
 
 def datagram_to_listener(payload: bytes) -> bytes:
