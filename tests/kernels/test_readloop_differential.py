@@ -28,13 +28,11 @@ from tio_core.wire import (
     GSO_ECN,
     GSO_NONE,
     GSO_TCPV4,
-    GSO_TCPV6,
-    GSO_UDP,
-    GSO_UDP_L4,
     NEEDS_CSUM,
     RSC_INFO,
     VIRTIO_NET_HDR_LEN,
     VirtioNetHdr,
+    vnet_header_for,
 )
 
 _ckernels = built_extension()
@@ -42,7 +40,8 @@ pytestmark = pytest.mark.skipif(_ckernels is None, reason="C kernels not built")
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-GSO_TYPES = [GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, GSO_UDP, 2, 6, 0x7F]
+# Every gso_type number up to 6 (wire's NONE, TCPV4, UDP, TCPV6, UDP_L4 and the unnamed 2 and 6) and one far out.
+GSO_TYPES = [*range(7), 0x7F]
 
 
 def _pool() -> list[tuple[bytes, VirtioNetHdr]]:
@@ -52,12 +51,9 @@ def _pool() -> list[tuple[bytes, VirtioNetHdr]]:
         for proto in (GSOProto.TCP, GSOProto.UDP):
             for payload, mss in ((4000, 1448), (1000, 1448), (0, 1448), (3000, 500)):
                 packet, _ = superpacket(version, proto, payload, mss, ext_headers=1 if version == 6 and payload else 0)
-                gso = packet.gso
-                base = {(4, GSOProto.TCP): GSO_TCPV4, (6, GSOProto.TCP): GSO_TCPV6}.get((version, proto), GSO_UDP_L4)
-                offset = 16 if proto == GSOProto.TCP else 6
-                data = bytes(packet.data)
-                pool.append((data, VirtioNetHdr(NEEDS_CSUM, base, gso.hdr_len, mss, gso.csum_start, offset)))
-                pool.append((data, VirtioNetHdr(NEEDS_CSUM, GSO_NONE, 0, 0, gso.csum_start, offset)))
+                data, hdr = bytes(packet.data), vnet_header_for(packet.gso, version)
+                pool.append((data, hdr))
+                pool.append((data, hdr._replace(gso_type=GSO_NONE, hdr_len=0, gso_size=0)))
                 pool.append((data, VirtioNetHdr()))
     return pool
 
