@@ -269,10 +269,10 @@ def test_a_closed_fd_is_ebadf():
 
 def test_argument_errors_agree():
     assert _ckernels is not None
-    for args in ((0, b"abc", True, 1, 1), (0, bytearray(10), True, 1, 0)):
+    for args in ((0, b"abc", True, 1, 1), (0, bytearray(10), True, 1, 0), (2**40, bytearray(10), True, 1, 1)):
         outcomes = []
         for read in (_ckernels.read_batch, py_read_batch):
-            with pytest.raises((TypeError, ValueError)) as info:
+            with pytest.raises((TypeError, ValueError, OverflowError)) as info:
                 read(*args)
             outcomes.append((type(info.value), str(info.value)))
         assert outcomes[0] == outcomes[1], "the C read_batch must refuse bad arguments as its pure twin does"

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from tio_core.contract import NO_GSO, Packet
 from tio_core.errors import MalformedPacket
 from tio_core.kernels import _pykernels, native
+from tio_core.kernels._pyargs import fd_argument
 from tio_core.wire import GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VIRTIO_NET_HDR_LEN, VirtioNetHdr
 
 DROP_REASONS = ("short_read", "truncated", "gso_type", "malformed")
@@ -43,6 +44,7 @@ ReadBatch = tuple[list[Packet], tuple[int, int, int, int], bool, OSError | None,
 
 def py_read_batch(fd: int, buffer: bytearray, vnet: bool, max_batch: int, headroom: int) -> ReadBatch:
     """One batch of reads (see the module docstring); the pure twin of the C read_batch."""
+    fd = fd_argument(fd, "read_batch")
     if not isinstance(buffer, bytearray):
         raise TypeError(f"read_batch needs a bytearray, got {type(buffer).__name__}")
     if headroom < 1:

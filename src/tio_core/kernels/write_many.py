@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 
 from tio_core.contract import Buffer
 from tio_core.kernels import native
-
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # a C int, the fd's type
+from tio_core.kernels._pyargs import fd_argument
 
 WriteMany = Callable[[int, Sequence[Buffer], Buffer, int, int], tuple[int, int, int, int]]
 
@@ -36,9 +35,7 @@ def py_write_many(
     fd: int, packets: Sequence[Buffer], header: Buffer, start: int, max_size: int
 ) -> tuple[int, int, int, int]:
     """The pure twin of the C write_many (see the module's docstring)."""
-    fd = operator.index(fd)
-    if not INT_MIN <= fd <= INT_MAX:
-        raise OverflowError("write_many: fd is out of range")
+    fd = fd_argument(fd, "write_many")
     start, max_size = operator.index(start), operator.index(max_size)
     try:
         items = packets if type(packets) in (list, tuple) else list(packets)
