@@ -350,6 +350,10 @@ class Forwarder:
 
     def _forward(self, batch: list[Packet]) -> None:
         lane = self._lane
+        if len(batch) == 1 and not batch[0].gso.size:
+            # One plain packet merges with nothing (a TCP ACK, typically): straight to the sink.
+            self._writer.write(batch[0].data)
+            return
         if not any(map(_size_of, map(_gso_of, batch))):
             # no superpacket (a replay, a TUN without offloads): the whole batch is one run, staged in C
             lane.add_many(list(map(_data_of, batch)))
