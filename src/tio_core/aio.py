@@ -62,7 +62,6 @@ documents each method's rules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue as queue_mod
 import threading
 import weakref
@@ -379,15 +378,30 @@ class AsyncQueue:
 
     async def write(self, data: Buffer) -> int:
         """Emit one IP packet; returns the bytes written (see cancellation notes)."""
-        return await self._write(self._write_nowait, self._queue.write, (data,))
+        nowait = self._write_nowait
+        # The common case inline (no second coroutine): nobody waits to write, so this write
+        # overtakes no one; a first use, or a loop other than the bound one, goes the long way.
+        if (
+            nowait is not None
+            and not self._closed
+            and not self._write_lock.locked()
+            and self._loop is asyncio.get_running_loop()
+        ):
+            try:
+                return nowait(data)
+            except BlockingIOError:
+                pass
+        return await self._write(nowait, self._queue.write, (data,))
 
     async def _write(self, nowait: Callable[..., Any] | None, blocking: Callable[..., Any], args: tuple) -> Any:
         loop = self._bind()
         self._check_open()
         if nowait is not None and not self._write_lock.locked():
             # Nobody waits to write, so a write that does not block overtakes no one: no lock needed.
-            with contextlib.suppress(BlockingIOError):
+            try:
                 return nowait(*args)
+            except BlockingIOError:
+                pass
         async with self._write_lock:
             self._check_open()
             while nowait is not None:
