@@ -315,6 +315,24 @@ def test_bad_first_segment_is_not_a_seed(coalesce):
     assert coalesce(packets).shape() == ["W", "G2"]
 
 
+def test_only_packets_that_merge_have_their_checksum_verified(monkeypatch):
+    """A packet written as it is keeps its own checksum: verifying it would only cost time."""
+    from tio_core.coalesce import _pycoalesce
+
+    verified = []
+    real = _pycoalesce._l4_checksum_ok
+    monkeypatch.setattr(
+        _pycoalesce, "_l4_checksum_ok", lambda view, *rest: verified.append(bytes(view)) or real(view, *rest)
+    )
+    lone = [tcp4(1, 100, sport=1000 + i) for i in range(5)]  # five flows, one segment each
+    run = tcp_stream(3, seq=1, sport=7)  # one flow of three segments
+    writes = _pycoalesce.plan(lone + run, True, True, True, (GSOProto.TCP, GSOProto.UDP))
+    assert writes[:5] == lone and len(writes) == 6 and len(writes[5][2]) == 3
+    assert sorted(verified) == sorted(run), (
+        f"rule: only the segments that join a run are verified ({len(verified)} verified, 3 merged)"
+    )
+
+
 def test_verification_can_be_turned_off(coalesce):
     packets = tcp_stream(3)
     packets[1] = corrupt_l4_checksum(packets[1])

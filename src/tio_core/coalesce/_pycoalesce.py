@@ -19,7 +19,11 @@ Rules, in the order they are applied to each packet:
   payload, a valid checksum. UDP candidates: UDP length == IP payload length,
   a payload, a non-zero and valid checksum. A TCP/UDP packet that fails goes
   verbatim and seals its own flow's open run - except a pure TCP ACK (valid
-  flags, no payload), which seals nothing.
+  flags, no payload), which seals nothing. The checksum is checked only when a
+  merge depends on it (a packet written as it is keeps its own): when a second
+  segment would join, for the seed and the joiner. The result is the same as
+  checking every candidate on arrival, without the cost for packets that
+  merge with nothing.
 * A candidate joins its flow's open run if every field that the kernel copies
   when it resegments is equal (see _joins), its sequence number follows, its
   payload is not larger than the run's segment size and the caps allow it;
@@ -104,6 +108,8 @@ class _Candidate:
     plen: int  # payload bytes
     seq: int  # TCP sequence number (0 for UDP)
     flags: int  # TCP flags (0 for UDP)
+    addrs: bytes  # source and destination address (the pseudo-header's)
+    verified: bool | None  # the L4 checksum's verdict; None until a merge depends on it
 
 
 class _Run:
@@ -147,6 +153,14 @@ def _pseudo_sum(addrs: bytes, proto: int, l4_len: int) -> int:
 
 def _l4_checksum_ok(view: memoryview, l4off: int, ip_len: int, proto: int, addrs: bytes) -> bool:
     return checksum(view[l4off:ip_len], _pseudo_sum(addrs, proto, ip_len - l4off)) == 0xFFFF
+
+
+def _checksum_ok(cand: _Candidate) -> bool:
+    """Whether cand's L4 checksum verifies; computed once, when a merge first depends on it."""
+    if cand.verified is None:
+        l4_end = cand.l4off + cand.l4hlen + cand.plen
+        cand.verified = _l4_checksum_ok(cand.view, cand.l4off, l4_end, cand.proto, cand.addrs)
+    return cand.verified
 
 
 def _parse_ip(view: memoryview, verify: bool) -> tuple[int, int, int, bytes] | None:
@@ -205,10 +219,12 @@ def _parse_tcp(view: memoryview, ip_len: int, l4off: int, addrs: bytes, enabled:
     plen = l4_len - l4hlen
     if plen == 0:
         return VERBATIM, key, None  # a pure ACK leaves the run open
-    if verify and not _l4_checksum_ok(view, l4off, ip_len, IPPROTO_TCP, addrs):
-        return SEAL_FLOW, key, None
     seq = _U32.unpack_from(view, l4off + TCP_SEQ)[0]
-    return CANDIDATE, key, _Candidate(view, IPPROTO_TCP, l4off, l4hlen, plen, seq, flags)
+    return (
+        CANDIDATE,
+        key,
+        _Candidate(view, IPPROTO_TCP, l4off, l4hlen, plen, seq, flags, addrs, None if verify else True),
+    )
 
 
 def _parse_udp(view: memoryview, ip_len: int, l4off: int, addrs: bytes, enabled: bool, verify: bool) -> Parsed:
@@ -223,9 +239,7 @@ def _parse_udp(view: memoryview, ip_len: int, l4off: int, addrs: bytes, enabled:
     udp_length = _U16.unpack_from(view, l4off + UDP_LENGTH)[0]
     if udp_length != l4_len or plen == 0 or _U16.unpack_from(view, l4off + UDP_CSUM_OFFSET)[0] == 0:
         return SEAL_FLOW, key, None
-    if verify and not _l4_checksum_ok(view, l4off, ip_len, IPPROTO_UDP, addrs):
-        return SEAL_FLOW, key, None
-    return CANDIDATE, key, _Candidate(view, IPPROTO_UDP, l4off, UDP_HDR, plen, 0, 0)
+    return CANDIDATE, key, _Candidate(view, IPPROTO_UDP, l4off, UDP_HDR, plen, 0, 0, addrs, None if verify else True)
 
 
 def _joins(run: _Run, cand: _Candidate) -> bool:
@@ -313,7 +327,17 @@ def plan(packets: Sequence[object], tcp: bool, udp: bool, verify: bool, protos: 
             continue
         assert key is not None  # a candidate always has its flow
         run = open_runs.get(key)
-        if run is not None and _joins(run, cand):
+        # Checksums are verified only where a merge depends on them (a packet written as it
+        # is keeps its own): a seed that fails stays a run of one, written as it is; a
+        # joiner that fails is written as it is and ends its flow's run, as it would have
+        # had it been refused on arrival.
+        if run is not None and (not _joins(run, cand) or not _checksum_ok(run.seed)):
+            run = None
+        if run is not None and not _checksum_ok(cand):
+            del open_runs[key]
+            items.append(obj)
+            continue
+        if run is not None:
             run.members.append(cand)
             run.total += cand.plen
             run.next_seq = (cand.seq + cand.plen) & 0xFFFFFFFF

@@ -2,7 +2,7 @@
  * tio_core.coalesce._pycoalesce.plan (read that module's docstring for the rules).
  *
  * coalesce_plan(packets, tcp, udp, verify, protos) parses every packet once,
- * verifies checksums, builds the runs of same-flow segments, patches the
+ * verifies the checksums a merge depends on, builds the runs of same-flow segments, patches the
  * merged headers and slices the payloads, returning the list of writes:
  * original packet objects (write) and (ip_hdr, l4_hdr, payloads, proto)
  * tuples (write_gso). All per-packet work of a flush happens here, so the
@@ -33,6 +33,7 @@ typedef struct {
     uint32_t seq;
     uint16_t l4off, l4hlen, plen;
     uint8_t proto, flags;
+    int8_t verified; /* the L4 checksum's verdict: 1 ok, 0 bad, -1 not checked until a merge depends on it */
     Py_ssize_t next; /* next member of the same run, or -1 */
 } candidate;
 
@@ -185,13 +186,22 @@ static enum outcome parse(const uint8_t *p, Py_ssize_t n, int tcp, int udp, int 
     c->l4hlen = (uint16_t)l4hlen;
     c->plen = (uint16_t)(l4_len - l4hlen);
     c->next = -1;
-    enum outcome oc = is_tcp ? classify_tcp(l4, tcp, c) : classify_udp(l4, l4_len, udp, c);
-    if (oc == CANDIDATE && verify) {
-        uint64_t acc = pseudo_sum(ip.addrs, ip.addr_len, ip.proto, (uint32_t)l4_len);
-        if (tio_csum_fold(tio_csum_add(acc, l4, (size_t)l4_len)) != 0xFFFF)
-            return SEAL_FLOW;
+    c->verified = verify ? -1 : 1;
+    return is_tcp ? classify_tcp(l4, tcp, c) : classify_udp(l4, l4_len, udp, c);
+}
+
+/* Whether c's L4 checksum verifies; computed once, when a merge first depends on it
+ * (twin of _checksum_ok). */
+static int checksum_ok(candidate *c)
+{
+    if (c->verified < 0) {
+        const uint8_t *addrs = c->p + (is_ipv4(c) ? TIO_IPV4_SRC : TIO_IPV6_SRC);
+        const size_t addr_len = 2 * (is_ipv4(c) ? TIO_IPV4_ADDR_LEN : TIO_IPV6_ADDR_LEN);
+        const uint32_t l4_len = (uint32_t)c->l4hlen + c->plen;
+        uint64_t acc = pseudo_sum(addrs, addr_len, c->proto, l4_len);
+        c->verified = tio_csum_fold(tio_csum_add(acc, c->p + c->l4off, l4_len)) == 0xFFFF;
     }
-    return oc;
+    return c->verified;
 }
 
 /* Whether c can be the next segment of run r (same flow already known):
@@ -446,7 +456,18 @@ static void build_runs(planner *pl, int tcp, int udp, int verify)
         }
         slot_t *slot = lookup(pl->table, pl->mask, &key);
         run_t *r = slot->run >= 0 ? &pl->runs[slot->run] : NULL;
-        if (r != NULL && r->epoch == epoch && joins(r, &pl->cands[r->seed], c))
+        /* Checksums are verified only where a merge depends on them (a packet written as it is
+         * keeps its own): a seed that fails stays a run of one, written as it is; a joiner
+         * that fails is written as it is and ends its flow's run. */
+        if (r != NULL &&
+            (r->epoch != epoch || !joins(r, &pl->cands[r->seed], c) || !checksum_ok(&pl->cands[r->seed])))
+            r = NULL;
+        if (r != NULL && !checksum_ok(c)) {
+            slot->run = -1;
+            pl->items[pl->n_items++] = i;
+            continue;
+        }
+        if (r != NULL)
             extend_run(pl, r, i);
         else
             r = start_run(pl, slot, i, epoch);
