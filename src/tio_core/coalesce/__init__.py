@@ -250,28 +250,16 @@ class Coalescer:
         self._staged = []
         self._staged_untrusted = False
         plan = self._plan(staged, self.tcp, self.udp, verify, _PROTOS)
-        write, write_gso = self._write, self._write_gso
-        first_error: Exception | None = None
-        if self._write_many is not None:
-            first_error = self._flush_runs(plan)
-        else:
-            for item in plan:
-                try:
-                    if type(item) is tuple:
-                        write_gso(*item)
-                    else:
-                        write(item)
-                except Exception as exc:  # keep writing the rest; report the first
-                    if first_error is None:
-                        first_error = exc
+        first_error = self._flush_runs(plan)
         if first_error is not None:
             raise first_error
 
     def _flush_runs(self, plan: list[Any]) -> Exception | None:
-        """Write a plan whose runs of verbatim packets go out through write_many; the first error.
+        """Write a plan: each merged item with write_gso, each run of verbatim packets between
+        them with _write_run; every write is attempted, the first error is returned.
 
-        The merged items (tuples, for write_gso) are found by list.index over
-        the items' types, so the Python loop runs per merged item, not per packet.
+        The merged items (tuples) are found by list.index over the items'
+        types, so this loop runs per merged item, not per packet.
         """
         write_gso = self._write_gso
         first_error: Exception | None = None
@@ -295,8 +283,17 @@ class Coalescer:
         return first_error
 
     def _write_run(self, run: list[object], first_error: Exception | None) -> Exception | None:
-        """write_many(run); the first error so far (the run's first failure when there was none)."""
-        assert self._write_many is not None
+        """Write verbatim packets in order: one write_many when the writer is a BatchWriter, else
+        write() each; the first error so far (the run's first failure when there was none)."""
+        if self._write_many is None:
+            write = self._write
+            for packet in run:
+                try:
+                    write(packet)
+                except Exception as exc:  # keep writing the rest; report the first
+                    if first_error is None:
+                        first_error = exc
+            return first_error
         try:
             batch = self._write_many(run)
         except Exception as exc:
@@ -334,17 +331,7 @@ class Passthrough(Coalescer):
             return
         self._staged = []
         self._staged_untrusted = False
-        first_error: Exception | None = None
-        if self._write_many is not None:
-            first_error = self._write_run(staged, None)
-        else:
-            write = self._write
-            for packet in staged:
-                try:
-                    write(packet)
-                except Exception as exc:
-                    if first_error is None:
-                        first_error = exc
+        first_error = self._write_run(staged, None)
         if first_error is not None:
             raise first_error
 
