@@ -90,6 +90,9 @@ MODES = ("auto", "fd", "thread")
 # it was closed without going through the wrapper.
 CLOSED_CHECK_SECONDS = 0.2
 
+# What _write_now returns when the write could not go inline (None is a write_gso's result).
+_MUST_WAIT = object()
+
 # --------------------------------------------------------------------------
 # What the backend offers
 
@@ -378,30 +381,24 @@ class AsyncQueue:
 
     async def write(self, data: Buffer) -> int:
         """Emit one IP packet; returns the bytes written (see cancellation notes)."""
-        nowait = self._write_nowait
-        # The common case inline (no second coroutine): nobody waits to write, so this write
-        # overtakes no one; a first use, or a loop other than the bound one, goes the long way.
-        if (
-            nowait is not None
-            and not self._closed
-            and not self._write_lock.locked()
-            and self._loop is asyncio.get_running_loop()
-        ):
-            try:
-                return nowait(data)
-            except BlockingIOError:
-                pass
-        return await self._write(nowait, self._queue.write, (data,))
+        nowait, args = self._write_nowait, (data,)
+        written = self._write_now(nowait, args)
+        return await self._write(nowait, self._queue.write, args) if written is _MUST_WAIT else written
+
+    def _write_now(self, nowait: Callable[..., Any] | None, args: tuple) -> Any:
+        """nowait(*args) inline, without a coroutine or the lock, when nobody waits to write (so
+        this write overtakes no one) on the bound loop; _MUST_WAIT when _write must take over
+        (no non-blocking write, closed, a writer waiting, a first use or another loop, or EAGAIN)."""
+        if nowait is None or self._closed or self._write_lock.locked() or self._loop is not asyncio.get_running_loop():
+            return _MUST_WAIT
+        try:
+            return nowait(*args)
+        except BlockingIOError:
+            return _MUST_WAIT
 
     async def _write(self, nowait: Callable[..., Any] | None, blocking: Callable[..., Any], args: tuple) -> Any:
         loop = self._bind()
         self._check_open()
-        if nowait is not None and not self._write_lock.locked():
-            # Nobody waits to write, so a write that does not block overtakes no one: no lock needed.
-            try:
-                return nowait(*args)
-            except BlockingIOError:
-                pass
         async with self._write_lock:
             self._check_open()
             while nowait is not None:
@@ -480,7 +477,9 @@ class AsyncGSOQueue(AsyncQueue):
         Check ``supports_gso(proto)`` first, as for the synchronous queue.
         """
         writer = cast(GSOWriter, self._queue)  # AsyncGSOQueue wraps GSOWriters only
-        await self._write(self._write_gso_nowait, writer.write_gso, (ip_hdr, transport_hdr, payloads, proto))
+        nowait, args = self._write_gso_nowait, (ip_hdr, transport_hdr, payloads, proto)
+        if self._write_now(nowait, args) is _MUST_WAIT:
+            await self._write(nowait, writer.write_gso, args)
 
 
 # --------------------------------------------------------------------------
