@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def workers() -> int:
     return max(2, min(os.cpu_count() or 2, 4))
 
 
-def _tio() -> str:
+def tio_command() -> str:
+    """The tio console script beside this Python (a venv), else the one on PATH."""
     beside = Path(sys.executable).with_name("tio")
     return str(beside) if beside.exists() else (shutil.which("tio") or "tio")
 
@@ -81,7 +83,7 @@ def _tio() -> str:
 def data_paths(n: int) -> list[DataPath]:
     ref = (sys.executable, "-m", "tio_linux.refforward")
     bridge = (sys.executable, str(BRIDGE))
-    forward = (_tio(), "forward", "-q", "--both-ways", "--from", "linux:name={a}", "--to", "linux:name={b}")
+    forward = (tio_command(), "forward", "-q", "--both-ways", "--from", "linux:name={a}", "--to", "linux:name={b}")
     return [
         DataPath("veth", "veth pair (kernel only)"),
         DataPath("naive", "naive per-packet forwarder", (*ref, "plain", "{a}", "{b}"), ready="READY"),
@@ -220,7 +222,9 @@ def run(quick: bool = False) -> list[Figure]:
     return figures(paths, results)
 
 
-def _median(values: list[float]) -> float:
+def median(values: Iterable[float]) -> float:
+    """The median of the rounds' figures; 0.0 when no round measured one."""
+    values = list(values)
     return statistics.median(values) if values else 0.0
 
 
@@ -231,8 +235,8 @@ NOT_BELOW = 1.0  # tio forward against the example bridge, N workers against one
 
 def figures(paths: list[DataPath], results: dict[str, list[Measurement]]) -> list[Figure]:
     by_key = {p.key: p for p in paths}
-    gbps = {key: _median([m.gbit_per_s for m in runs]) for key, runs in results.items()}
-    cpu = {key: _median([m.cpu_per_gb for m in runs if m.cpu_per_gb is not None]) for key, runs in results.items()}
+    gbps = {key: median([m.gbit_per_s for m in runs]) for key, runs in results.items()}
+    cpu = {key: median([m.cpu_per_gb for m in runs if m.cpu_per_gb is not None]) for key, runs in results.items()}
     base = by_key[BASELINE].name if BASELINE in by_key else ""
     out = []
     for path in paths:

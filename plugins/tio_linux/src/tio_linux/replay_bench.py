@@ -25,7 +25,6 @@ import json
 import re
 import resource
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tio_core.bench import Figure
+from tio_linux.bench import BenchError, median, tio_command
 
 MTU = 1500
 LOCAL_CIDR = "198.18.7.1/24"  # the receiving side's address, TUN and veth peer alike
@@ -54,10 +54,6 @@ RECORD_HEADER = "IIII"
 LINKTYPE_ETHERNET = 1
 RAW_LINKTYPES = frozenset((101, 228, 229))  # LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6
 ETHERTYPES = {4: b"\x08\x00", 6: b"\x86\xdd"}
-
-
-class BenchError(Exception):
-    """One path could not be measured (the reason is printed, the other path goes on)."""
 
 
 def demo_capture() -> Path:
@@ -204,11 +200,6 @@ class TioRun:
         return busy * 1e6 / self.packets_written if self.packets_written else 0.0
 
 
-def _tio() -> str:
-    beside = Path(sys.executable).with_name("tio")
-    return str(beside) if beside.exists() else (shutil.which("tio") or "tio")
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -233,7 +224,7 @@ def measure_tio(capture: Path, loops: int, limit: int | None = None) -> TioRun:
 
     with Namespace("rp") as ns:
         sink = f"linux:name={unique_ifname('rp')},up=true,addresses={LOCAL_CIDR}"
-        argv = [_tio(), "replay", str(capture), "--to", sink, "--loop", str(loops), "--json"]
+        argv = [tio_command(), "replay", str(capture), "--to", sink, "--loop", str(loops), "--json"]
         if limit is not None:
             argv += ["--limit", str(limit)]
         cpu_before = _children_cpu()
@@ -318,7 +309,7 @@ def run(quick: bool = False) -> list[Figure]:
             _attempt("tio replay (packets within the MTU)", runs.tio_small, measure_tio, small, loops)
             if not no_tcpreplay:
                 _attempt("tcpreplay", runs.tcpreplay, measure_tcpreplay, ethernet, loops)
-    startup_cpu = _median(r.cpu_seconds for r in startup)
+    startup_cpu = median(r.cpu_seconds for r in startup)
     for tio in (*runs.tio, *runs.tio_small):
         tio.startup_cpu_seconds = startup_cpu
     _print_ranges(runs, facts, loops)
@@ -345,40 +336,35 @@ TCPREPLAY_NAME = "tcpreplay --topspeed -K onto a veth"
 TARGET = 1.0  # issue 13: at least tcpreplay's packet rate
 
 
-def _median(values) -> float:
-    values = list(values)
-    return statistics.median(values) if values else 0.0
-
-
 def figures(runs: Runs, facts: CaptureFacts, loops: int) -> list[Figure]:
     """Packets/s, Gbit/s and CPU per packet of tio beside tcpreplay (medians over rounds)."""
     if not runs.tio and not runs.tio_small:
         return []
     tcp = runs.tcpreplay
     base = TCPREPLAY_NAME if tcp else ""
-    tcp_pps = _median(r.packets_per_s for r in tcp)
-    tcp_cpu = _median(r.cpu_us_per_packet for r in tcp)
+    tcp_pps = median(r.packets_per_s for r in tcp)
+    tcp_cpu = median(r.cpu_us_per_packet for r in tcp)
     out = []
     for name, tio in ((TIO_NAME, runs.tio), (TIO_SMALL_NAME, runs.tio_small)):
         if not tio:
             continue
         target = TARGET if tcp and tio is runs.tio else None
-        out.append(Figure(name, _median(r.packets_per_s for r in tio), "packets/s", base, tcp_pps, target))
+        out.append(Figure(name, median(r.packets_per_s for r in tio), "packets/s", base, tcp_pps, target))
         out.append(
             Figure(
                 f"{name}: CPU",
-                _median(r.cpu_us_per_packet for r in tio),
+                median(r.cpu_us_per_packet for r in tio),
                 "us/packet",
                 f"{base}: CPU" if tcp else "",
                 tcp_cpu,
             )
         )
     if runs.tio:
-        tcp_gbps = _median(r.gbit_per_s for r in tcp)
+        tcp_gbps = median(r.gbit_per_s for r in tcp)
         out.append(
             Figure(
                 f"{TIO_NAME}: bytes",
-                _median(r.gbit_per_s for r in runs.tio),
+                median(r.gbit_per_s for r in runs.tio),
                 "Gbit/s",
                 base and f"{base}: bytes",
                 tcp_gbps,
@@ -387,7 +373,7 @@ def figures(runs: Runs, facts: CaptureFacts, loops: int) -> list[Figure]:
         # The packets above the MTU: tio delivered every one it was given unless it counted drops.
         worst = max(r.dropped for r in runs.tio)
         delivered_big = max(0, facts.above_mtu * loops - worst)
-        failed = _median(r.failed for r in tcp)
+        failed = median(r.failed for r in tcp)
         out.append(
             Figure(
                 f"{TIO_NAME}: packets above MTU {MTU} delivered",
